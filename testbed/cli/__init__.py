@@ -1,0 +1,52 @@
+"""The ``fpp`` command line.
+
+Each command group lives in its own module with a ``register(subparsers)`` function that adds its
+sub-commands and sets ``func`` on them; ``main`` dispatches and turns :class:`UserError` into one clear
+paragraph on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from testbed import __version__
+from testbed.errors import UserError
+
+# One line per command group module (testbed/cli/<name>.py).
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fpp", description="Federated power plant testbed: co-simulation and hardware in the loop."
+    )
+    parser.add_argument("--version", action="version", version=f"fpp {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"fpp {args.command}: error: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fpp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
