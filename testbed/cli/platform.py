@@ -1,0 +1,138 @@
+"""``fpp platform``: run the P2P/FPP platform service; ``fpp platform acl``: credentials and ACL file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from testbed.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "platform", help="run the P2P energy platform service over MQTT",
+        description="Run the platform service: prosumers send orders over MQTT, the platform clears each "
+                    "market interval at gate closure and publishes trades, settlements and dispatch. "
+                    "See docs/platform.md for the protocol.")
+    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: start the embedded "
+                                         "amqtt broker on 127.0.0.1:--listen-port)")
+    parser.add_argument("--listen-port", type=int, default=1883, help="port of the embedded broker")
+    parser.add_argument("--ledger", default="sqlite:///fpp-ledger.db",
+                        help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/db")
+    parser.add_argument("--ledger-prefix", default="fpp_", help="prefix of the ledger's table names")
+    parser.add_argument("--prosumers", type=Path, help="registry of prosumers (YAML/JSON); kept in the ledger")
+    parser.add_argument("--mechanism", default="double-auction", help="market mechanism (testbed.market)")
+    parser.add_argument("--interval-s", type=float, default=900.0, help="market interval length [s]")
+    parser.add_argument("--import-price", type=float, default=0.30, help="retail import price [currency/kWh]")
+    parser.add_argument("--export-price", type=float, default=0.08, help="retail export price [currency/kWh]")
+    parser.add_argument("--islanded", action="store_true", help="no grid tariff (islanded community)")
+    parser.add_argument("--clock", choices=("sim", "wall"), default="sim",
+                        help="sim: gates close when the clock account says so; wall: on the wall clock")
+    parser.add_argument("--gate-lead-s", type=float, default=60.0, help="wall clock: gate closes this long "
+                                                                         "before the interval starts [s]")
+    parser.add_argument("--credentials", type=Path, help="credentials.json from `fpp platform acl` (uses the "
+                                                         "'platform' account)")
+    parser.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
+    parser.add_argument("--tls-key", type=Path, help="client key for mqtts://")
+    parser.add_argument("--max-payload-bytes", type=int, default=16_384)
+    parser.set_defaults(func=run_platform)
+    sub = parser.add_subparsers(dest="platform_command", metavar="SUBCOMMAND")
+    acl = sub.add_parser("acl", help="write per-prosumer credentials and a Mosquitto ACL file",
+                         description="Write acl, passwd (hashed) and credentials.json for Mosquitto, so "
+                                     "each prosumer can publish only under its own id.")
+    acl.add_argument("--prosumers", type=Path, required=True, help="registry of prosumers (YAML/JSON)")
+    acl.add_argument("--out", type=Path, required=True, help="directory to write into")
+    acl.set_defaults(func=run_acl)
+
+
+def run_acl(args: argparse.Namespace) -> int:
+    from testbed.platform.acl import write_acl
+    from testbed.platform.registry import load_registry
+
+    registry = load_registry(args.prosumers)
+    creds = write_acl([e.id for e in registry.prosumers], args.out)
+    print(f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
+          f"for {len(creds) - 2} prosumers, the platform and the clock")
+    print(f"mosquitto.conf:\n  password_file {args.out.resolve() / 'passwd'}\n  acl_file {args.out.resolve() / 'acl'}")
+    return 0
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls_ca or args.tls_cert):
+        return None
+    ctx = ssl.create_default_context(cafile=str(args.tls_ca) if args.tls_ca else None)
+    if args.tls_cert:
+        ctx.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
+    return ctx
+
+
+def run_platform(args: argparse.Namespace) -> int:
+    from testbed.platform.broker import BrokerAddress, parse_broker_url
+    from testbed.platform.clearing import Tariff
+    from testbed.platform.core import PlatformConfig, PlatformCore
+    from testbed.platform.ledger import Ledger
+    from testbed.platform.registry import load_registry
+    from testbed.platform.service import Connection, PlatformService
+
+    problems = []
+    if args.interval_s <= 0:
+        problems.append(f"--interval-s {args.interval_s}: must be > 0")
+    if not args.islanded and args.import_price < args.export_price:
+        problems.append(f"--import-price {args.import_price} is below --export-price {args.export_price}")
+    if problems:
+        raise UserError("fpp platform: bad options", problems)
+    username = password = None
+    if args.credentials:
+        try:
+            password = json.loads(args.credentials.read_text())["platform"]
+            username = "platform"
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError("cannot read the platform's credentials", [f"{args.credentials}: {exc}"]) from None
+    ledger = Ledger(args.ledger, prefix=args.ledger_prefix)
+    if args.prosumers:
+        ledger.upsert_prosumers(load_registry(args.prosumers).rows())
+    tariff = None if args.islanded else Tariff(args.import_price, args.export_price)
+    core = PlatformCore(ledger, PlatformConfig(interval_s=args.interval_s, mechanism=args.mechanism,
+                                               tariff=tariff, max_payload_bytes=args.max_payload_bytes))
+    if not core.prosumers:
+        raise UserError("no prosumers registered", ["give --prosumers FILE (the ledger has none yet)"])
+    address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
+    conn = Connection(address, username=username, password=password, tls_context=_tls(args))
+
+    async def main() -> None:
+        embedded = None
+        if not args.broker:
+            from testbed.platform.broker import EmbeddedBroker
+
+            embedded = await EmbeddedBroker("127.0.0.1", args.listen_port).start()
+        service = PlatformService(core, conn, clock=args.clock, gate_lead_s=args.gate_lead_s)
+        task = asyncio.create_task(service.run())
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        await asyncio.wait([task, asyncio.create_task(service.connected.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        print(f"fpp platform: serving on {address.url} with {len(core.prosumers)} prosumers, ledger "
+              f"{args.ledger}", flush=True)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            if embedded is not None:
+                await embedded.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ledger.close()
+        print(f"fpp platform: stopped ({core.stats})", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,151 @@
+"""A prosumer's energy management system as its own MQTT client (its own id and credentials).
+
+:class:`ProsumerClient` is an async context manager. It keeps one connection, reconnecting and
+re-subscribing after a lost broker; :meth:`ProsumerClient.submit` publishes a message and waits for its
+acknowledgement, re-sending the same message (same ``msg_id``) until the platform acknowledges it, so a
+retry is never applied twice and an order is never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+
+import aiomqtt
+
+from testbed.platform import protocol as p
+from testbed.platform.service import Connection
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(Exception):
+    """The platform refused a message; ``error`` is its error message."""
+
+    def __init__(self, error: p.ErrorMsg) -> None:
+        super().__init__(f"{error.code}: {error.detail} (msg_id={error.msg_id})")
+        self.error = error
+
+
+class ProsumerClient:
+    def __init__(self, pid: str, connection: Connection, *, retry_s: float = 2.0, give_up_s: float = 120.0,
+                 subscribe_results: bool = False) -> None:
+        self.pid = pid
+        self.connection = connection
+        self.retry_s = retry_s
+        self.give_up_s = give_up_s
+        self.subscribe_results = subscribe_results
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.settlements: dict[tuple[int, str], p.Settlement] = {}
+        self.dispatch: dict[int, float] = {}
+        self.errors: list[p.ErrorMsg] = []
+        self.results: dict[int, p.MarketResultMsg] = {}
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._dispatch_events: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        self._result_events: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> ProsumerClient:
+        self._task = asyncio.create_task(self._run(), name=f"prosumer-{self.pid}")
+        await self.connected.wait()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, aiomqtt.MqttError):
+                pass
+
+    async def _run(self) -> None:
+        topics = [p.prosumer_topic(self.pid, k) for k in p.OUTBOUND_KINDS]
+        if self.subscribe_results:
+            topics.append(p.RESULT_TOPIC)
+        delay = 0.1
+        while True:
+            try:
+                async with self.connection.client(f"fpp-{self.pid}") as client:
+                    for t in topics:
+                        await client.subscribe(t, qos=1)
+                    self._client = client
+                    self.connections += 1
+                    self.connected.set()
+                    delay = 0.1
+                    async for m in client.messages:
+                        self._on_message(str(m.topic), bytes(m.payload or b""))
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self._client = None
+                log.info("%s lost the broker (%s); reconnecting in %.1f s", self.pid, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        kind = topic.rsplit("/", 1)[-1]
+        data = json.loads(payload)
+        if kind == "ack":
+            ack = p.Ack.model_validate(data)
+            fut = self._waiting.get(ack.msg_id)
+            if fut is not None and not fut.done():
+                fut.set_result(ack)
+        elif kind == "error":
+            err = p.ErrorMsg.model_validate(data)
+            self.errors.append(err)
+            fut = self._waiting.get(err.msg_id or "")
+            if fut is not None and not fut.done():
+                fut.set_exception(Rejected(err))
+        elif kind == "settlement":
+            s = p.Settlement.model_validate(data)
+            self.settlements[(s.interval, s.kind)] = s
+        elif kind == "dispatch":
+            d = p.Dispatch.model_validate(data)
+            self.dispatch[d.interval] = d.p_kw
+            self._dispatch_events[d.interval].set()
+        elif kind == "result":
+            r = p.MarketResultMsg.model_validate(data)
+            self.results[r.interval] = r
+            self._result_events[r.interval].set()
+
+    async def publish_raw(self, kind: str, payload: bytes, qos: int = 1) -> None:
+        """Publish bytes on this prosumer's ``kind`` topic as they are (tests use it for bad input)."""
+        await self.connected.wait()
+        assert self._client is not None
+        await self._client.publish(p.prosumer_topic(self.pid, kind), payload, qos=qos)
+
+    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:
+        """Publish ``msg`` until acknowledged; raise :class:`Rejected` if the platform refuses it."""
+        kind = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry"}[type(msg)]
+        payload = p.encode(msg)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting[msg.msg_id] = fut
+        try:
+            async with asyncio.timeout(self.give_up_s):
+                while True:
+                    await self.connected.wait()
+                    client = self._client
+                    try:
+                        if client is not None:
+                            await client.publish(p.prosumer_topic(self.pid, kind), payload, qos=1)
+                    except aiomqtt.MqttError:
+                        await asyncio.sleep(0.05)
+                        continue
+                    try:
+                        return await asyncio.wait_for(asyncio.shield(fut), self.retry_s)
+                    except TimeoutError:
+                        log.info("%s: no ack for %s after %.1f s, sending again", self.pid, msg.msg_id,
+                                 self.retry_s)
+        finally:
+            self._waiting.pop(msg.msg_id, None)
+
+    async def wait_dispatch(self, k: int, timeout_s: float = 60.0) -> float:
+        await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
+        return self.dispatch[k]
+
+    async def wait_result(self, k: int, timeout_s: float = 60.0) -> p.MarketResultMsg:
+        await asyncio.wait_for(self._result_events[k].wait(), timeout_s)
+        return self.results[k]

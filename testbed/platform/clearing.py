@@ -1,0 +1,117 @@
+"""Turn one interval's accepted orders and offers into a market case, clear it, and settle it.
+
+The clearing itself is the market library's (:mod:`testbed.market`); this module only translates between
+the platform's messages and the library's ``MarketCase``/``MarketResult`` and computes each prosumer's
+settlement and the green-energy provenance. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.platform.protocol import FlexOffer, Order
+
+ORDER_MECHANISMS = ("double-auction", "pay-as-bid")  # clear explicit orders
+OFFER_MECHANISMS = ("pool", "p2p", "admm")  # clear flexibility offers (cost curves)
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """The plain retail tariff [currency/kWh]: what a prosumer pays to import and gets to export."""
+
+    import_price_per_kwh: float
+    export_price_per_kwh: float
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str
+    price_per_kwh: float | None
+    trades: list[tuple[str, str, float, float, str | None]] = field(default_factory=list)
+    """``(seller, buyer, p_kw, price_per_kwh, energy_class)``"""
+    dispatch_kw: dict[str, float] = field(default_factory=dict)
+    payments: dict[str, float] = field(default_factory=dict)
+    """> 0: the prosumer pays, for the whole interval [currency]"""
+
+
+def clear_interval(orders: list[Order], offers: list[FlexOffer], classes: dict[str, str | None],
+                   buses: dict[str, str | None], tariff: Tariff | None, interval_h: float,
+                   mechanism: str) -> Outcome:
+    """Clear one interval with the market library.
+
+    ``orders`` in arrival order; for each prosumer only its last offer counts (a later offer amends an
+    earlier one). ``classes``/``buses``: each prosumer's registered energy class and bus.
+    """
+    if mechanism in ORDER_MECHANISMS and not orders:
+        return Outcome("no_orders", "no orders for this interval", None)
+    last_offer: dict[str, FlexOffer] = {}
+    for o in offers:
+        last_offer[o.prosumer] = o
+    if mechanism in OFFER_MECHANISMS and not last_offer:
+        return Outcome("no_orders", "no flexibility offers for this interval", None)
+
+    from testbed.market import Agent, GridTariff, MarketCase, clear
+    from testbed.market import Order as MarketOrder
+
+    grid = None if tariff is None else GridTariff(import_price=tariff.import_price_per_kwh,
+                                                  export_price=tariff.export_price_per_kwh)
+    agents: list[Any] = []
+    market_orders: list[Any] = []
+    if mechanism in ORDER_MECHANISMS:
+        sells: dict[str, float] = {}
+        buys: dict[str, float] = {}
+        for o in orders:
+            book = sells if o.side == "sell" else buys
+            book[o.prosumer] = book.get(o.prosumer, 0.0) + o.quantity_kw
+            market_orders.append(MarketOrder(
+                id=f"{o.prosumer}/{o.msg_id}", agent=o.prosumer, side=o.side, quantity_kw=o.quantity_kw,
+                price_per_kwh=o.price_per_kwh, energy_class=o.energy_class or classes.get(o.prosumer)))
+        for pid in dict.fromkeys(o.prosumer for o in orders):
+            agents.append(_agent(Agent, pid, -buys.get(pid, 0.0), sells.get(pid, 0.0), 0.0, 0.0,
+                                 buses.get(pid), classes.get(pid)))
+    else:
+        for pid, o in last_offer.items():
+            lo, hi = min(o.p_min_kw, o.p_max_kw), max(o.p_min_kw, o.p_max_kw)
+            agents.append(_agent(Agent, pid, lo, hi, o.cost_a, o.cost_b, buses.get(pid),
+                                 o.energy_class or classes.get(pid)))
+    case = MarketCase(interval_h=interval_h, grid=grid, agents=agents, orders=market_orders)
+    res = clear(case, mechanism=mechanism)
+    return Outcome(
+        status=res.status, reason=res.reason, price_per_kwh=res.price,
+        trades=[(t.seller, t.buyer, float(t.p_kw), float(t.price_per_kwh), t.energy_class) for t in res.trades],
+        dispatch_kw={k: float(v) for k, v in res.dispatch_kw.items()},
+        payments={k: float(v) for k, v in res.payments.items()},
+    )
+
+
+def _agent(cls: Any, pid: str, p_min: float, p_max: float, a: float, b: float, bus: str | None,
+           energy_class: str | None) -> Any:
+    kw: dict[str, Any] = dict(id=pid, p_min_kw=p_min, p_max_kw=p_max, cost_a=a, cost_b=b)
+    if bus is not None:
+        kw["bus"] = bus
+    if energy_class is not None:
+        kw["energy_class"] = energy_class
+    return cls(**kw)
+
+
+def imbalance_amount(e_export_kwh: float, e_import_kwh: float, e_trade_kwh: float, tariff: Tariff | None) -> float:
+    """What a prosumer pays [currency] for the gap between metered and traded net energy.
+
+    Generator convention: ``e_trade_kwh`` > 0 is energy the prosumer sold. Exporting more than sold is paid
+    at the retail export price, importing more than bought (or delivering less than sold) at the import
+    price. An islanded community (no tariff) settles imbalance at zero.
+    """
+    if tariff is None:
+        return 0.0
+    gap = (e_export_kwh - e_import_kwh) - e_trade_kwh
+    if gap >= 0:
+        return -gap * tariff.export_price_per_kwh
+    return -gap * tariff.import_price_per_kwh
+
+
+def retail_bill(e_export_kwh: float, e_import_kwh: float, tariff: Tariff) -> float:
+    """The same metered interval billed at the plain retail tariff, net per interval [currency]."""
+    net = e_export_kwh - e_import_kwh
+    return -net * tariff.export_price_per_kwh if net >= 0 else -net * tariff.import_price_per_kwh

@@ -1,0 +1,256 @@
+"""The platform's durable ledger: every SQL statement of the platform lives in this module.
+
+One small interface, two back ends: SQLite (stdlib ``sqlite3``, the default) and PostgreSQL (psycopg 3).
+The service writes a message here before it acknowledges it, and writes a whole clearing (interval state,
+trades, settlements, green-energy provenance) in one transaction, so a platform killed at any point
+restarts from the ledger with no trade lost or written twice.
+
+URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite://:memory:`` and
+``postgresql://user@host:port/db``. ``prefix`` is put before every table name so several platforms
+(or parallel test runs) can share one database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from testbed.errors import UserError
+
+log = logging.getLogger(__name__)
+_PREFIX_RE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {p}prosumers (
+    id TEXT PRIMARY KEY, bus TEXT, energy_class TEXT);
+CREATE TABLE IF NOT EXISTS {p}messages (
+    sender TEXT NOT NULL, msg_id TEXT NOT NULL, kind TEXT NOT NULL, interval_k INTEGER NOT NULL,
+    hash TEXT NOT NULL, payload TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (sender, msg_id));
+CREATE INDEX IF NOT EXISTS {p}messages_by_interval ON {p}messages (kind, interval_k);
+CREATE TABLE IF NOT EXISTS {p}intervals (
+    interval_k INTEGER PRIMARY KEY, state TEXT NOT NULL, gate_msg_id TEXT NOT NULL, t_s DOUBLE PRECISION,
+    result TEXT);
+CREATE TABLE IF NOT EXISTS {p}trades (
+    interval_k INTEGER NOT NULL, seq INTEGER NOT NULL, seller TEXT NOT NULL, buyer TEXT NOT NULL,
+    p_kw DOUBLE PRECISION NOT NULL, e_kwh DOUBLE PRECISION NOT NULL, price_per_kwh DOUBLE PRECISION NOT NULL,
+    energy_class TEXT, PRIMARY KEY (interval_k, seq));
+CREATE TABLE IF NOT EXISTS {p}settlements (
+    interval_k INTEGER NOT NULL, prosumer TEXT NOT NULL, kind TEXT NOT NULL,
+    p_trade_kw DOUBLE PRECISION NOT NULL, e_kwh DOUBLE PRECISION NOT NULL, amount DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (interval_k, prosumer, kind));
+CREATE TABLE IF NOT EXISTS {p}provenance (
+    interval_k INTEGER NOT NULL, seq INTEGER NOT NULL, t_s DOUBLE PRECISION, seller TEXT NOT NULL,
+    seller_bus TEXT, buyer TEXT NOT NULL, buyer_bus TEXT, e_kwh DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (interval_k, seq));
+"""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    sender: str
+    msg_id: str
+    kind: str
+    interval: int
+    hash: str
+    payload: dict[str, Any]
+
+
+class Ledger:
+    """A connection to the ledger database. Not thread-safe: use it from one thread (the service loop)."""
+
+    def __init__(self, url: str, prefix: str = "fpp_") -> None:
+        if not _PREFIX_RE.match(prefix):
+            raise UserError("ledger table prefix is invalid",
+                            [f"prefix {prefix!r}: lower-case letters, digits and _, not starting with a digit"])
+        self.url = url
+        self.prefix = prefix
+        if url.startswith("sqlite://"):
+            self.kind = "sqlite"
+            path = url.removeprefix("sqlite://")
+            path = ":memory:" if path == ":memory:" else path.removeprefix("/")
+            if not path:
+                raise UserError("ledger URL has no file", [f"{url}: use sqlite:///relative.db or sqlite:////abs.db"])
+            self._conn: Any = sqlite3.connect(path, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        elif url.startswith(("postgresql://", "postgres://")):
+            self.kind = "postgresql"
+            import psycopg
+
+            try:
+                self._conn = psycopg.connect(url, autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise UserError("cannot reach the PostgreSQL ledger", [f"{url}: {exc}".strip()]) from None
+        else:
+            raise UserError("unknown ledger URL", [f"{url!r}: expected sqlite:///path or postgresql://..."])
+        with self._tx() as cur:
+            for stmt in _TABLES.format(p=prefix).split(";"):
+                if stmt.strip():
+                    cur.execute(stmt)
+        self._seq = self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {prefix}messages") or 0
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        sql = sql.replace("{p}", self.prefix)
+        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self._sql(sql), params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def _scalar(self, sql: str, params: tuple = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def drop_all(self) -> None:
+        """Drop this prefix's tables (tests use it to clean a shared PostgreSQL database)."""
+        with self._tx() as cur:
+            for t in ("provenance", "settlements", "trades", "intervals", "messages", "prosumers"):
+                cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
+
+    # ---- prosumers -------------------------------------------------------------------------------
+
+    def upsert_prosumers(self, rows: list[tuple[str, str | None, str | None]]) -> None:
+        """``(id, bus, energy_class)`` rows; an existing id gets the new bus and class."""
+        with self._tx() as cur:
+            for pid, bus, cls in rows:
+                cur.execute(self._sql("DELETE FROM {p}prosumers WHERE id = ?"), (pid,))
+                cur.execute(self._sql("INSERT INTO {p}prosumers (id, bus, energy_class) VALUES (?, ?, ?)"),
+                            (pid, bus, cls))
+
+    def prosumers(self) -> dict[str, tuple[str | None, str | None]]:
+        return {r[0]: (r[1], r[2]) for r in self._rows("SELECT id, bus, energy_class FROM {p}prosumers")}
+
+    # ---- messages --------------------------------------------------------------------------------
+
+    def find_message(self, sender: str, msg_id: str) -> StoredMessage | None:
+        rows = self._rows("SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+                          "WHERE sender = ? AND msg_id = ?", (sender, msg_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+
+    def _insert_message(self, cur: Any, m: StoredMessage) -> None:
+        self._seq += 1
+        cur.execute(self._sql("INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload), self._seq))
+
+    def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
+        """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
+        with self._tx() as cur:
+            self._insert_message(cur, m)
+            if settlement is not None:
+                self._insert_settlements(cur, [settlement])
+
+    def messages(self, kind: str, interval: int) -> list[StoredMessage]:
+        """Accepted messages of ``kind`` for ``interval`` in arrival order."""
+        rows = self._rows("SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+                          "WHERE kind = ? AND interval_k = ? ORDER BY seq", (kind, interval))
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def count_messages(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self._scalar("SELECT COUNT(*) FROM {p}messages"))
+        return int(self._scalar("SELECT COUNT(*) FROM {p}messages WHERE kind = ?", (kind,)))
+
+    # ---- intervals and clearing ------------------------------------------------------------------
+
+    def interval(self, k: int) -> tuple[str, str, float | None, dict | None] | None:
+        """``(state, gate_msg_id, t_s, result)`` of interval ``k``; state is "closed" or "cleared"."""
+        rows = self._rows("SELECT state, gate_msg_id, t_s, result FROM {p}intervals WHERE interval_k = ?", (k,))
+        if not rows:
+            return None
+        s, g, t, res = rows[0]
+        return s, g, t, (json.loads(res) if res else None)
+
+    def last_closed_interval(self) -> int | None:
+        return self._scalar("SELECT MAX(interval_k) FROM {p}intervals")
+
+    def unclear_intervals(self) -> list[int]:
+        return [r[0] for r in self._rows(
+            "SELECT interval_k FROM {p}intervals WHERE state = 'closed' ORDER BY interval_k")]
+
+    def close_interval(self, k: int, gate_msg_id: str, t_s: float) -> None:
+        with self._tx() as cur:
+            cur.execute(self._sql("INSERT INTO {p}intervals (interval_k, state, gate_msg_id, t_s) "
+                                  "VALUES (?, 'closed', ?, ?)"), (k, gate_msg_id, t_s))
+
+    def _insert_settlements(self, cur: Any, rows: list[tuple]) -> None:
+        for row in rows:
+            cur.execute(self._sql("INSERT INTO {p}settlements (interval_k, prosumer, kind, p_trade_kw, e_kwh, "
+                                  "amount) VALUES (?, ?, ?, ?, ?, ?)"), row)
+
+    def record_clearing(self, k: int, result: dict, trades: list[tuple], settlements: list[tuple],
+                        provenance: list[tuple]) -> None:
+        """Write one interval's clearing atomically and mark it cleared.
+
+        ``trades``: ``(seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class)``; ``settlements``:
+        ``(interval, prosumer, kind, p_trade_kw, e_kwh, amount)``; ``provenance``:
+        ``(t_s, seller, seller_bus, buyer, buyer_bus, e_kwh)``.
+        """
+        with self._tx() as cur:
+            cur.execute(self._sql("UPDATE {p}intervals SET state = 'cleared', result = ? "
+                                  "WHERE interval_k = ? AND state = 'closed'"), (json.dumps(result), k))
+            if cur.rowcount != 1:
+                raise RuntimeError(f"interval {k} is not closed-and-uncleared in the ledger")
+            for i, t in enumerate(trades):
+                cur.execute(self._sql("INSERT INTO {p}trades (interval_k, seq, seller, buyer, p_kw, e_kwh, "
+                                      "price_per_kwh, energy_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                            (k, i, *t))
+            self._insert_settlements(cur, settlements)
+            for i, pv in enumerate(provenance):
+                cur.execute(self._sql("INSERT INTO {p}provenance (interval_k, seq, t_s, seller, seller_bus, "
+                                      "buyer, buyer_bus, e_kwh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), (k, i, *pv))
+
+    # ---- reports ---------------------------------------------------------------------------------
+
+    def trades(self) -> list[tuple]:
+        """``(interval, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class)`` in order."""
+        return self._rows("SELECT interval_k, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class "
+                          "FROM {p}trades ORDER BY interval_k, seq")
+
+    def settlements(self) -> list[tuple]:
+        """``(interval, prosumer, kind, p_trade_kw, e_kwh, amount)`` in order."""
+        return self._rows("SELECT interval_k, prosumer, kind, p_trade_kw, e_kwh, amount FROM {p}settlements "
+                          "ORDER BY interval_k, prosumer, kind")
+
+    def provenance(self) -> list[tuple]:
+        """``(interval, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh)`` in order."""
+        return self._rows("SELECT interval_k, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh "
+                          "FROM {p}provenance ORDER BY interval_k, seq")
+
+    def intervals(self) -> list[tuple]:
+        return self._rows("SELECT interval_k, state, gate_msg_id, t_s, result FROM {p}intervals "
+                          "ORDER BY interval_k")

@@ -1,0 +1,130 @@
+"""The platform as an asyncio MQTT service (``fpp platform``).
+
+It connects to a broker (or starts the embedded one), subscribes to the inbound topics, passes each
+message to :class:`~testbed.platform.core.PlatformCore` in arrival order, and publishes what the core
+returns at QoS 1. On a lost connection it reconnects with back-off and subscribes again; its session is
+persistent (fixed client id, clean session off), so a broker that keeps sessions queues orders for it
+while it is away. Nothing is acknowledged before the ledger has it, so a crash loses no acknowledged order.
+
+Clock: ``sim`` (default) clears an interval when the clock account publishes its gate closure (the mosaik
+bridge does, in simulation time); ``wall`` closes the gate of interval k itself at wall time
+``k * interval_s - gate_lead_s`` (Unix seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+
+from testbed.platform import protocol as p
+from testbed.platform.broker import BrokerAddress
+from testbed.platform.core import Out, PlatformCore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a broker: address, credentials and TLS (passed through to aiomqtt)."""
+
+    address: BrokerAddress
+    username: str | None = None
+    password: str | None = None
+    tls_context: ssl.SSLContext | None = None
+
+    def client(self, identifier: str, *, clean_session: bool = True, **kw: object) -> aiomqtt.Client:
+        tls = self.tls_context
+        if tls is None and self.address.tls:
+            tls = ssl.create_default_context()
+        return aiomqtt.Client(self.address.host, self.address.port, username=self.username,
+                              password=self.password, identifier=identifier, clean_session=clean_session,
+                              tls_context=tls, protocol=aiomqtt.ProtocolVersion.V311, **kw)  # type: ignore[arg-type]
+
+
+class PlatformService:
+    def __init__(self, core: PlatformCore, connection: Connection, *, clock: str = "sim",
+                 gate_lead_s: float = 60.0, client_id: str = "fpp-platform") -> None:
+        if clock not in ("sim", "wall"):
+            raise ValueError(f"clock must be 'sim' or 'wall', not {clock!r}")
+        self.core = core
+        self.connection = connection
+        self.clock = clock
+        self.gate_lead_s = gate_lead_s
+        self.client_id = client_id
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._client: aiomqtt.Client | None = None
+        self._pending: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        """Serve until cancelled, reconnecting after a lost broker."""
+        backlog = self.core.recover()
+        tasks = [asyncio.create_task(self._wall_clock(), name="wall-clock")] if self.clock == "wall" else []
+        delay = 0.1
+        try:
+            while True:
+                try:
+                    async with self.connection.client(self.client_id, clean_session=False,
+                                                      max_concurrent_outgoing_calls=2000) as client:
+                        self._client = client
+                        for topic in p.INBOUND_SUBSCRIPTIONS:
+                            await client.subscribe(topic, qos=1)
+                        self.connections += 1
+                        log.info("platform connected to %s (connection %d)", self.connection.address.url,
+                                 self.connections)
+                        await self._publish_all([self.core.open_message(), *backlog])
+                        backlog = []
+                        self.connected.set()
+                        delay = 0.1
+                        async for message in client.messages:
+                            self._dispatch(str(message.topic), bytes(message.payload or b""))
+                except aiomqtt.MqttError as exc:
+                    self.connected.clear()
+                    self._client = None
+                    log.warning("platform lost the broker (%s); reconnecting in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        if self.clock == "wall" and topic == p.GATE_TOPIC:
+            outs = [Out(p.CLOCK_ERROR_TOPIC, p.encode(p.ErrorMsg(
+                msg_id=None, code="wall_clock", detail="this platform closes gates on the wall clock")))]
+        else:
+            outs = self.core.handle(topic, payload)
+        self._spawn(outs)
+
+    def _spawn(self, outs: list[Out]) -> None:
+        if outs:
+            task = asyncio.create_task(self._publish_all(outs))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _publish_all(self, outs: list[Out]) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            await asyncio.gather(*(client.publish(o.topic, o.payload, qos=1, retain=o.retain) for o in outs))
+        except aiomqtt.MqttError as exc:  # the sender retries; its message is in the ledger
+            log.warning("could not publish %d replies: %s", len(outs), exc)
+
+    async def _wall_clock(self) -> None:
+        interval_s = self.core.config.interval_s
+        while True:
+            now = time.time()
+            k = math.floor((now + self.gate_lead_s) / interval_s) + 1
+            last = self.core.last_closed
+            if last is not None and k <= last:
+                k = last + 1
+            await asyncio.sleep(max(0.0, k * interval_s - self.gate_lead_s - now))
+            await self.connected.wait()
+            self._spawn(self.core.close_gate(k, time.time()))
