@@ -42,6 +42,7 @@ class ProsumerClient:
         self.settlements: dict[tuple[int, str], p.Settlement] = {}
         self.dispatch: dict[int, float] = {}
         self.errors: list[p.ErrorMsg] = []
+        self.acks: list[p.Ack] = []
         self.results: dict[int, p.MarketResultMsg] = {}
         self._waiting: dict[str, asyncio.Future] = {}
         self._dispatch_events: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
@@ -90,6 +91,7 @@ class ProsumerClient:
         data = json.loads(payload)
         if kind == "ack":
             ack = p.Ack.model_validate(data)
+            self.acks.append(ack)
             fut = self._waiting.get(ack.msg_id)
             if fut is not None and not fut.done():
                 fut.set_result(ack)
@@ -113,8 +115,8 @@ class ProsumerClient:
 
     async def publish_raw(self, kind: str, payload: bytes, qos: int = 1) -> None:
         """Publish bytes on this prosumer's ``kind`` topic as they are (tests use it for bad input)."""
-        await self.connected.wait()
-        assert self._client is not None
+        while self._client is None:
+            await self.connected.wait()
         await self._client.publish(p.prosumer_topic(self.pid, kind), payload, qos=qos)
 
     async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:

@@ -110,8 +110,9 @@ class MosquittoBroker:
         exe = MOSQUITTO if Path(MOSQUITTO).exists() else shutil.which("mosquitto")
         if exe is None:
             raise UserError("mosquitto is not installed", [f"looked for {MOSQUITTO} and on PATH"])
-        self.proc = subprocess.Popen([exe, "-c", str(self._config())], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.workdir / "mosquitto.log", "ab"))  # noqa: SIM115
+        with open(self.workdir / "mosquitto.log", "ab") as log_file:
+            self.proc = subprocess.Popen([exe, "-c", str(self._config())], stdout=subprocess.DEVNULL,
+                                         stderr=log_file)
         try:
             wait_for_port("127.0.0.1", self.port)
         except TimeoutError:
