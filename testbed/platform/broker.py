@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -95,7 +97,10 @@ class MosquittoBroker:
     def _config(self) -> Path:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false",
                  f"max_connections {self.max_connections}", "max_queued_messages 100000",
-                 "log_dest stderr", "log_type error", "log_type warning"]
+                 "log_dest stderr", "log_type error", "log_type warning",
+                 # keep our own user: started as root, mosquitto would switch to "mosquitto" and could not
+                 # read the 0600 password file we wrote (no effect when not root)
+                 f"user {pwd.getpwuid(os.geteuid()).pw_name}"]
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:

@@ -1,0 +1,117 @@
+"""Faults: the broker restarts mid-run, the platform process is killed mid-interval and restarted.
+
+Both use a broker of their own (really stopped and started again on the same port) and check the ledger
+afterwards: every acknowledged order is there exactly once.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from testbed.platform import protocol as p
+from testbed.platform.agent import ProsumerClient
+from testbed.platform.broker import EmbeddedBrokerProcess, MosquittoBroker, mosquitto_available
+from testbed.platform.ledger import Ledger
+from testbed.platform.service import Connection
+from testbed.platform.testing import make_core, order, serving
+
+PIDS = [f"p{i}" for i in range(6)]
+PROSUMERS = [(pid, f"bus{i}", None) for i, pid in enumerate(PIDS)]
+
+
+def own_broker():
+    return MosquittoBroker() if mosquitto_available() else EmbeddedBrokerProcess()
+
+
+def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
+    broker = own_broker().start()
+    try:
+        async def main():
+            core = make_core(*sqlite_url, PROSUMERS)
+            conn = Connection(broker.address)
+            async with serving(core, conn) as service:
+                clients = {pid: ProsumerClient(pid, conn, retry_s=0.5) for pid in PIDS}
+                for c in clients.values():
+                    await c.__aenter__()
+                first = [p.Order.model_validate(order(pid, f"{pid}-a{j}", 2)) for pid in PIDS for j in range(3)]
+                acked = list(await asyncio.gather(*(clients[m.prosumer].submit(m) for m in first)))
+                broker.stop()  # the broker process really goes away
+                second = [p.Order.model_validate(order(pid, f"{pid}-b{j}", 2)) for pid in PIDS for j in range(3)]
+                pending = [asyncio.create_task(clients[m.prosumer].submit(m)) for m in second]
+                await asyncio.sleep(1.0)
+                assert not any(t.done() for t in pending)  # nobody can be acknowledged without a broker
+                broker.start()  # same port
+                acked += await asyncio.gather(*pending)
+                # a fresh order after the restart: proves the client resubscribed to its ack topic
+                acked.append(await clients["p0"].submit(p.Order.model_validate(order("p0", "p0-c", 2))))
+                reconnects = [c.connections for c in clients.values()] + [service.connections]
+                for c in clients.values():
+                    await c.__aexit__(None, None, None)
+            return core, acked, reconnects
+
+        core, acked, reconnects = asyncio.run(main())
+    finally:
+        broker.close()
+    assert all(n >= 2 for n in reconnects), reconnects
+    stored = sorted(m.msg_id for m in core.ledger.messages("order", 2))
+    assert stored == sorted({a.msg_id for a in acked}) and len(stored) == 37
+    core.ledger.close()
+
+
+def start_platform(broker, url, registry, tmp_path):
+    with open(tmp_path / "platform.log", "ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "platform", "--broker", broker.address.url, "--ledger", url,
+             "--prosumers", str(registry)],
+            stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=tmp_path)
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise RuntimeError(f"platform did not start: {line!r} {(tmp_path / 'platform.log').read_text()}")
+    return proc
+
+
+@pytest.mark.slow
+def test_platform_killed_mid_interval_and_restarted(tmp_path):
+    registry = tmp_path / "prosumers.yaml"
+    registry.write_text("prosumers:\n" + "".join(f"  - {{id: {pid}, bus: b{pid}}}\n" for pid in PIDS))
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    broker = own_broker().start()
+    proc = start_platform(broker, url, registry, tmp_path)
+    try:
+        async def main():
+            nonlocal proc
+            conn = Connection(broker.address)
+            clients = {pid: ProsumerClient(pid, conn, retry_s=0.5) for pid in PIDS}
+            for c in clients.values():
+                await c.__aenter__()
+            first = [p.Order.model_validate(order(pid, f"{pid}-a{j}", 5)) for pid in PIDS for j in range(4)]
+            acked = list(await asyncio.gather(*(clients[m.prosumer].submit(m) for m in first)))
+            second = [p.Order.model_validate(order(pid, f"{pid}-b{j}", 5)) for pid in PIDS for j in range(4)]
+            pending = [asyncio.create_task(clients[m.prosumer].submit(m)) for m in second]
+            await asyncio.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)  # mid-interval, some of the second batch in flight
+            proc.wait()
+            await asyncio.sleep(0.5)
+            proc = await asyncio.to_thread(start_platform, broker, url, registry, tmp_path)
+            acked += await asyncio.gather(*pending)
+            for c in clients.values():
+                await c.__aexit__(None, None, None)
+            return acked
+
+        acked = asyncio.run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        broker.close()
+    led = Ledger(url)
+    stored = [m.msg_id for m in led.messages("order", 5)]
+    assert sorted(stored) == sorted({a.msg_id for a in acked}) and len(stored) == 48
+    led.close()
