@@ -19,37 +19,61 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "platform", help="run the P2P energy platform service over MQTT",
+        "platform",
+        help="run the P2P energy platform service over MQTT",
         description="Run the platform service: prosumers send orders over MQTT, the platform clears each "
-                    "market interval at gate closure and publishes trades, settlements and dispatch. "
-                    "See docs/platform.md for the protocol.")
-    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: start the embedded "
-                                         "amqtt broker on 127.0.0.1:--listen-port)")
+        "market interval at gate closure and publishes trades, settlements and dispatch. "
+        "See docs/platform.md for the protocol.",
+    )
+    parser.add_argument(
+        "--broker",
+        help="mqtt://host:port or mqtts://host:port (default: start the embedded "
+        "amqtt broker on 127.0.0.1:--listen-port)",
+    )
     parser.add_argument("--listen-port", type=int, default=1883, help="port of the embedded broker")
-    parser.add_argument("--ledger", default="sqlite:///fpp-ledger.db",
-                        help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/db")
+    parser.add_argument(
+        "--ledger",
+        default="sqlite:///fpp-ledger.db",
+        help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/db",
+    )
     parser.add_argument("--ledger-prefix", default="fpp_", help="prefix of the ledger's table names")
-    parser.add_argument("--prosumers", type=Path, help="registry of prosumers (YAML/JSON); kept in the ledger")
+    parser.add_argument(
+        "--prosumers", type=Path, help="registry of prosumers (YAML/JSON); kept in the ledger"
+    )
     parser.add_argument("--mechanism", default="double-auction", help="market mechanism (testbed.market)")
     parser.add_argument("--interval-s", type=float, default=900.0, help="market interval length [s]")
     parser.add_argument("--import-price", type=float, default=0.30, help="retail import price [currency/kWh]")
     parser.add_argument("--export-price", type=float, default=0.08, help="retail export price [currency/kWh]")
     parser.add_argument("--islanded", action="store_true", help="no grid tariff (islanded community)")
-    parser.add_argument("--clock", choices=("sim", "wall"), default="sim",
-                        help="sim: gates close when the clock account says so; wall: on the wall clock")
-    parser.add_argument("--gate-lead-s", type=float, default=60.0, help="wall clock: gate closes this long "
-                                                                         "before the interval starts [s]")
-    parser.add_argument("--credentials", type=Path, help="credentials.json from `fpp platform acl` (uses the "
-                                                         "'platform' account)")
+    parser.add_argument(
+        "--clock",
+        choices=("sim", "wall"),
+        default="sim",
+        help="sim: gates close when the clock account says so; wall: on the wall clock",
+    )
+    parser.add_argument(
+        "--gate-lead-s",
+        type=float,
+        default=60.0,
+        help="wall clock: gate closes this long before the interval starts [s]",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        help="credentials.json from `fpp platform acl` (uses the 'platform' account)",
+    )
     parser.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
     parser.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
     parser.add_argument("--tls-key", type=Path, help="client key for mqtts://")
     parser.add_argument("--max-payload-bytes", type=int, default=16_384)
     parser.set_defaults(func=run_platform)
     sub = parser.add_subparsers(dest="platform_command", metavar="SUBCOMMAND")
-    acl = sub.add_parser("acl", help="write per-prosumer credentials and a Mosquitto ACL file",
-                         description="Write acl, passwd (hashed) and credentials.json for Mosquitto, so "
-                                     "each prosumer can publish only under its own id.")
+    acl = sub.add_parser(
+        "acl",
+        help="write per-prosumer credentials and a Mosquitto ACL file",
+        description="Write acl, passwd (hashed) and credentials.json for Mosquitto, so "
+        "each prosumer can publish only under its own id.",
+    )
     acl.add_argument("--prosumers", type=Path, required=True, help="registry of prosumers (YAML/JSON)")
     acl.add_argument("--out", type=Path, required=True, help="directory to write into")
     acl.set_defaults(func=run_acl)
@@ -61,9 +85,12 @@ def run_acl(args: argparse.Namespace) -> int:
 
     registry = load_registry(args.prosumers)
     creds = write_acl([e.id for e in registry.prosumers], args.out)
-    print(f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
-          f"for {len(creds) - 2} prosumers, the platform and the clock")
-    print(f"mosquitto.conf:\n  password_file {args.out.resolve() / 'passwd'}\n  acl_file {args.out.resolve() / 'acl'}")
+    print(
+        f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
+        f"for {len(creds) - 2} prosumers, the platform and the clock"
+    )
+    out = args.out.resolve()
+    print(f"mosquitto.conf:\n  password_file {out / 'passwd'}\n  acl_file {out / 'acl'}")
     return 0
 
 
@@ -97,13 +124,22 @@ def run_platform(args: argparse.Namespace) -> int:
             password = json.loads(args.credentials.read_text())["platform"]
             username = "platform"
         except (OSError, ValueError, KeyError) as exc:
-            raise UserError("cannot read the platform's credentials", [f"{args.credentials}: {exc}"]) from None
+            raise UserError(
+                "cannot read the platform's credentials", [f"{args.credentials}: {exc}"]
+            ) from None
     ledger = Ledger(args.ledger, prefix=args.ledger_prefix)
     if args.prosumers:
         ledger.upsert_prosumers(load_registry(args.prosumers).rows())
     tariff = None if args.islanded else Tariff(args.import_price, args.export_price)
-    core = PlatformCore(ledger, PlatformConfig(interval_s=args.interval_s, mechanism=args.mechanism,
-                                               tariff=tariff, max_payload_bytes=args.max_payload_bytes))
+    core = PlatformCore(
+        ledger,
+        PlatformConfig(
+            interval_s=args.interval_s,
+            mechanism=args.mechanism,
+            tariff=tariff,
+            max_payload_bytes=args.max_payload_bytes,
+        ),
+    )
     if not core.prosumers:
         raise UserError("no prosumers registered", ["give --prosumers FILE (the ledger has none yet)"])
     address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
@@ -119,10 +155,14 @@ def run_platform(args: argparse.Namespace) -> int:
         task = asyncio.create_task(service.run())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        await asyncio.wait([task, asyncio.create_task(service.connected.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        print(f"fpp platform: serving on {address.url} with {len(core.prosumers)} prosumers, ledger "
-              f"{args.ledger}", flush=True)
+        await asyncio.wait(
+            [task, asyncio.create_task(service.connected.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        print(
+            f"fpp platform: serving on {address.url} with {len(core.prosumers)} prosumers, ledger "
+            f"{args.ledger}",
+            flush=True,
+        )
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

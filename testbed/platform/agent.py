@@ -30,8 +30,15 @@ class Rejected(Exception):
 
 
 class ProsumerClient:
-    def __init__(self, pid: str, connection: Connection, *, retry_s: float = 2.0, give_up_s: float = 120.0,
-                 subscribe_results: bool = False) -> None:
+    def __init__(
+        self,
+        pid: str,
+        connection: Connection,
+        *,
+        retry_s: float = 2.0,
+        give_up_s: float = 120.0,
+        subscribe_results: bool = False,
+    ) -> None:
         self.pid = pid
         self.connection = connection
         self.retry_s = retry_s
@@ -139,8 +146,12 @@ class ProsumerClient:
                     try:
                         return await asyncio.wait_for(asyncio.shield(fut), self.retry_s)
                     except TimeoutError:
-                        log.info("%s: no ack for %s after %.1f s, sending again", self.pid, msg.msg_id,
-                                 self.retry_s)
+                        log.info(
+                            "%s: no ack for %s after %.1f s, sending again",
+                            self.pid,
+                            msg.msg_id,
+                            self.retry_s,
+                        )
         finally:
             self._waiting.pop(msg.msg_id, None)
 

@@ -83,8 +83,15 @@ def mosquitto_available() -> bool:
 class MosquittoBroker:
     """A Mosquitto process on 127.0.0.1; ``stop``/``start`` again keeps the port (for restart tests)."""
 
-    def __init__(self, port: int | None = None, *, password_file: Path | None = None,
-                 acl_file: Path | None = None, workdir: Path | None = None, max_connections: int = -1) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        workdir: Path | None = None,
+        max_connections: int = -1,
+    ) -> None:
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
@@ -95,12 +102,18 @@ class MosquittoBroker:
         self.address = BrokerAddress("127.0.0.1", self.port)
 
     def _config(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
-                 f"max_connections {self.max_connections}", "max_queued_messages 100000",
-                 "log_dest stderr", "log_type error", "log_type warning",
-                 # keep our own user: started as root, mosquitto would switch to "mosquitto" and could not
-                 # read the 0600 password file we wrote (no effect when not root)
-                 f"user {pwd.getpwuid(os.geteuid()).pw_name}"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            f"max_connections {self.max_connections}",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            # keep our own user: started as root, mosquitto would switch to "mosquitto" and could not
+            # read the 0600 password file we wrote (no effect when not root)
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+        ]
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
@@ -116,8 +129,9 @@ class MosquittoBroker:
         if exe is None:
             raise UserError("mosquitto is not installed", [f"looked for {MOSQUITTO} and on PATH"])
         with open(self.workdir / "mosquitto.log", "ab") as log_file:
-            self.proc = subprocess.Popen([exe, "-c", str(self._config())], stdout=subprocess.DEVNULL,
-                                         stderr=log_file)
+            self.proc = subprocess.Popen(
+                [exe, "-c", str(self._config())], stdout=subprocess.DEVNULL, stderr=log_file
+            )
         try:
             wait_for_port("127.0.0.1", self.port)
         except TimeoutError:

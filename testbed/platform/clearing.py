@@ -14,6 +14,7 @@ from testbed.platform.protocol import FlexOffer, Order
 
 ORDER_MECHANISMS = ("double-auction", "pay-as-bid")  # clear explicit orders
 OFFER_MECHANISMS = ("pool", "p2p", "admm")  # clear flexibility offers (cost curves)
+ENERGY_CLASSES = {"green": "renewable generation behind the seller's meter", "grey": "any other source"}
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,23 @@ class Outcome:
     """> 0: the prosumer pays, for the whole interval [currency]"""
 
 
-def clear_interval(orders: list[Order], offers: list[FlexOffer], classes: dict[str, str | None],
-                   buses: dict[str, str | None], tariff: Tariff | None, interval_h: float,
-                   mechanism: str) -> Outcome:
+def clear_interval(
+    orders: list[Order],
+    offers: list[FlexOffer],
+    classes: dict[str, str | None],
+    buses: dict[str, str | None],
+    tariff: Tariff | None,
+    interval_h: float,
+    mechanism: str,
+) -> Outcome:
     """Clear one interval with the market library.
 
-    ``orders`` in arrival order; for each prosumer only its last offer counts (a later offer amends an
-    earlier one). ``classes``/``buses``: each prosumer's registered energy class and bus.
+    ``offers`` in arrival order: for each prosumer only its last offer counts (a later offer amends an
+    earlier one). Orders are put in the book sorted by (prosumer, msg_id), so the result does not depend on
+    the order in which messages happened to arrive (the auction breaks price ties by book order).
+    ``classes``/``buses``: each prosumer's registered energy class and bus.
     """
+    orders = sorted(orders, key=lambda o: (o.prosumer, o.msg_id))
     if mechanism in ORDER_MECHANISMS and not orders:
         return Outcome("no_orders", "no orders for this interval", None)
     last_offer: dict[str, FlexOffer] = {}
@@ -52,11 +62,14 @@ def clear_interval(orders: list[Order], offers: list[FlexOffer], classes: dict[s
     if mechanism in OFFER_MECHANISMS and not last_offer:
         return Outcome("no_orders", "no flexibility offers for this interval", None)
 
-    from testbed.market import Agent, GridTariff, MarketCase, clear
+    from testbed.market import Agent, EnergyClass, GridTariff, MarketCase, clear
     from testbed.market import Order as MarketOrder
 
-    grid = None if tariff is None else GridTariff(import_price=tariff.import_price_per_kwh,
-                                                  export_price=tariff.export_price_per_kwh)
+    grid = (
+        None
+        if tariff is None
+        else GridTariff(import_price=tariff.import_price_per_kwh, export_price=tariff.export_price_per_kwh)
+    )
     agents: list[Any] = []
     market_orders: list[Any] = []
     if mechanism in ORDER_MECHANISMS:
@@ -65,29 +78,63 @@ def clear_interval(orders: list[Order], offers: list[FlexOffer], classes: dict[s
         for o in orders:
             book = sells if o.side == "sell" else buys
             book[o.prosumer] = book.get(o.prosumer, 0.0) + o.quantity_kw
-            market_orders.append(MarketOrder(
-                id=f"{o.prosumer}/{o.msg_id}", agent=o.prosumer, side=o.side, quantity_kw=o.quantity_kw,
-                price_per_kwh=o.price_per_kwh, energy_class=o.energy_class or classes.get(o.prosumer)))
+            market_orders.append(
+                MarketOrder(
+                    id=f"{o.prosumer}/{o.msg_id}",
+                    agent=o.prosumer,
+                    side=o.side,
+                    quantity_kw=o.quantity_kw,
+                    price_per_kwh=o.price_per_kwh,
+                    energy_class=o.energy_class or classes.get(o.prosumer),
+                )
+            )
         for pid in dict.fromkeys(o.prosumer for o in orders):
-            agents.append(_agent(Agent, pid, -buys.get(pid, 0.0), sells.get(pid, 0.0), 0.0, 0.0,
-                                 buses.get(pid), classes.get(pid)))
+            agents.append(
+                _agent(
+                    Agent,
+                    pid,
+                    -buys.get(pid, 0.0),
+                    sells.get(pid, 0.0),
+                    0.0,
+                    0.0,
+                    buses.get(pid),
+                    classes.get(pid),
+                )
+            )
     else:
         for pid, o in last_offer.items():
             lo, hi = min(o.p_min_kw, o.p_max_kw), max(o.p_min_kw, o.p_max_kw)
-            agents.append(_agent(Agent, pid, lo, hi, o.cost_a, o.cost_b, buses.get(pid),
-                                 o.energy_class or classes.get(pid)))
-    case = MarketCase(interval_h=interval_h, grid=grid, agents=agents, orders=market_orders)
+            agents.append(
+                _agent(
+                    Agent, pid, lo, hi, o.cost_a, o.cost_b, buses.get(pid), o.energy_class or classes.get(pid)
+                )
+            )
+    used = {a.energy_class for a in agents} | {o.energy_class for o in market_orders}
+    declared = {c: EnergyClass(description=ENERGY_CLASSES[c]) for c in sorted(used - {None})}
+    case = MarketCase(interval_h=interval_h, grid=grid, agents=agents, orders=market_orders, classes=declared)
     res = clear(case, mechanism=mechanism)
     return Outcome(
-        status=res.status, reason=res.reason, price_per_kwh=res.price,
-        trades=[(t.seller, t.buyer, float(t.p_kw), float(t.price_per_kwh), t.energy_class) for t in res.trades],
+        status=res.status,
+        reason=res.reason,
+        price_per_kwh=res.price,
+        trades=[
+            (t.seller, t.buyer, float(t.p_kw), float(t.price_per_kwh), t.energy_class) for t in res.trades
+        ],
         dispatch_kw={k: float(v) for k, v in res.dispatch_kw.items()},
         payments={k: float(v) for k, v in res.payments.items()},
     )
 
 
-def _agent(cls: Any, pid: str, p_min: float, p_max: float, a: float, b: float, bus: str | None,
-           energy_class: str | None) -> Any:
+def _agent(
+    cls: Any,
+    pid: str,
+    p_min: float,
+    p_max: float,
+    a: float,
+    b: float,
+    bus: str | None,
+    energy_class: str | None,
+) -> Any:
     kw: dict[str, Any] = dict(id=pid, p_min_kw=p_min, p_max_kw=p_max, cost_a=a, cost_b=b)
     if bus is not None:
         kw["bus"] = bus
@@ -96,7 +143,9 @@ def _agent(cls: Any, pid: str, p_min: float, p_max: float, a: float, b: float, b
     return cls(**kw)
 
 
-def imbalance_amount(e_export_kwh: float, e_import_kwh: float, e_trade_kwh: float, tariff: Tariff | None) -> float:
+def imbalance_amount(
+    e_export_kwh: float, e_import_kwh: float, e_trade_kwh: float, tariff: Tariff | None
+) -> float:
     """What a prosumer pays [currency] for the gap between metered and traded net energy.
 
     Generator convention: ``e_trade_kwh`` > 0 is energy the prosumer sold. Exporting more than sold is paid

@@ -60,9 +60,12 @@ class PlatformCore:
     def open_message(self) -> Out:
         k = 0 if self.last_closed is None else self.last_closed + 1
         t = self.config.tariff
-        msg = p.IntervalOpen(interval=k, interval_s=self.config.interval_s,
-                             import_price_per_kwh=t.import_price_per_kwh if t else None,
-                             export_price_per_kwh=t.export_price_per_kwh if t else None)
+        msg = p.IntervalOpen(
+            interval=k,
+            interval_s=self.config.interval_s,
+            import_price_per_kwh=t.import_price_per_kwh if t else None,
+            export_price_per_kwh=t.export_price_per_kwh if t else None,
+        )
         return Out(p.OPEN_TOPIC, p.encode(msg), retain=True)
 
     def handle(self, topic: str, payload: bytes) -> list[Out]:
@@ -90,22 +93,31 @@ class PlatformCore:
 
     def close_gate(self, k: int, t_s: float) -> list[Out]:
         """Wall-clock mode: the service's own clock closes interval ``k``."""
-        return self._gate(p.GateClosure.model_validate(
-            {"schema": "fpp.gate/1", "msg_id": f"wall-{k}", "interval": k, "t_s": t_s}))
+        return self._gate(
+            p.GateClosure.model_validate(
+                {"schema": "fpp.gate/1", "msg_id": f"wall-{k}", "interval": k, "t_s": t_s}
+            )
+        )
 
     # ---- prosumer messages -----------------------------------------------------------------------
 
     def _prosumer_message(self, sender: str, kind: str, msg: p._Msg) -> list[Out]:
         assert isinstance(msg, p.Order | p.FlexOffer | p.Telemetry)  # decode() returned the kind's model
         if msg.prosumer != sender:
-            raise p.ProtocolError("identity", f"payload prosumer {msg.prosumer!r} differs from the topic's "
-                                  f"{sender!r}", msg.msg_id)
+            raise p.ProtocolError(
+                "identity",
+                f"payload prosumer {msg.prosumer!r} differs from the topic's {sender!r}",
+                msg.msg_id,
+            )
         digest = p.payload_hash(msg)
         seen = self.ledger.find_message(sender, msg.msg_id)
         if seen is not None:
             if seen.hash != digest or seen.kind != kind:
-                raise p.ProtocolError("duplicate_id", f"msg_id {msg.msg_id!r} was already used for a "
-                                      "different message", msg.msg_id)
+                raise p.ProtocolError(
+                    "duplicate_id",
+                    f"msg_id {msg.msg_id!r} was already used for a different message",
+                    msg.msg_id,
+                )
             self.stats["duplicates"] += 1
             return [self._ack(sender, msg.msg_id, kind, msg.interval, duplicate=True)]
         settlement = None
@@ -115,15 +127,29 @@ class PlatformCore:
             self._check_open(msg.interval, msg.msg_id)
             if isinstance(msg, p.FlexOffer) and msg.p_min_kw > msg.p_max_kw:
                 raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
-        stored = StoredMessage(sender, msg.msg_id, kind, msg.interval, digest,
-                               msg.model_dump(mode="json", by_alias=True))
+        stored = StoredMessage(
+            sender, msg.msg_id, kind, msg.interval, digest, msg.model_dump(mode="json", by_alias=True)
+        )
         self.ledger.record_message(stored, settlement)  # durable before the acknowledgement
         self.stats["accepted"] += 1
         out = [self._ack(sender, msg.msg_id, kind, msg.interval)]
         if settlement is not None:
             _, pid, skind, p_kw, e_kwh, amount = settlement
-            out.append(Out(p.prosumer_topic(pid, "settlement"), p.encode(p.Settlement(
-                prosumer=pid, interval=msg.interval, kind=skind, p_trade_kw=p_kw, e_kwh=e_kwh, amount=amount))))
+            out.append(
+                Out(
+                    p.prosumer_topic(pid, "settlement"),
+                    p.encode(
+                        p.Settlement(
+                            prosumer=pid,
+                            interval=msg.interval,
+                            kind=skind,
+                            p_trade_kw=p_kw,
+                            e_kwh=e_kwh,
+                            amount=amount,
+                        )
+                    ),
+                )
+            )
         return out
 
     def _check_open(self, k: int, msg_id: str) -> None:
@@ -131,14 +157,19 @@ class PlatformCore:
         if last is not None and k <= last:
             raise p.ProtocolError("late", f"gate of interval {k} is closed (last closed: {last})", msg_id)
         if last is not None and k > last + self.config.max_intervals_ahead:
-            raise p.ProtocolError("too_early", f"interval {k} is more than {self.config.max_intervals_ahead} "
-                                  f"intervals after the last closed one ({last})", msg_id)
+            raise p.ProtocolError(
+                "too_early",
+                f"interval {k} is more than {self.config.max_intervals_ahead} "
+                f"intervals after the last closed one ({last})",
+                msg_id,
+            )
 
     def _telemetry_settlement(self, msg: p.Telemetry) -> tuple:
         state = self.ledger.interval(msg.interval)
         if state is None or state[0] != "cleared":
-            raise p.ProtocolError("not_cleared", f"telemetry for interval {msg.interval}, which is not "
-                                  "cleared yet", msg.msg_id)
+            raise p.ProtocolError(
+                "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
+            )
         result = state[3] or {}
         p_trade = float(result.get("dispatch_kw", {}).get(msg.prosumer, 0.0))
         e_trade = p_trade * self.config.interval_s / 3600.0
@@ -158,16 +189,19 @@ class PlatformCore:
         if state is not None:
             status, gate_id, t_s, result = state
             if gate_id != msg.msg_id:
-                raise p.ProtocolError("duplicate_id", f"interval {k} was already closed by gate message "
-                                      f"{gate_id!r}", msg.msg_id)
+                raise p.ProtocolError(
+                    "duplicate_id", f"interval {k} was already closed by gate message {gate_id!r}", msg.msg_id
+                )
             if status == "cleared":  # a retried gate: publish the stored result again
                 self.stats["duplicates"] += 1
                 return self._publish_clearing(k, result or {}) + [
-                    self._ack(p.CLOCK_ID, msg.msg_id, "gate", k, duplicate=True)]
+                    self._ack(p.CLOCK_ID, msg.msg_id, "gate", k, duplicate=True)
+                ]
             return self._clear(k, msg.msg_id, t_s or msg.t_s)
         if self.last_closed is not None and k <= self.last_closed:
-            raise p.ProtocolError("late", f"interval {k} precedes the last closed interval {self.last_closed}",
-                                  msg.msg_id)
+            raise p.ProtocolError(
+                "late", f"interval {k} precedes the last closed interval {self.last_closed}", msg.msg_id
+            )
         self.ledger.close_interval(k, msg.msg_id, msg.t_s)
         self.last_closed = k
         return self._clear(k, msg.msg_id, msg.t_s)
@@ -179,47 +213,98 @@ class PlatformCore:
         buses = {pid: v[0] for pid, v in self.prosumers.items()}
         interval_h = self.config.interval_s / 3600.0
         try:
-            outcome = clear_interval(orders, offers, classes, buses, self.config.tariff, interval_h,
-                                     self.config.mechanism)
+            outcome = clear_interval(
+                orders, offers, classes, buses, self.config.tariff, interval_h, self.config.mechanism
+            )
         except Exception as exc:  # the clearing library failed: record it, keep serving
             log.exception("clearing interval %d failed", k)
             outcome = Outcome("error", f"clearing failed: {type(exc).__name__}: {exc}", None)
         trades = [(s, b, pk, pk * interval_h, pr, cls) for s, b, pk, pr, cls in outcome.trades]
-        participants = sorted(set(o.prosumer for o in orders) | set(o.prosumer for o in offers)
-                              | set(outcome.dispatch_kw))
-        settlements = [(k, pid, "market", outcome.dispatch_kw.get(pid, 0.0),
-                        outcome.dispatch_kw.get(pid, 0.0) * interval_h, outcome.payments.get(pid, 0.0))
-                       for pid in participants]
-        provenance = [(k * self.config.interval_s, s, buses.get(s), b, buses.get(b), e)
-                      for s, b, _, e, _, cls in trades if (cls or classes.get(s)) == "green"]
+        participants = sorted(
+            set(o.prosumer for o in orders) | set(o.prosumer for o in offers) | set(outcome.dispatch_kw)
+        )
+        settlements = [
+            (
+                k,
+                pid,
+                "market",
+                outcome.dispatch_kw.get(pid, 0.0),
+                outcome.dispatch_kw.get(pid, 0.0) * interval_h,
+                outcome.payments.get(pid, 0.0),
+            )
+            for pid in participants
+        ]
+        provenance = [
+            (k * self.config.interval_s, s, buses.get(s), b, buses.get(b), e)
+            for s, b, _, e, _, cls in trades
+            if (cls or classes.get(s)) == "green"
+        ]
         result = {
-            "gate_msg_id": gate_id, "mechanism": self.config.mechanism, "status": outcome.status,
-            "reason": outcome.reason, "price_per_kwh": outcome.price_per_kwh, "t_s": t_s,
-            "n_orders": len(orders), "n_offers": len(offers),
-            "trades": [list(t) for t in trades], "dispatch_kw": outcome.dispatch_kw,
+            "gate_msg_id": gate_id,
+            "mechanism": self.config.mechanism,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "price_per_kwh": outcome.price_per_kwh,
+            "t_s": t_s,
+            "n_orders": len(orders),
+            "n_offers": len(offers),
+            "trades": [list(t) for t in trades],
+            "dispatch_kw": outcome.dispatch_kw,
             "settlements": [list(s) for s in settlements],
         }
         self.ledger.record_clearing(k, result, trades, settlements, provenance)
         self.stats["cleared"] += 1
-        log.info("interval %d cleared: %s, %d orders, %d offers, %d trades", k, outcome.status, len(orders),
-                 len(offers), len(trades))
+        log.info(
+            "interval %d cleared: %s, %d orders, %d offers, %d trades",
+            k,
+            outcome.status,
+            len(orders),
+            len(offers),
+            len(trades),
+        )
         return self._publish_clearing(k, result) + [self._ack(p.CLOCK_ID, gate_id, "gate", k)]
 
     def _publish_clearing(self, k: int, result: dict) -> list[Out]:
-        trades = [p.TradeMsg(seller=s, buyer=b, p_kw=pk, e_kwh=e, price_per_kwh=pr, energy_class=cls)
-                  for s, b, pk, e, pr, cls in result.get("trades", [])]
+        trades = [
+            p.TradeMsg(seller=s, buyer=b, p_kw=pk, e_kwh=e, price_per_kwh=pr, energy_class=cls)
+            for s, b, pk, e, pr, cls in result.get("trades", [])
+        ]
         out: list[Out] = []
         for _, pid, kind, p_kw, e_kwh, amount in result.get("settlements", []):
             own = [t for t in trades if pid in (t.seller, t.buyer)]
-            out.append(Out(p.prosumer_topic(pid, "settlement"), p.encode(p.Settlement(
-                prosumer=pid, interval=k, kind=kind, p_trade_kw=p_kw, e_kwh=e_kwh, amount=amount, trades=own))))
-            out.append(Out(p.prosumer_topic(pid, "dispatch"),
-                           p.encode(p.Dispatch(prosumer=pid, interval=k, p_kw=p_kw))))
+            out.append(
+                Out(
+                    p.prosumer_topic(pid, "settlement"),
+                    p.encode(
+                        p.Settlement(
+                            prosumer=pid,
+                            interval=k,
+                            kind=kind,
+                            p_trade_kw=p_kw,
+                            e_kwh=e_kwh,
+                            amount=amount,
+                            trades=own,
+                        )
+                    ),
+                )
+            )
+            out.append(
+                Out(
+                    p.prosumer_topic(pid, "dispatch"),
+                    p.encode(p.Dispatch(prosumer=pid, interval=k, p_kw=p_kw)),
+                )
+            )
         res = p.MarketResultMsg(
-            interval=k, gate_msg_id=result.get("gate_msg_id", ""), mechanism=result.get("mechanism", ""),
-            status=result.get("status", ""), reason=result.get("reason", ""),
-            price_per_kwh=result.get("price_per_kwh"), trades=trades, n_orders=result.get("n_orders", 0),
-            n_offers=result.get("n_offers", 0))
+            interval=k,
+            gate_msg_id=result.get("gate_msg_id", ""),
+            mechanism=result.get("mechanism", ""),
+            status=result.get("status", ""),
+            reason=result.get("reason", ""),
+            price_per_kwh=result.get("price_per_kwh"),
+            trades=trades,
+            n_orders=result.get("n_orders", 0),
+            n_offers=result.get("n_offers", 0),
+        )
         out.append(Out(p.RESULT_TOPIC, p.encode(res), retain=True))
         self.last_closed = max(self.last_closed if self.last_closed is not None else k, k)
         out.append(self.open_message())

@@ -67,8 +67,10 @@ class Ledger:
 
     def __init__(self, url: str, prefix: str = "fpp_") -> None:
         if not _PREFIX_RE.match(prefix):
-            raise UserError("ledger table prefix is invalid",
-                            [f"prefix {prefix!r}: lower-case letters, digits and _, not starting with a digit"])
+            raise UserError(
+                "ledger table prefix is invalid",
+                [f"prefix {prefix!r}: lower-case letters, digits and _, not starting with a digit"],
+            )
         self.url = url
         self.prefix = prefix
         if url.startswith("sqlite://"):
@@ -76,7 +78,9 @@ class Ledger:
             path = url.removeprefix("sqlite://")
             path = ":memory:" if path == ":memory:" else path.removeprefix("/")
             if not path:
-                raise UserError("ledger URL has no file", [f"{url}: use sqlite:///relative.db or sqlite:////abs.db"])
+                raise UserError(
+                    "ledger URL has no file", [f"{url}: use sqlite:///relative.db or sqlite:////abs.db"]
+                )
             self._conn: Any = sqlite3.connect(path, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
@@ -145,8 +149,10 @@ class Ledger:
         with self._tx() as cur:
             for pid, bus, cls in rows:
                 cur.execute(self._sql("DELETE FROM {p}prosumers WHERE id = ?"), (pid,))
-                cur.execute(self._sql("INSERT INTO {p}prosumers (id, bus, energy_class) VALUES (?, ?, ?)"),
-                            (pid, bus, cls))
+                cur.execute(
+                    self._sql("INSERT INTO {p}prosumers (id, bus, energy_class) VALUES (?, ?, ?)"),
+                    (pid, bus, cls),
+                )
 
     def prosumers(self) -> dict[str, tuple[str | None, str | None]]:
         return {r[0]: (r[1], r[2]) for r in self._rows("SELECT id, bus, energy_class FROM {p}prosumers")}
@@ -154,8 +160,11 @@ class Ledger:
     # ---- messages --------------------------------------------------------------------------------
 
     def find_message(self, sender: str, msg_id: str) -> StoredMessage | None:
-        rows = self._rows("SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
-                          "WHERE sender = ? AND msg_id = ?", (sender, msg_id))
+        rows = self._rows(
+            "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+            "WHERE sender = ? AND msg_id = ?",
+            (sender, msg_id),
+        )
         if not rows:
             return None
         r = rows[0]
@@ -163,9 +172,13 @@ class Ledger:
 
     def _insert_message(self, cur: Any, m: StoredMessage) -> None:
         self._seq += 1
-        cur.execute(self._sql("INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                    (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload), self._seq))
+        cur.execute(
+            self._sql(
+                "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload), self._seq),
+        )
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
@@ -176,8 +189,20 @@ class Ledger:
 
     def messages(self, kind: str, interval: int) -> list[StoredMessage]:
         """Accepted messages of ``kind`` for ``interval`` in arrival order."""
-        rows = self._rows("SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
-                          "WHERE kind = ? AND interval_k = ? ORDER BY seq", (kind, interval))
+        rows = self._rows(
+            "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+            "WHERE kind = ? AND interval_k = ? ORDER BY seq",
+            (kind, interval),
+        )
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def messages_of_kind(self, kind: str) -> list[StoredMessage]:
+        """All accepted messages of ``kind``, by interval then arrival."""
+        rows = self._rows(
+            "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+            "WHERE kind = ? ORDER BY interval_k, seq",
+            (kind,),
+        )
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def count_messages(self, kind: str | None = None) -> int:
@@ -189,7 +214,9 @@ class Ledger:
 
     def interval(self, k: int) -> tuple[str, str, float | None, dict | None] | None:
         """``(state, gate_msg_id, t_s, result)`` of interval ``k``; state is "closed" or "cleared"."""
-        rows = self._rows("SELECT state, gate_msg_id, t_s, result FROM {p}intervals WHERE interval_k = ?", (k,))
+        rows = self._rows(
+            "SELECT state, gate_msg_id, t_s, result FROM {p}intervals WHERE interval_k = ?", (k,)
+        )
         if not rows:
             return None
         s, g, t, res = rows[0]
@@ -199,21 +226,36 @@ class Ledger:
         return self._scalar("SELECT MAX(interval_k) FROM {p}intervals")
 
     def unclear_intervals(self) -> list[int]:
-        return [r[0] for r in self._rows(
-            "SELECT interval_k FROM {p}intervals WHERE state = 'closed' ORDER BY interval_k")]
+        return [
+            r[0]
+            for r in self._rows(
+                "SELECT interval_k FROM {p}intervals WHERE state = 'closed' ORDER BY interval_k"
+            )
+        ]
 
     def close_interval(self, k: int, gate_msg_id: str, t_s: float) -> None:
         with self._tx() as cur:
-            cur.execute(self._sql("INSERT INTO {p}intervals (interval_k, state, gate_msg_id, t_s) "
-                                  "VALUES (?, 'closed', ?, ?)"), (k, gate_msg_id, t_s))
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {p}intervals (interval_k, state, gate_msg_id, t_s) "
+                    "VALUES (?, 'closed', ?, ?)"
+                ),
+                (k, gate_msg_id, t_s),
+            )
 
     def _insert_settlements(self, cur: Any, rows: list[tuple]) -> None:
         for row in rows:
-            cur.execute(self._sql("INSERT INTO {p}settlements (interval_k, prosumer, kind, p_trade_kw, e_kwh, "
-                                  "amount) VALUES (?, ?, ?, ?, ?, ?)"), row)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {p}settlements (interval_k, prosumer, kind, p_trade_kw, e_kwh, "
+                    "amount) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                row,
+            )
 
-    def record_clearing(self, k: int, result: dict, trades: list[tuple], settlements: list[tuple],
-                        provenance: list[tuple]) -> None:
+    def record_clearing(
+        self, k: int, result: dict, trades: list[tuple], settlements: list[tuple], provenance: list[tuple]
+    ) -> None:
         """Write one interval's clearing atomically and mark it cleared.
 
         ``trades``: ``(seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class)``; ``settlements``:
@@ -221,36 +263,57 @@ class Ledger:
         ``(t_s, seller, seller_bus, buyer, buyer_bus, e_kwh)``.
         """
         with self._tx() as cur:
-            cur.execute(self._sql("UPDATE {p}intervals SET state = 'cleared', result = ? "
-                                  "WHERE interval_k = ? AND state = 'closed'"), (json.dumps(result), k))
+            cur.execute(
+                self._sql(
+                    "UPDATE {p}intervals SET state = 'cleared', result = ? "
+                    "WHERE interval_k = ? AND state = 'closed'"
+                ),
+                (json.dumps(result), k),
+            )
             if cur.rowcount != 1:
                 raise RuntimeError(f"interval {k} is not closed-and-uncleared in the ledger")
             for i, t in enumerate(trades):
-                cur.execute(self._sql("INSERT INTO {p}trades (interval_k, seq, seller, buyer, p_kw, e_kwh, "
-                                      "price_per_kwh, energy_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                            (k, i, *t))
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO {p}trades (interval_k, seq, seller, buyer, p_kw, e_kwh, "
+                        "price_per_kwh, energy_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    (k, i, *t),
+                )
             self._insert_settlements(cur, settlements)
             for i, pv in enumerate(provenance):
-                cur.execute(self._sql("INSERT INTO {p}provenance (interval_k, seq, t_s, seller, seller_bus, "
-                                      "buyer, buyer_bus, e_kwh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), (k, i, *pv))
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO {p}provenance (interval_k, seq, t_s, seller, seller_bus, "
+                        "buyer, buyer_bus, e_kwh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    (k, i, *pv),
+                )
 
     # ---- reports ---------------------------------------------------------------------------------
 
     def trades(self) -> list[tuple]:
         """``(interval, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class)`` in order."""
-        return self._rows("SELECT interval_k, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class "
-                          "FROM {p}trades ORDER BY interval_k, seq")
+        return self._rows(
+            "SELECT interval_k, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class "
+            "FROM {p}trades ORDER BY interval_k, seq"
+        )
 
     def settlements(self) -> list[tuple]:
         """``(interval, prosumer, kind, p_trade_kw, e_kwh, amount)`` in order."""
-        return self._rows("SELECT interval_k, prosumer, kind, p_trade_kw, e_kwh, amount FROM {p}settlements "
-                          "ORDER BY interval_k, prosumer, kind")
+        return self._rows(
+            "SELECT interval_k, prosumer, kind, p_trade_kw, e_kwh, amount FROM {p}settlements "
+            "ORDER BY interval_k, prosumer, kind"
+        )
 
     def provenance(self) -> list[tuple]:
         """``(interval, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh)`` in order."""
-        return self._rows("SELECT interval_k, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh "
-                          "FROM {p}provenance ORDER BY interval_k, seq")
+        return self._rows(
+            "SELECT interval_k, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh "
+            "FROM {p}provenance ORDER BY interval_k, seq"
+        )
 
     def intervals(self) -> list[tuple]:
-        return self._rows("SELECT interval_k, state, gate_msg_id, t_s, result FROM {p}intervals "
-                          "ORDER BY interval_k")
+        return self._rows(
+            "SELECT interval_k, state, gate_msg_id, t_s, result FROM {p}intervals ORDER BY interval_k"
+        )

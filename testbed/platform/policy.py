@@ -69,8 +69,14 @@ def plan_net_kw(s: State, interval_h: float) -> float:
     return net - min(net, chg) if net > 0 else net + min(-net, dis)
 
 
-def bid(s: State, prefs: Preferences, import_price: float, export_price: float, interval_h: float,
-        min_kw: float = 0.01) -> Bid | None:
+def bid(
+    s: State,
+    prefs: Preferences,
+    import_price: float,
+    export_price: float,
+    interval_h: float,
+    min_kw: float = 0.01,
+) -> Bid | None:
     """One order for the interval, or None when the planned net power is below ``min_kw``.
 
     Prices sit inside the retail spread [export_price, import_price], so trading with a neighbour never

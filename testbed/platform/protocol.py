@@ -108,7 +108,10 @@ class GateClosure(_Msg):
 
 
 INBOUND_MODELS: dict[str, type[_Msg]] = {
-    "order": Order, "offer": FlexOffer, "telemetry": Telemetry, "gate": GateClosure,
+    "order": Order,
+    "offer": FlexOffer,
+    "telemetry": Telemetry,
+    "gate": GateClosure,
 }
 SCHEMAS = {kind: f"fpp.{kind}/1" for kind in INBOUND_MODELS}
 
@@ -242,13 +245,16 @@ def decode(kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> _Ms
     schema = data.get("schema")
     if schema != SCHEMAS[kind]:
         raise ProtocolError(
-            "schema_version", f"schema {schema!r} is not supported on this topic; expected {SCHEMAS[kind]!r}",
-            msg_id)
+            "schema_version",
+            f"schema {schema!r} is not supported on this topic; expected {SCHEMAS[kind]!r}",
+            msg_id,
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:10])
+            f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:10]
+        )
         raise ProtocolError("invalid", problems, msg_id) from None
 
 

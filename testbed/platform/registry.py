@@ -61,6 +61,7 @@ def load_registry(path: str | Path) -> Registry:
     try:
         return Registry.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"prosumer registry {path} is invalid", [
-            f"{path}: {'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        ]) from None
+        raise UserError(
+            f"prosumer registry {path} is invalid",
+            [f"{path}: {'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()],
+        ) from None

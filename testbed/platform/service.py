@@ -42,14 +42,29 @@ class Connection:
         tls = self.tls_context
         if tls is None and self.address.tls:
             tls = ssl.create_default_context()
-        return aiomqtt.Client(self.address.host, self.address.port, username=self.username,
-                              password=self.password, identifier=identifier, clean_session=clean_session,
-                              tls_context=tls, protocol=aiomqtt.ProtocolVersion.V311, **kw)  # type: ignore[arg-type]
+        return aiomqtt.Client(
+            self.address.host,
+            self.address.port,
+            username=self.username,
+            password=self.password,
+            identifier=identifier,
+            clean_session=clean_session,
+            tls_context=tls,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            **kw,
+        )  # type: ignore[arg-type]
 
 
 class PlatformService:
-    def __init__(self, core: PlatformCore, connection: Connection, *, clock: str = "sim",
-                 gate_lead_s: float = 60.0, client_id: str = "fpp-platform") -> None:
+    def __init__(
+        self,
+        core: PlatformCore,
+        connection: Connection,
+        *,
+        clock: str = "sim",
+        gate_lead_s: float = 60.0,
+        client_id: str = "fpp-platform",
+    ) -> None:
         if clock not in ("sim", "wall"):
             raise ValueError(f"clock must be 'sim' or 'wall', not {clock!r}")
         self.core = core
@@ -74,8 +89,11 @@ class PlatformService:
                         for topic in p.INBOUND_SUBSCRIPTIONS:
                             await client.subscribe(topic, qos=1)
                         self.connections += 1
-                        log.info("platform connected to %s (connection %d)", self.connection.address.url,
-                                 self.connections)
+                        log.info(
+                            "platform connected to %s (connection %d)",
+                            self.connection.address.url,
+                            self.connections,
+                        )
                         await self._publish_all([self.core.open_message(), *backlog])
                         backlog = []
                         self.connected.set()
@@ -83,8 +101,9 @@ class PlatformService:
                         async for message in client.messages:
                             # Publishing inline (not from spawned tasks) keeps aiomqtt fast: replies
                             # published from separate tasks were measured at ~30 ms each here.
-                            await self._publish_all(self._dispatch(str(message.topic),
-                                                                   bytes(message.payload or b"")))
+                            await self._publish_all(
+                                self._dispatch(str(message.topic), bytes(message.payload or b""))
+                            )
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
                     self._client = None
@@ -97,8 +116,18 @@ class PlatformService:
 
     def _dispatch(self, topic: str, payload: bytes) -> list[Out]:
         if self.clock == "wall" and topic == p.GATE_TOPIC:
-            return [Out(p.CLOCK_ERROR_TOPIC, p.encode(p.ErrorMsg(
-                msg_id=None, code="wall_clock", detail="this platform closes gates on the wall clock")))]
+            return [
+                Out(
+                    p.CLOCK_ERROR_TOPIC,
+                    p.encode(
+                        p.ErrorMsg(
+                            msg_id=None,
+                            code="wall_clock",
+                            detail="this platform closes gates on the wall clock",
+                        )
+                    ),
+                )
+            ]
         return self.core.handle(topic, payload)
 
     async def _publish_all(self, outs: list[Out]) -> None:

@@ -14,8 +14,9 @@ from testbed.platform.service import Connection, PlatformService
 TARIFF = Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08)
 
 
-def make_core(url: str, prefix: str, prosumers: list[tuple[str, str | None, str | None]],
-              **config: object) -> PlatformCore:
+def make_core(
+    url: str, prefix: str, prosumers: list[tuple[str, str | None, str | None]], **config: object
+) -> PlatformCore:
     led = Ledger(url, prefix=prefix)
     led.upsert_prosumers(prosumers)
     cfg = {"interval_s": 900.0, "tariff": TARIFF, **config}
@@ -37,7 +38,16 @@ async def serving(core: PlatformCore, conn: Connection) -> AsyncIterator[Platfor
             await task
 
 
-def order(pid: str, msg_id: str, k: int, side: str = "sell", q: float = 1.0, price: float = 0.15,
-          **extra: object) -> dict:
-    return {"schema": "fpp.order/1", "msg_id": msg_id, "prosumer": pid, "interval": k, "side": side,
-            "quantity_kw": q, "price_per_kwh": price, **extra}
+def order(
+    pid: str, msg_id: str, k: int, side: str = "sell", q: float = 1.0, price: float = 0.15, **extra: object
+) -> dict:
+    return {
+        "schema": "fpp.order/1",
+        "msg_id": msg_id,
+        "prosumer": pid,
+        "interval": k,
+        "side": side,
+        "quantity_kw": q,
+        "price_per_kwh": price,
+        **extra,
+    }

@@ -52,5 +52,3 @@ def ledger_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/ledger.db", "fpp_"
-
-

@@ -14,8 +14,10 @@ from testbed.platform.broker import MosquittoBroker, mosquitto_available
 from testbed.platform.service import Connection
 from testbed.platform.testing import make_core, order, serving
 
-pytestmark = pytest.mark.skipif(not (mosquitto_available() and mosquitto_passwd()),
-                                reason="needs mosquitto and mosquitto_passwd for password and ACL files")
+pytestmark = pytest.mark.skipif(
+    not (mosquitto_available() and mosquitto_passwd()),
+    reason="needs mosquitto and mosquitto_passwd for password and ACL files",
+)
 
 
 def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url, capsys):
@@ -28,6 +30,7 @@ def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url
     assert "p0:" + creds["p0"] not in (out / "passwd").read_text()  # hashed, not plain
 
     with MosquittoBroker(password_file=out / "passwd", acl_file=out / "acl") as broker:
+
         def conn(user, password=None):
             return Connection(broker.address, username=user, password=password or creds[user])
 
@@ -37,10 +40,14 @@ def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url
                 ok = await c0.submit(p.Order.model_validate(order("p0", "own", 1)))
                 # p0 tries to publish as p1 and to close a gate: the broker drops both
                 async with conn("p0").client("intruder") as raw:
-                    await raw.publish(p.prosumer_topic("p1", "order"),
-                                      json.dumps(order("p1", "forged", 1)).encode(), qos=1)
-                    await raw.publish(p.GATE_TOPIC, json.dumps({"schema": "fpp.gate/1", "msg_id": "g",
-                                                                "interval": 1, "t_s": 0}).encode(), qos=1)
+                    await raw.publish(
+                        p.prosumer_topic("p1", "order"), json.dumps(order("p1", "forged", 1)).encode(), qos=1
+                    )
+                    await raw.publish(
+                        p.GATE_TOPIC,
+                        json.dumps({"schema": "fpp.gate/1", "msg_id": "g", "interval": 1, "t_s": 0}).encode(),
+                        qos=1,
+                    )
                 # an order p0 sends afterwards is handled after anything the broker let through
                 after = await c0.submit(p.Order.model_validate(order("p0", "after", 1)))
                 refused = None

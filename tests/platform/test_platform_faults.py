@@ -30,6 +30,7 @@ def own_broker():
 def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
     broker = own_broker().start()
     try:
+
         async def main():
             core = make_core(*sqlite_url, PROSUMERS)
             conn = Connection(broker.address)
@@ -37,10 +38,14 @@ def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
                 clients = {pid: ProsumerClient(pid, conn, retry_s=0.5) for pid in PIDS}
                 for c in clients.values():
                     await c.__aenter__()
-                first = [p.Order.model_validate(order(pid, f"{pid}-a{j}", 2)) for pid in PIDS for j in range(3)]
+                first = [
+                    p.Order.model_validate(order(pid, f"{pid}-a{j}", 2)) for pid in PIDS for j in range(3)
+                ]
                 acked = list(await asyncio.gather(*(clients[m.prosumer].submit(m) for m in first)))
                 broker.stop()  # the broker process really goes away
-                second = [p.Order.model_validate(order(pid, f"{pid}-b{j}", 2)) for pid in PIDS for j in range(3)]
+                second = [
+                    p.Order.model_validate(order(pid, f"{pid}-b{j}", 2)) for pid in PIDS for j in range(3)
+                ]
                 pending = [asyncio.create_task(clients[m.prosumer].submit(m)) for m in second]
                 await asyncio.sleep(1.0)
                 assert not any(t.done() for t in pending)  # nobody can be acknowledged without a broker
@@ -65,9 +70,23 @@ def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
 def start_platform(broker, url, registry, tmp_path):
     with open(tmp_path / "platform.log", "ab") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "testbed", "platform", "--broker", broker.address.url, "--ledger", url,
-             "--prosumers", str(registry)],
-            stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "testbed",
+                "platform",
+                "--broker",
+                broker.address.url,
+                "--ledger",
+                url,
+                "--prosumers",
+                str(registry),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            cwd=tmp_path,
+        )
     line = proc.stdout.readline()
     if "serving" not in line:
         proc.kill()
@@ -83,6 +102,7 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
     broker = own_broker().start()
     proc = start_platform(broker, url, registry, tmp_path)
     try:
+
         async def main():
             nonlocal proc
             conn = Connection(broker.address)

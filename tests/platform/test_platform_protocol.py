@@ -8,8 +8,15 @@ from hypothesis import strategies as st
 
 from testbed.platform import protocol as p
 
-GOOD = {"schema": "fpp.order/1", "msg_id": "o-1", "prosumer": "p01", "interval": 4, "side": "buy",
-        "quantity_kw": 2.5, "price_per_kwh": 0.2}
+GOOD = {
+    "schema": "fpp.order/1",
+    "msg_id": "o-1",
+    "prosumer": "p01",
+    "interval": 4,
+    "side": "buy",
+    "quantity_kw": 2.5,
+    "price_per_kwh": 0.2,
+}
 
 
 def dec(obj, kind="order"):
@@ -22,21 +29,24 @@ def test_good_order_round_trips():
     assert json.loads(p.encode(msg)) == {**GOOD, "energy_class": None}
 
 
-@pytest.mark.parametrize("payload, code", [
-    (b"{not json", "malformed_json"),
-    (b"\xff\xfe", "malformed_json"),
-    (b"[1, 2]", "malformed_json"),
-    (b'{"schema": "fpp.order/1", "quantity_kw": NaN}', "malformed_json"),
-    ({**GOOD, "schema": "fpp.order/2"}, "schema_version"),
-    ({k: v for k, v in GOOD.items() if k != "schema"}, "schema_version"),
-    ({**GOOD, "quantity_kw": -1.0}, "invalid"),
-    ({**GOOD, "quantity_kw": 0.0}, "invalid"),
-    ({**GOOD, "quantity_kw": 1e300}, "invalid"),
-    ({**GOOD, "side": "hold"}, "invalid"),
-    ({**GOOD, "surprise": 1}, "invalid"),
-    ({**GOOD, "msg_id": "has space"}, "invalid"),
-    ({**GOOD, "interval": -1}, "invalid"),
-])
+@pytest.mark.parametrize(
+    "payload, code",
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (b"[1, 2]", "malformed_json"),
+        (b'{"schema": "fpp.order/1", "quantity_kw": NaN}', "malformed_json"),
+        ({**GOOD, "schema": "fpp.order/2"}, "schema_version"),
+        ({k: v for k, v in GOOD.items() if k != "schema"}, "schema_version"),
+        ({**GOOD, "quantity_kw": -1.0}, "invalid"),
+        ({**GOOD, "quantity_kw": 0.0}, "invalid"),
+        ({**GOOD, "quantity_kw": 1e300}, "invalid"),
+        ({**GOOD, "side": "hold"}, "invalid"),
+        ({**GOOD, "surprise": 1}, "invalid"),
+        ({**GOOD, "msg_id": "has space"}, "invalid"),
+        ({**GOOD, "interval": -1}, "invalid"),
+    ],
+)
 def test_bad_payloads_get_a_code(payload, code):
     with pytest.raises(p.ProtocolError) as err:
         dec(payload)
@@ -74,8 +84,12 @@ def test_hash_is_stable_and_content_sensitive():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300) | st.dictionaries(st.sampled_from(list(GOOD) + ["x"]),
-                                                st.none() | st.floats() | st.integers() | st.text(max_size=8)))
+@given(
+    st.binary(max_size=300)
+    | st.dictionaries(
+        st.sampled_from(list(GOOD) + ["x"]), st.none() | st.floats() | st.integers() | st.text(max_size=8)
+    )
+)
 def test_decode_raises_only_protocol_errors(data):
     payload = data if isinstance(data, bytes) else json.dumps(data).encode()
     try:

@@ -26,8 +26,11 @@ def test_orders_from_many_clients_are_acknowledged_once(broker, ledger_url):
             for c in clients:
                 await c.__aenter__()
             try:
-                msgs = [p.Order.model_validate(order(c.pid, f"{c.pid}-{j}", 1, side="sell" if j % 2 else "buy"))
-                        for c in clients for j in range(5)]
+                msgs = [
+                    p.Order.model_validate(order(c.pid, f"{c.pid}-{j}", 1, side="sell" if j % 2 else "buy"))
+                    for c in clients
+                    for j in range(5)
+                ]
                 by_pid = {c.pid: c for c in clients}
                 acks = await asyncio.gather(*(by_pid[m.prosumer].submit(m) for m in msgs))
                 # the same messages again: acknowledged as duplicates, not stored twice
@@ -67,8 +70,14 @@ def _fuzz_payloads(rng: random.Random, pid: str, n: int) -> list[tuple[bytes, st
     sent: list[dict] = []
     for i in range(n):
         r = rng.random()
-        good = order(pid, f"f{i}", rng.randint(1, 50), side=rng.choice(["buy", "sell"]),
-                     q=round(rng.uniform(0.01, 50), 3), price=round(rng.uniform(-0.5, 1), 4))
+        good = order(
+            pid,
+            f"f{i}",
+            rng.randint(1, 50),
+            side=rng.choice(["buy", "sell"]),
+            q=round(rng.uniform(0.01, 50), 3),
+            price=round(rng.uniform(-0.5, 1), 4),
+        )
         if r < 0.25:
             out.append((json.dumps(good).encode(), "ack"))
             sent.append(good)
@@ -81,8 +90,10 @@ def _fuzz_payloads(rng: random.Random, pid: str, n: int) -> list[tuple[bytes, st
             out.append((bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))), "error"))
         elif r < 0.6:
             field = rng.choice(["quantity_kw", "price_per_kwh", "interval"])
-            text = json.dumps(good).replace(f'"{field}": {json.dumps(good[field])}',
-                                            f'"{field}": {rng.choice(["NaN", "Infinity", "-Infinity"])}')
+            text = json.dumps(good).replace(
+                f'"{field}": {json.dumps(good[field])}',
+                f'"{field}": {rng.choice(["NaN", "Infinity", "-Infinity"])}',
+            )
             out.append((text.encode(), "error"))
         elif r < 0.7:
             out.append((json.dumps({**good, "quantity_kw": -rng.uniform(0, 10)}).encode(), "error"))
@@ -113,8 +124,10 @@ def test_fuzz_thousands_of_random_payloads_leave_the_platform_correct(broker, sq
 
     async def main():
         core = make_core(*sqlite_url, PROSUMERS[:2])
-        core.handle(p.GATE_TOPIC, json.dumps({"schema": "fpp.gate/1", "msg_id": "g0", "interval": 0,
-                                              "t_s": 0.0}).encode())
+        core.handle(
+            p.GATE_TOPIC,
+            json.dumps({"schema": "fpp.gate/1", "msg_id": "g0", "interval": 0, "t_s": 0.0}).encode(),
+        )
         conn = conn_of(broker)
         async with serving(core, conn), ProsumerClient("p00", conn) as c:
             for b, _ in payloads:

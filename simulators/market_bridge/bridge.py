@@ -1,0 +1,303 @@
+"""The market bridge without mosaik: prosumer agents and the clock, driven step by step in simulation time.
+
+:class:`MarketBridge` runs its own asyncio loop in a background thread. For each market interval k (at
+simulation time ``k * interval_s``) :meth:`MarketBridge.market_step`:
+
+1. sends each prosumer's telemetry for interval k-1 (the metered energy the bridge integrated from the
+   prosumer simulator's net power),
+2. lets each agent bid for interval k from its state (persistence forecast: the load and PV seen now,
+   and the battery's SoC) and preferences, and waits for every acknowledgement,
+3. publishes the gate closure of interval k as the clock account (time ``t_s`` in simulation seconds),
+4. waits for the platform's result and for each agent's own dispatch message, and returns each prosumer's
+   traded net power setpoint.
+
+Everything is awaited before ``market_step`` returns, so a simulated run is deterministic and runs as fast
+as the platform answers. The platform's clearing is independent of arrival order (see
+``testbed.platform.clearing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from testbed.platform import protocol as p
+from testbed.platform.agent import ProsumerClient, Rejected
+from testbed.platform.policy import Preferences, State, battery_setpoint_kw, bid
+from testbed.platform.service import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentSpec:
+    """One prosumer's EMS: its id, its owner's preferences, its battery and its credentials."""
+
+    pid: str
+    preferences: Preferences = field(default_factory=Preferences)
+    capacity_kwh: float = 0.0
+    p_batt_max_kw: float = 0.0
+    password: str | None = None
+
+
+@dataclass
+class StepResult:
+    interval: int
+    status: str
+    price_per_kwh: float | None
+    p_trade_kw: dict[str, float]
+    p_batt_set_kw: dict[str, float]
+    traded_kwh: float
+    n_orders: int
+
+
+class MarketBridge:
+    def __init__(
+        self,
+        agents: list[AgentSpec],
+        connection: Connection,
+        *,
+        interval_s: float,
+        import_price: float,
+        export_price: float,
+        clock_password: str | None = None,
+        timeout_s: float = 60.0,
+        run_id: str = "run",
+    ) -> None:
+        self.specs = {a.pid: a for a in agents}
+        self.connection = connection
+        self.interval_s = interval_s
+        self.interval_h = interval_s / 3600.0
+        self.import_price = import_price
+        self.export_price = export_price
+        self.clock_password = clock_password
+        self.timeout_s = timeout_s
+        self.run_id = run_id
+        self.e_export_kwh = {pid: 0.0 for pid in self.specs}
+        self.e_import_kwh = {pid: 0.0 for pid in self.specs}
+        self.refused: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="market-bridge", daemon=True)
+        self._clients: dict[str, ProsumerClient] = {}
+        self._clock: aiomqtt.Client | None = None
+        self._clock_task: asyncio.Task | None = None
+        self._results: dict[str, asyncio.Future] = {}
+        self._started = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout_s * 4)
+
+    def start(self) -> MarketBridge:
+        self._thread.start()
+        self._run(self._start())
+        self._started = True
+        return self
+
+    async def _start(self) -> None:
+        for pid, spec in self.specs.items():
+            conn = Connection(
+                self.connection.address,
+                username=pid if spec.password else None,
+                password=spec.password,
+                tls_context=self.connection.tls_context,
+            )
+            client = ProsumerClient(pid, conn, give_up_s=self.timeout_s)
+            await client.__aenter__()
+            self._clients[pid] = client
+        ready = asyncio.Event()
+        self._clock_task = asyncio.create_task(self._clock_loop(ready))
+        await asyncio.wait_for(ready.wait(), self.timeout_s)
+
+    async def _clock_loop(self, ready: asyncio.Event) -> None:
+        user = p.CLOCK_ID if self.clock_password else None
+        conn = Connection(
+            self.connection.address,
+            username=user,
+            password=self.clock_password,
+            tls_context=self.connection.tls_context,
+        )
+        while True:
+            try:
+                async with conn.client(f"fpp-clock-{self.run_id}") as client:
+                    await client.subscribe(p.RESULT_TOPIC, qos=1)
+                    await client.subscribe(p.CLOCK_ERROR_TOPIC, qos=1)
+                    self._clock = client
+                    ready.set()
+                    async for m in client.messages:
+                        data = json.loads(bytes(m.payload or b""))
+                        key = data.get("gate_msg_id") or data.get("msg_id") or ""
+                        fut = self._results.get(key)
+                        if fut is not None and not fut.done():
+                            fut.set_result(data)
+            except aiomqtt.MqttError as exc:
+                self._clock = None
+                log.warning("market clock lost the broker (%s); reconnecting", exc)
+                await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._run(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._started = False
+
+    async def _stop(self) -> None:
+        for client in self._clients.values():
+            await client.__aexit__(None, None, None)
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            try:
+                await self._clock_task
+            except asyncio.CancelledError:
+                pass
+
+    def __enter__(self) -> MarketBridge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- stepping --------------------------------------------------------------------------------
+
+    def meter(self, p_kw: dict[str, float], dt_s: float) -> None:
+        """Integrate each prosumer's measured net power (generator convention) over ``dt_s`` seconds."""
+        for pid, value in p_kw.items():
+            if pid in self.e_export_kwh:
+                e = value * dt_s / 3600.0
+                if e >= 0:
+                    self.e_export_kwh[pid] += e
+                else:
+                    self.e_import_kwh[pid] -= e
+
+    def market_step(self, k: int, states: dict[str, State]) -> StepResult:
+        """Run interval ``k``'s market: telemetry for k-1, bids, gate closure, result and dispatch."""
+        return self._run(self._market_step(k, states))
+
+    async def _market_step(self, k: int, states: dict[str, State]) -> StepResult:
+        if k > 0:
+            await asyncio.gather(*(self._telemetry(pid, k - 1) for pid in self.specs))
+        for pid in self.specs:
+            self.e_export_kwh[pid] = self.e_import_kwh[pid] = 0.0
+        orders = []
+        for pid, spec in self.specs.items():
+            state = states.get(pid)
+            if state is None:
+                continue
+            b = bid(state, spec.preferences, self.import_price, self.export_price, self.interval_h)
+            if b is not None:
+                orders.append(
+                    p.Order.model_validate(
+                        {
+                            "schema": "fpp.order/1",
+                            "msg_id": f"{self.run_id}-{k}-{pid}",
+                            "prosumer": pid,
+                            "interval": k,
+                            "side": b.side,
+                            "quantity_kw": b.quantity_kw,
+                            "price_per_kwh": b.price_per_kwh,
+                            "energy_class": b.energy_class,
+                        }
+                    )
+                )
+        results = await asyncio.gather(
+            *(self._clients[o.prosumer].submit(o) for o in orders), return_exceptions=True
+        )
+        for o, r in zip(orders, results, strict=True):
+            if isinstance(r, Rejected):
+                self.refused.append(f"{o.prosumer} interval {k}: {r}")
+                log.warning("order of %s for interval %d refused: %s", o.prosumer, k, r)
+            elif isinstance(r, BaseException):
+                raise r
+        gate_id = f"{self.run_id}-gate-{k}"
+        result = await self._gate(k, gate_id)
+        bidders = sorted({o.prosumer for o in orders})
+        dispatch = dict(
+            zip(
+                bidders,
+                await asyncio.gather(
+                    *(self._clients[pid].wait_dispatch(k, self.timeout_s) for pid in bidders)
+                ),
+                strict=True,
+            )
+        )
+        dispatch = {pid: dispatch.get(pid, 0.0) for pid in sorted(self.specs)}
+        batt = {
+            pid: battery_setpoint_kw(states[pid], dispatch[pid], self.interval_h)
+            for pid in sorted(self.specs)
+            if pid in states
+        }
+        traded = sum(t["e_kwh"] for t in result.get("trades", []))
+        return StepResult(
+            k,
+            result.get("status", ""),
+            result.get("price_per_kwh"),
+            dispatch,
+            batt,
+            traded,
+            result.get("n_orders", 0),
+        )
+
+    def finish(self, last_k: int) -> None:
+        """Send the telemetry of the last interval (metered up to the last step) at the end of a run."""
+
+        async def send_all() -> None:
+            await asyncio.gather(*(self._telemetry(pid, last_k) for pid in self.specs))
+
+        self._run(send_all())
+
+    async def _telemetry(self, pid: str, k: int) -> None:
+        msg = p.Telemetry.model_validate(
+            {
+                "schema": "fpp.telemetry/1",
+                "msg_id": f"{self.run_id}-{k}-{pid}-tel",
+                "prosumer": pid,
+                "interval": k,
+                "e_export_kwh": round(self.e_export_kwh[pid], 9),
+                "e_import_kwh": round(self.e_import_kwh[pid], 9),
+            }
+        )
+        try:
+            await self._clients[pid].submit(msg)
+        except Rejected as exc:
+            self.refused.append(f"{pid} telemetry {k}: {exc}")
+            log.warning("telemetry of %s for interval %d refused: %s", pid, k, exc)
+
+    async def _gate(self, k: int, gate_id: str) -> dict:
+        fut = asyncio.get_running_loop().create_future()
+        self._results[gate_id] = fut
+        payload = json.dumps(
+            {"schema": "fpp.gate/1", "msg_id": gate_id, "interval": k, "t_s": k * self.interval_s}
+        ).encode()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:  # resend until answered: the platform treats a retried gate idempotently
+                    while self._clock is None:
+                        await asyncio.sleep(0.05)
+                    try:
+                        await self._clock.publish(p.GATE_TOPIC, payload, qos=1)
+                    except aiomqtt.MqttError:
+                        await asyncio.sleep(0.1)
+                        continue
+                    try:
+                        data = await asyncio.wait_for(asyncio.shield(fut), 5.0)
+                        break
+                    except TimeoutError:
+                        log.info("no result for gate %s yet, sending it again", gate_id)
+        finally:
+            self._results.pop(gate_id, None)
+        if "code" in data:
+            raise RuntimeError(
+                f"platform refused gate closure of interval {k}: {data['code']}: {data['detail']}"
+            )
+        return data

@@ -1,0 +1,112 @@
+"""Start ``fpp platform`` as a separate process (the runner and tests do), and stop it again."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from testbed.platform.broker import BrokerAddress, free_port, parse_broker_url
+
+log = logging.getLogger(__name__)
+
+
+class PlatformProcess:
+    """``python -m testbed platform ...`` with a prosumer registry; embedded broker unless ``broker_url``.
+
+    ``address`` is where clients connect. The process is stopped with SIGTERM (then killed) on exit.
+    """
+
+    def __init__(
+        self,
+        prosumers: list[dict],
+        *,
+        ledger_url: str,
+        broker_url: str | None = None,
+        mechanism: str = "double-auction",
+        interval_s: float = 900.0,
+        import_price: float | None = 0.30,
+        export_price: float | None = 0.08,
+        ledger_prefix: str = "fpp_",
+        credentials: Path | None = None,
+        workdir: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="fpp-platform-")
+        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        registry = self.workdir / "prosumers.json"
+        registry.write_text(json.dumps({"prosumers": prosumers}))
+        if broker_url:
+            self.address = parse_broker_url(broker_url)
+            where = ["--broker", broker_url]
+        else:
+            self.address = BrokerAddress("127.0.0.1", free_port())
+            where = ["--listen-port", str(self.address.port)]
+        tariff = (
+            ["--islanded"]
+            if import_price is None
+            else ["--import-price", str(import_price), "--export-price", str(export_price)]
+        )
+        self.args = [
+            sys.executable,
+            "-m",
+            "testbed",
+            "platform",
+            *where,
+            "--ledger",
+            ledger_url,
+            "--ledger-prefix",
+            ledger_prefix,
+            "--prosumers",
+            str(registry),
+            "--mechanism",
+            mechanism,
+            "--interval-s",
+            str(interval_s),
+            *tariff,
+            *(["--credentials", str(credentials)] if credentials else []),
+            *(extra_args or []),
+        ]
+        self.log_path = self.workdir / "platform.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> PlatformProcess:
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log_file, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""  # blocks until ready or exit
+        if "serving" not in line:
+            self.stop()
+            raise RuntimeError(
+                f"the platform did not start: {line!r}\n{self.log_path.read_text(errors='replace')[-3000:]}"
+            )
+        log.info("platform process %d: %s", self.proc.pid, line.strip())
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> PlatformProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
