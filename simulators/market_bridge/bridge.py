@@ -285,7 +285,7 @@ class MarketBridge:
                     while self._clock is None:
                         await asyncio.sleep(0.05)
                     try:
-                        await self._clock.publish(p.GATE_TOPIC, payload, qos=1)
+                        await self._clock.publish(p.GATE_TOPIC, payload, qos=1, timeout=5.0)
                     except aiomqtt.MqttError:
                         await asyncio.sleep(0.1)
                         continue

@@ -139,7 +139,9 @@ class ProsumerClient:
                     client = self._client
                     try:
                         if client is not None:
-                            await client.publish(p.prosumer_topic(self.pid, kind), payload, qos=1)
+                            await client.publish(
+                                p.prosumer_topic(self.pid, kind), payload, qos=1, timeout=self.retry_s
+                            )
                     except aiomqtt.MqttError:
                         await asyncio.sleep(0.05)
                         continue

@@ -135,7 +135,9 @@ class PlatformService:
         if client is None or not outs:
             return
         try:
-            await asyncio.gather(*(client.publish(o.topic, o.payload, qos=1, retain=o.retain) for o in outs))
+            await asyncio.gather(
+                *(client.publish(o.topic, o.payload, qos=1, retain=o.retain, timeout=5.0) for o in outs)
+            )
         except aiomqtt.MqttError as exc:  # the sender retries; its message is in the ledger
             log.warning("could not publish %d replies: %s", len(outs), exc)
 
