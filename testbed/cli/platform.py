@@ -10,6 +10,7 @@ import logging
 import signal
 import ssl
 import sys
+import time
 from pathlib import Path
 
 from testbed.errors import UserError
@@ -174,5 +175,9 @@ def run_platform(args: argparse.Namespace) -> int:
         asyncio.run(main())
     finally:
         ledger.close()
-        print(f"fpp platform: stopped ({core.stats})", file=sys.stderr, flush=True)
+        print(
+            f"fpp platform: stopped ({core.stats}, {time.process_time():.1f} s CPU)",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0

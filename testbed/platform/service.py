@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ class Connection:
             identifier=identifier,
             clean_session=clean_session,
             tls_context=tls,
+            # small request/reply packets: without TCP_NODELAY, Nagle's algorithm holds them back
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             protocol=aiomqtt.ProtocolVersion.V311,
             **kw,
         )  # type: ignore[arg-type]
@@ -75,6 +78,7 @@ class PlatformService:
         self.connected = asyncio.Event()
         self.connections = 0
         self._client: aiomqtt.Client | None = None
+        self._pending: set[asyncio.Task] = set()
 
     async def run(self) -> None:
         """Serve until cancelled, reconnecting after a lost broker."""
@@ -99,11 +103,7 @@ class PlatformService:
                         self.connected.set()
                         delay = 0.1
                         async for message in client.messages:
-                            # Publishing inline (not from spawned tasks) keeps aiomqtt fast: replies
-                            # published from separate tasks were measured at ~30 ms each here.
-                            await self._publish_all(
-                                self._dispatch(str(message.topic), bytes(message.payload or b""))
-                            )
+                            self._spawn(self._dispatch(str(message.topic), bytes(message.payload or b"")))
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
                     self._client = None
@@ -129,6 +129,13 @@ class PlatformService:
                 )
             ]
         return self.core.handle(topic, payload)
+
+    def _spawn(self, outs: list[Out]) -> None:
+        """Publish without holding up the next inbound message (the ledger already has it)."""
+        if outs:
+            task = asyncio.create_task(self._publish_all(outs))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _publish_all(self, outs: list[Out]) -> None:
         client = self._client
