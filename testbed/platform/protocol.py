@@ -46,7 +46,7 @@ PositiveKw = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegKw = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 MsgId = Annotated[str, Field(pattern=MSG_ID_RE)]
 Pid = Annotated[str, Field(pattern=PROSUMER_ID_RE.pattern)]
-Interval = Annotated[int, Field(ge=0, le=10**9)]
+Interval = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class _Msg(BaseModel):

@@ -1,0 +1,76 @@
+"""``fpp platform`` as a process: embedded broker, wall clock, and clear errors for bad options."""
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from testbed.cli import main as fpp
+from testbed.platform import protocol as p
+from testbed.platform.agent import ProsumerClient
+from testbed.platform.launch import PlatformProcess
+from testbed.platform.ledger import Ledger
+from testbed.platform.service import Connection
+from testbed.platform.testing import order
+
+
+def test_platform_with_embedded_broker_serves_orders(tmp_path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with PlatformProcess([{"id": "p0"}], ledger_url=url, workdir=tmp_path / "run") as proc:
+
+        async def main():
+            async with ProsumerClient("p0", Connection(proc.address)) as c:
+                return await c.submit(p.Order.model_validate(order("p0", "m1", 1)))
+
+        ack = asyncio.run(main())
+    assert ack.msg_id == "m1"
+    assert Ledger(url).find_message("p0", "m1") is not None
+
+
+@pytest.mark.realtime
+def test_wall_clock_platform_closes_gates_itself(broker, tmp_path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with PlatformProcess(
+        [{"id": "p0"}],
+        ledger_url=url,
+        broker_url=broker.address.url,
+        interval_s=1.0,
+        workdir=tmp_path / "run",
+        extra_args=["--clock", "wall", "--gate-lead-s", "0.2"],
+    ):
+        deadline = time.monotonic() + 20
+        led = Ledger(url)
+        while len(led.intervals()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rows = led.intervals()
+    assert len(rows) >= 2
+    ks = [r[0] for r in rows]
+    assert ks == list(range(ks[0], ks[0] + len(ks)))  # consecutive intervals, none skipped
+    # interval k closes at Unix time k - 0.2 s (interval 1 s)
+    assert all(abs(r[3] - (r[0] - 0.2)) < 5.0 for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--prosumers", "missing.yaml"], "cannot read the prosumer registry"),
+        (["--ledger", "mysql://x"], "unknown ledger URL"),
+        (["--broker", "http://x", "--prosumers", "reg.yaml"], "broker URL"),
+        (["--interval-s", "0", "--prosumers", "reg.yaml"], "--interval-s"),
+    ],
+)
+def test_bad_options_give_one_clear_error(tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reg.yaml").write_text(json.dumps({"prosumers": [{"id": "p0"}]}))
+    assert fpp(["platform", "--ledger", f"sqlite:///{tmp_path}/l.db", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_bad_registry_lists_every_problem(tmp_path, capsys):
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("prosumers:\n  - {id: 'bad id'}\n  - {id: clock}\n  - {id: p1, colour: red}\n")
+    assert fpp(["platform", "--ledger", f"sqlite:///{tmp_path}/l.db", "--prosumers", str(reg)]) == 2
+    err = capsys.readouterr().err
+    assert "prosumers.0.id" in err and "prosumers.2.colour" in err

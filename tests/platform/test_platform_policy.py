@@ -1,0 +1,77 @@
+"""The EMS bidding policy and setpoint rule, and the market KPIs, against hand-computed numbers."""
+
+import pytest
+
+from testbed.platform.clearing import Tariff, imbalance_amount, retail_bill
+from testbed.platform.kpis import market_kpis
+from testbed.platform.policy import Preferences, State, battery_limits, battery_setpoint_kw, bid
+
+IMP, EXP, H = 0.30, 0.08, 0.25  # retail tariff [currency/kWh], 15-minute interval [h]
+
+
+def test_pv_surplus_sells_green_at_mid_spread():
+    b = bid(State(load_kw=0.5, pv_kw=4.0), Preferences(), IMP, EXP, H)
+    # 4.0 - 0.5 = 3.5 kW at 0.08 + 0.5 * (0.30 - 0.08) = 0.19
+    assert (b.side, b.quantity_kw, b.energy_class) == ("sell", 3.5, "green")
+    assert b.price_per_kwh == pytest.approx(0.19, abs=1e-9)
+
+
+def test_preferences_move_quantity_and_price():
+    s = State(load_kw=0.5, pv_kw=4.0)
+    assert bid(s, Preferences(risk_aversion=1.0), IMP, EXP, H).quantity_kw == pytest.approx(1.75)
+    assert bid(s, Preferences(subsidy_share=1.0), IMP, EXP, H).price_per_kwh == pytest.approx(0.08)
+    buyer = State(load_kw=2.0, pv_kw=0.0)
+    b = bid(buyer, Preferences(green_premium_per_kwh=0.02), IMP, EXP, H)
+    assert (b.side, b.quantity_kw, b.energy_class) == ("buy", 2.0, None)
+    assert b.price_per_kwh == pytest.approx(0.21)  # 0.19 + 0.02
+    assert bid(buyer, Preferences(green_premium_per_kwh=0.5), IMP, EXP, H).price_per_kwh == pytest.approx(IMP)
+
+
+def test_battery_covers_deficit_first():
+    s = State(load_kw=2.0, pv_kw=0.0, soc=0.5, capacity_kwh=10.0, p_batt_max_kw=3.0)
+    assert bid(s, Preferences(), IMP, EXP, H) is None  # 2 kW deficit fits the 3 kW discharge limit
+    # (0.15 - 0.1) * 10 kWh / 0.25 h = 2 kW discharge; (0.9 - 0.15) * 10 / 0.25 = 30 kW, capped at 3 kW charge
+    assert battery_limits(State(0, 0, 0.15, 10.0, 3.0), H) == pytest.approx((2.0, 3.0))
+
+
+def test_setpoint_follows_the_trade_within_limits():
+    s = State(load_kw=0.5, pv_kw=4.0, soc=0.5, capacity_kwh=10.0, p_batt_max_kw=3.0)
+    assert battery_setpoint_kw(s, 2.0, H) == pytest.approx(-1.5)  # sold 2 of 3.5 kW: charge 1.5 kW
+    assert battery_setpoint_kw(s, 0.0, H) == pytest.approx(-3.0)  # no trade: self-consumption, capped
+
+
+def test_imbalance_and_retail_bills():
+    t = Tariff(IMP, EXP)
+    assert imbalance_amount(0.875, 0.0, 0.5, t) == pytest.approx(-0.375 * 0.08)  # exported 0.375 kWh extra
+    assert imbalance_amount(0.0, 0.6, -0.5, t) == pytest.approx(0.1 * 0.30)  # imported 0.1 kWh more
+    assert imbalance_amount(0.2, 0.0, 0.5, t) == pytest.approx(0.3 * 0.30)  # delivered 0.3 kWh less
+    assert imbalance_amount(1.0, 0.0, 0.0, None) == 0.0
+    assert retail_bill(0.875, 0.0, t) == pytest.approx(-0.07)
+    assert retail_bill(0.0, 0.5, t) == pytest.approx(0.15)
+
+
+def test_kpis_from_hand_made_rows():
+    # interval 0: a sells 2 kW (0.5 kWh) to b at 0.19; a exported 0.875 kWh, b imported 0.5 kWh
+    trades = [(0, 0, "a", "b", 2.0, 0.5, 0.19, "green")]
+    settlements = [
+        (0, "a", "market", 2.0, 0.5, -0.095),
+        (0, "a", "imbalance", 2.0, 0.375, -0.03),
+        (0, "b", "market", -2.0, -0.5, 0.095),
+        (0, "b", "imbalance", -2.0, 0.0, 0.0),
+    ]
+    provenance = [(0, 0, 0.0, "a", "bus1", "b", "bus2", 0.5)]
+    telemetry = [("a", 0, 0.875, 0.0), ("b", 0, 0.0, 0.5)]
+    k = market_kpis(trades, settlements, provenance, telemetry, [(0, "optimal")], Tariff(IMP, EXP))
+    assert k["traded_kwh"] == 0.5 and k["price_per_kwh"]["volume_weighted"] == pytest.approx(0.19)
+    assert k["bills"]["a"] == pytest.approx({"platform": -0.125, "retail": -0.07, "saving": 0.055})
+    assert k["bills"]["b"] == pytest.approx({"platform": 0.095, "retail": 0.15, "saving": 0.055})
+    assert k["green_kwh"] == 0.5
+    assert k["green_provenance"][0] == {
+        "interval": 0,
+        "t_s": 0.0,
+        "seller": "a",
+        "seller_bus": "bus1",
+        "buyer": "b",
+        "buyer_bus": "bus2",
+        "e_kwh": 0.5,
+    }
