@@ -91,15 +91,18 @@ class MosquittoBroker:
         acl_file: Path | None = None,
         workdir: Path | None = None,
         max_connections: int = -1,
+        tls_files: tuple[Path, Path, Path] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
         self.max_connections = max_connections
+        self.tls_files = tls_files
+        """``(CA file, server certificate, server key)``: the listener speaks TLS only."""
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="fpp-mosquitto-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.proc: subprocess.Popen | None = None
-        self.address = BrokerAddress("127.0.0.1", self.port)
+        self.address = BrokerAddress("127.0.0.1", self.port, tls=tls_files is not None)
 
     def _config(self) -> Path:
         lines = [
@@ -120,6 +123,9 @@ class MosquittoBroker:
             lines.append("allow_anonymous true")
         if self.acl_file:
             lines.append(f"acl_file {self.acl_file}")
+        if self.tls_files:
+            ca, cert, key = self.tls_files
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path

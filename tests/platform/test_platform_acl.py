@@ -1,7 +1,10 @@
-"""Security with Mosquitto: per-prosumer credentials and the generated ACL (``fpp platform acl``)."""
+"""Security with Mosquitto: per-prosumer credentials, the generated ACL (``fpp platform acl``), and TLS."""
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 
 import aiomqtt
 import pytest
@@ -10,7 +13,8 @@ from testbed.cli import main as fpp
 from testbed.platform import protocol as p
 from testbed.platform.acl import acl_text, mosquitto_passwd
 from testbed.platform.agent import ProsumerClient
-from testbed.platform.broker import MosquittoBroker, mosquitto_available
+from testbed.platform.broker import BrokerAddress, MosquittoBroker, mosquitto_available
+from testbed.platform.launch import PlatformProcess
 from testbed.platform.service import Connection
 from testbed.platform.testing import make_core, order, serving
 
@@ -72,3 +76,85 @@ def test_acl_text_names_each_topic_rule():
     assert "pattern read fpp/v1/p/%u/settlement" in text
     assert "user clock\ntopic write fpp/v1/clock/gate" in text
     assert "pattern write fpp/v1/p/+/" not in text
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make test certificates")
+def test_tls_settings_are_passed_through(tmp_path):
+    """A TLS-only Mosquitto listener: the platform process and a prosumer connect with the CA given."""
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fpp test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=tmp_path,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=tmp_path,
+    )
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+        cwd=tmp_path,
+    )
+    files = (tmp_path / "ca.crt", tmp_path / "server.crt", tmp_path / "server.key")
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with MosquittoBroker(tls_files=files) as broker:
+        assert broker.address.url.startswith("mqtts://")
+        with PlatformProcess(
+            [{"id": "p0"}],
+            ledger_url=url,
+            broker_url=broker.address.url,
+            workdir=tmp_path / "run",
+            extra_args=["--tls-ca", str(files[0])],
+        ):
+
+            async def main():
+                ctx = ssl.create_default_context(cafile=str(files[0]))
+                async with ProsumerClient("p0", Connection(broker.address, tls_context=ctx)) as c:
+                    ack = await c.submit(p.Order.model_validate(order("p0", "tls-1", 1)))
+                plain = Connection(BrokerAddress("127.0.0.1", broker.port))  # no TLS: refused
+                try:
+                    async with plain.client("plain", timeout=2.0):
+                        return ack, None
+                except aiomqtt.MqttError as exc:
+                    return ack, exc
+
+            ack, refused = asyncio.run(main())
+    assert ack.msg_id == "tls-1" and refused is not None
