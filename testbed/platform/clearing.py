@@ -49,18 +49,22 @@ def clear_interval(
     """Clear one interval with the market library.
 
     ``offers`` in arrival order: for each prosumer only its last offer counts (a later offer amends an
-    earlier one). Orders are put in the book sorted by (prosumer, msg_id), so the result does not depend on
-    the order in which messages happened to arrive (the auction breaks price ties by book order).
-    ``classes``/``buses``: each prosumer's registered energy class and bus.
+    earlier one). The auctions clear the orders; with no orders they clear the offers (the market library
+    cuts each cost curve into orders). The other mechanisms clear the offers only.
+
+    Orders go into the book sorted by (prosumer, msg_id) and agents sorted by id, so the result does not
+    depend on the order in which messages happened to arrive (the auction breaks price ties by book order,
+    P2P picks partners by agent order). ``classes``/``buses``: each prosumer's registered class and bus.
     """
     orders = sorted(orders, key=lambda o: (o.prosumer, o.msg_id))
-    if mechanism in ORDER_MECHANISMS and not orders:
-        return Outcome("no_orders", "no orders for this interval", None)
     last_offer: dict[str, FlexOffer] = {}
     for o in offers:
         last_offer[o.prosumer] = o
-    if mechanism in OFFER_MECHANISMS and not last_offer:
-        return Outcome("no_orders", "no flexibility offers for this interval", None)
+    last_offer = dict(sorted(last_offer.items()))
+    use_orders = mechanism in ORDER_MECHANISMS and bool(orders)
+    if not use_orders and not last_offer:
+        what = "orders or flexibility offers" if mechanism in ORDER_MECHANISMS else "flexibility offers"
+        return Outcome("no_orders", f"no {what} for this interval ({mechanism})", None)
 
     from testbed.market import Agent, EnergyClass, GridTariff, MarketCase, clear
     from testbed.market import Order as MarketOrder
@@ -72,7 +76,7 @@ def clear_interval(
     )
     agents: list[Any] = []
     market_orders: list[Any] = []
-    if mechanism in ORDER_MECHANISMS:
+    if use_orders:
         sells: dict[str, float] = {}
         buys: dict[str, float] = {}
         for o in orders:
@@ -85,10 +89,13 @@ def clear_interval(
                     side=o.side,
                     quantity_kw=o.quantity_kw,
                     price_per_kwh=o.price_per_kwh,
-                    energy_class=o.energy_class or classes.get(o.prosumer),
+                    # a sell order delivers its seller's class unless it names one
+                    energy_class=(o.energy_class or classes.get(o.prosumer))
+                    if o.side == "sell"
+                    else o.energy_class,
                 )
             )
-        for pid in dict.fromkeys(o.prosumer for o in orders):
+        for pid in sorted({o.prosumer for o in orders}):
             agents.append(
                 _agent(
                     Agent,
