@@ -128,7 +128,9 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True) ->
 
     setup = build_fleet_setup(plan.prosumers, plan.profiles, sc.time)
     n_steps = sc.time.n_steps
-    world = mosaik.World(SIM_CONFIG, time_resolution=float(sc.time.resolution_s), skip_greetings=True)
+    world = mosaik.World(
+        SIM_CONFIG, time_resolution=float(sc.time.resolution_s), skip_greetings=True, configure_logging=False
+    )
     t0 = wallclock.perf_counter()
     try:
         grid_sim = world.start("Grid", engine=plan.engine)
