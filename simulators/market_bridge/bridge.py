@@ -44,6 +44,8 @@ class AgentSpec:
     preferences: Preferences = field(default_factory=Preferences)
     capacity_kwh: float = 0.0
     p_batt_max_kw: float = 0.0
+    soc_min: float = 0.0
+    soc_max: float = 1.0
     password: str | None = None
 
 
@@ -54,6 +56,7 @@ class StepResult:
     price_per_kwh: float | None
     p_trade_kw: dict[str, float]
     p_batt_set_kw: dict[str, float]
+    """battery setpoints at the start of the interval, for the states given (> 0 discharges)"""
     traded_kwh: float
     n_orders: int
 

@@ -1,21 +1,29 @@
 """The mosaik face of :class:`~simulators.market_bridge.bridge.MarketBridge` (thin: it only translates).
 
-Model ``MarketBridge`` (one entity for the whole fleet). Params: ``agents`` (list of mappings with ``pid``
-and optional ``preferences``, ``capacity_kwh``, ``p_batt_max_kw``, ``password``), ``broker_url``,
-``interval_s``, ``import_price``, ``export_price``, optional ``clock_password``, ``run_id``, ``timeout_s``.
+Model ``MarketBridge`` (one entity for the whole fleet). Params:
 
-Inputs (each a mapping prosumer id -> value; mappings from several sources are merged):
-``load_kw`` and ``pv_kw`` (>= 0, used as the persistence forecast), ``soc`` (0..1) and ``p_kw`` (metered
-net power, generator convention). Outputs: ``p_trade_kw`` and ``p_batt_set_kw`` (mappings prosumer id ->
-kW), ``price_per_kwh``, ``traded_kwh`` and ``market_status`` of the last cleared interval.
+- ``agents``: list of mappings with ``pid`` (the prosumer's id on the platform), optional ``source_id`` (its
+  id in the world, default ``pid``), ``preferences``, ``capacity_kwh``, ``p_batt_max_kw``, ``soc_min``,
+  ``soc_max``, ``password``;
+- ``fleet_ids``: world ids in the order of array-valued inputs (the prosumer fleet sends arrays);
+- ``broker_url``, ``interval_s``, ``import_price``, ``export_price``, optional ``clock_password``,
+  ``run_id``, ``timeout_s``.
 
-It steps every ``step_size`` mosaik steps to meter ``p_kw`` and runs the market whenever simulation time
-reaches a multiple of ``interval_s``. Its outputs feed the prosumer simulator, whose outputs feed it: wire
-the bridge -> prosumers direction time-shifted (``initial_data={"p_trade_kw": {}}``).
+Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
+(>= 0; their values now are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw`` (metered
+net power, generator convention). Outputs: ``p_trade_kw`` (world id -> kW, every prosumer, 0 without a
+trade), ``battery_p_set_kw`` (world id -> kW for prosumers with a battery: the setpoint that makes the
+home's net power meet its trade, recomputed every step from the current load and PV), ``price_per_kwh``
+(NaN when no price), ``traded_kwh`` and ``market_status`` of the current interval.
+
+It steps every ``step_size`` mosaik steps and runs the market whenever simulation time reaches a multiple of
+``interval_s``. Its outputs feed the prosumer simulator, whose outputs feed it: wire the bridge ->
+prosumers direction time-shifted (``initial_data={"battery_p_set_kw": {}}``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mosaik_api_v3
@@ -23,9 +31,11 @@ import mosaik_api_v3
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
 from testbed.errors import UserError
 from testbed.platform.broker import parse_broker_url
-from testbed.platform.policy import Preferences, State
+from testbed.platform.policy import Preferences, State, battery_setpoint_kw
 from testbed.platform.service import Connection
 
+OUTPUTS = ("p_trade_kw", "battery_p_set_kw", "price_per_kwh", "traded_kwh", "market_status")
+INPUTS = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
 META = {
     "api_version": "3.0",
     "type": "time-based",
@@ -34,6 +44,7 @@ META = {
             "public": True,
             "params": [
                 "agents",
+                "fleet_ids",
                 "broker_url",
                 "interval_s",
                 "import_price",
@@ -42,17 +53,7 @@ META = {
                 "run_id",
                 "timeout_s",
             ],
-            "attrs": [
-                "load_kw",
-                "pv_kw",
-                "soc",
-                "p_kw",
-                "p_trade_kw",
-                "p_batt_set_kw",
-                "price_per_kwh",
-                "traded_kwh",
-                "market_status",
-            ],
+            "attrs": [*INPUTS, *OUTPUTS],
         },
     },
 }
@@ -67,13 +68,10 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.step_size = 1
         self.last_t_s: float | None = None
         self.last_p_kw: dict[str, float] = {}
-        self.out: dict[str, Any] = {
-            "p_trade_kw": {},
-            "p_batt_set_kw": {},
-            "price_per_kwh": None,
-            "traded_kwh": 0.0,
-            "market_status": "none",
-        }
+        self.to_pid: dict[str, str] = {}
+        self.fleet_ids: list[str] = []
+        self.p_trade: dict[str, float] = {}
+        self.out: dict[str, Any] = {}
         self.steps: list = []
 
     def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 1, **sim_params: Any) -> dict:
@@ -91,15 +89,21 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
                 [f"interval_s {interval_s} vs time_resolution {self.time_resolution}"],
             )
         self.interval_s = interval_s
+        agents = params["agents"]
+        self.to_pid = {a.get("source_id", a["pid"]): a["pid"] for a in agents}
+        self.to_world = {pid: wid for wid, pid in self.to_pid.items()}
+        self.fleet_ids = list(params.get("fleet_ids") or self.to_pid)
         specs = [
             AgentSpec(
                 pid=a["pid"],
                 preferences=Preferences(**a.get("preferences", {})),
                 capacity_kwh=float(a.get("capacity_kwh", 0.0)),
                 p_batt_max_kw=float(a.get("p_batt_max_kw", 0.0)),
+                soc_min=float(a.get("soc_min", 0.0)),
+                soc_max=float(a.get("soc_max", 1.0)),
                 password=a.get("password"),
             )
-            for a in params["agents"]
+            for a in agents
         ]
         self.bridge = MarketBridge(
             specs,
@@ -111,14 +115,42 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             run_id=params.get("run_id", "run"),
             timeout_s=float(params.get("timeout_s", 60.0)),
         ).start()
+        self.p_trade = {pid: 0.0 for pid in self.to_world}
+        self.out = {
+            "p_trade_kw": {w: 0.0 for w in self.to_pid},
+            "battery_p_set_kw": {},
+            "price_per_kwh": math.nan,
+            "traded_kwh": 0.0,
+            "market_status": "none",
+        }
         return [{"eid": self.eid, "type": model}]
 
-    @staticmethod
-    def _merged(values: dict[str, Any] | None) -> dict[str, float]:
+    def _by_pid(self, values: dict[str, Any] | None) -> dict[str, float]:
+        """Inputs from all sources as {platform id: value}; arrays are in ``fleet_ids`` order."""
         out: dict[str, float] = {}
         for v in (values or {}).values():
-            out.update({str(k): float(x) for k, x in v.items()})
+            items = v.items() if isinstance(v, dict) else zip(self.fleet_ids, v, strict=True)
+            for wid, x in items:
+                pid = self.to_pid.get(str(wid))
+                if pid is not None:
+                    out[pid] = float(x)
         return out
+
+    def _states(self, data: dict) -> dict[str, State]:
+        load, pv, ev, soc = (self._by_pid(data.get(a)) for a in ("load_kw", "pv_kw", "ev_kw", "soc"))
+        states = {}
+        for pid, spec in self.bridge.specs.items():  # type: ignore[union-attr]
+            if pid in load or pid in pv:
+                states[pid] = State(
+                    load_kw=max(0.0, load.get(pid, 0.0) + ev.get(pid, 0.0)),
+                    pv_kw=max(0.0, pv.get(pid, 0.0)),
+                    soc=soc.get(pid, 0.0),
+                    capacity_kwh=spec.capacity_kwh,
+                    p_batt_max_kw=spec.p_batt_max_kw,
+                    soc_min=spec.soc_min,
+                    soc_max=spec.soc_max,
+                )
+        return states
 
     def step(self, time: int, inputs: dict, max_advance: int) -> int:
         if self.bridge is None:
@@ -128,28 +160,26 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         if self.last_t_s is not None and self.last_p_kw:
             self.bridge.meter(self.last_p_kw, t_s - self.last_t_s)
         self.last_t_s = t_s
-        self.last_p_kw = self._merged(data.get("p_kw"))
+        self.last_p_kw = self._by_pid(data.get("p_kw"))
+        states = self._states(data)
         if t_s % self.interval_s == 0:
-            load, pv, soc = (self._merged(data.get(a)) for a in ("load_kw", "pv_kw", "soc"))
-            states = {}
-            for pid, spec in self.bridge.specs.items():
-                if pid in load or pid in pv:
-                    states[pid] = State(
-                        load_kw=max(0.0, load.get(pid, 0.0)),
-                        pv_kw=max(0.0, pv.get(pid, 0.0)),
-                        soc=soc.get(pid, 0.0),
-                        capacity_kwh=spec.capacity_kwh,
-                        p_batt_max_kw=spec.p_batt_max_kw,
-                    )
             res = self.bridge.market_step(int(t_s // self.interval_s), states)
             self.steps.append(res)
-            self.out = {
-                "p_trade_kw": res.p_trade_kw,
-                "p_batt_set_kw": res.p_batt_set_kw,
-                "price_per_kwh": res.price_per_kwh,
-                "traded_kwh": res.traded_kwh,
-                "market_status": res.status,
-            }
+            self.p_trade = res.p_trade_kw
+            self.out.update(
+                {
+                    "p_trade_kw": {self.to_world[pid]: p for pid, p in res.p_trade_kw.items()},
+                    "price_per_kwh": math.nan if res.price_per_kwh is None else res.price_per_kwh,
+                    "traded_kwh": res.traded_kwh,
+                    "market_status": res.status,
+                }
+            )
+        h = self.interval_s / 3600.0
+        self.out["battery_p_set_kw"] = {
+            self.to_world[pid]: battery_setpoint_kw(s, self.p_trade.get(pid, 0.0), h)
+            for pid, s in states.items()
+            if s.capacity_kwh > 0
+        }
         return time + self.step_size
 
     def get_data(self, outputs: dict) -> dict:

@@ -205,6 +205,62 @@ class Fleet(_Model):
     ev: FleetEV | None = None
 
 
+class MarketPreferences(_Model):
+    """Owners' preferences, drawn per prosumer uniformly from each range (reproducibly from the seed)."""
+
+    green_premium_per_kwh: Range = Field(
+        default_factory=lambda: Range(min=0.0, max=0.0),
+        description="Extra a buyer pays for energy [currency/kWh]; raises its bids.",
+    )
+    subsidy_share: Range = Field(
+        default_factory=lambda: Range(min=0.0, max=0.0),
+        description="Share of the retail spread a seller gives to its buyers [0..1].",
+    )
+    risk_aversion: Range = Field(
+        default_factory=lambda: Range(min=0.0, max=0.0),
+        description="Share of the forecast surplus or deficit held back from the market [0..1] (halved).",
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> MarketPreferences:
+        for name in ("subsidy_share", "risk_aversion"):
+            if getattr(self, name).max > 1:
+                raise ValueError(f"{name}.max must be <= 1")
+        if self.green_premium_per_kwh.max > 1:
+            raise ValueError("green_premium_per_kwh.max must be <= 1 currency/kWh")
+        return self
+
+
+class Market(_Model):
+    """A P2P market day: the platform runs as its own process, every prosumer's EMS is an MQTT client."""
+
+    mechanism: Literal["double-auction", "pay-as-bid", "pool", "p2p", "admm"] = Field(
+        "double-auction", description="Clearing mechanism of testbed.market."
+    )
+    interval_s: int = Field(900, gt=0, description="Market interval [s]; a multiple of time.resolution_s.")
+    import_price_per_kwh: NonNegativeFloat = Field(0.30, description="Retail import price [currency/kWh].")
+    export_price_per_kwh: NonNegativeFloat = Field(0.08, description="Retail export price [currency/kWh].")
+    broker: str | None = Field(
+        None, description="mqtt://host:port of a running broker; by default the platform starts its own."
+    )
+    ledger: str | None = Field(
+        None, description="Ledger URL (sqlite:///..., postgresql://...); by default SQLite in the run folder."
+    )
+    timeout_s: PositiveFloat = Field(60.0, description="How long the bridge waits for the platform [s].")
+    preferences: MarketPreferences = Field(default_factory=MarketPreferences)
+
+    @model_validator(mode="after")
+    def _tariff(self) -> Market:
+        if self.export_price_per_kwh > self.import_price_per_kwh:
+            raise ValueError(
+                f"export_price_per_kwh ({self.export_price_per_kwh}) exceeds import_price_per_kwh "
+                f"({self.import_price_per_kwh})"
+            )
+        if self.broker is not None and not self.broker.startswith(("mqtt://", "mqtts://")):
+            raise ValueError(f"broker: expected mqtt://host:port or mqtts://host:port, got {self.broker!r}")
+        return self
+
+
 class Outputs(_Model):
     dir: str = Field("results", description="Folder under which each run gets results/<run-id>/.")
     timeseries: bool = Field(True, description="Write timeseries.parquet.")
@@ -227,6 +283,7 @@ class Scenario(_Model):
     )
     prosumers: list[Prosumer] = Field(default_factory=list)
     fleet: Fleet | None = None
+    market: Market | None = Field(None, description="A P2P market over the platform (see docs/platform.md).")
     outputs: Outputs = Field(default_factory=Outputs)
 
     @model_validator(mode="after")
@@ -236,6 +293,11 @@ class Scenario(_Model):
         if self.profiles is None and not self.grid.network.startswith("simbench:"):
             raise ValueError(
                 "profiles: required when the grid is not a SimBench grid (e.g. simbench:1-LV-rural3--0-sw)"
+            )
+        if self.market is not None and self.market.interval_s % self.time.resolution_s != 0:
+            raise ValueError(
+                f"market.interval_s ({self.market.interval_s} s) is not a multiple of time.resolution_s "
+                f"({self.time.resolution_s} s)"
             )
         ids = [p.id for p in self.prosumers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
