@@ -6,6 +6,7 @@ A run folder holds ``scenario.yaml`` (the file as given), ``run.json`` (run id, 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import platform
@@ -88,9 +89,13 @@ class Extension:
 
 #: Functions that look at a plan and return the extensions it needs (registered by the market and HIL).
 EXTENSION_FACTORIES: list = []
+#: Modules that register their factories when imported (imported on first use: they pull in MQTT etc.).
+EXTENSION_MODULES: tuple[str, ...] = ("testbed.platform.extension",)
 
 
 def extensions_for(plan: RunPlan) -> list[Extension]:
+    for name in EXTENSION_MODULES:
+        importlib.import_module(name)
     return [ext for factory in EXTENSION_FACTORIES for ext in factory(plan)]
 
 

@@ -1,0 +1,185 @@
+"""The market in ``fpp run``: a runner extension (orchestration layer) for scenarios with ``market:``.
+
+For such a scenario it starts the platform as its own process (with its embedded broker unless the scenario
+names one; ledger in the run folder unless it names one), adds the mosaik market bridge with one MQTT agent
+per prosumer, and after the run adds market KPIs from the ledger to ``kpis.json`` and writes the green
+energy provenance to ``green_provenance.csv``.
+
+Prosumer ids of a scenario (SimBench load names such as ``LV3.101 Load 1``) are not all valid platform ids,
+so each gets a platform id with every other character replaced by ``_`` (made unique with a suffix).
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import logging
+import random
+import re
+from pathlib import Path
+
+from testbed import runner
+from testbed.platform.clearing import Tariff
+from testbed.platform.kpis import kpis_from_ledger
+from testbed.platform.launch import PlatformProcess
+from testbed.platform.ledger import Ledger
+from testbed.scenario.models import Market, Prosumer
+
+log = logging.getLogger(__name__)
+SIM_NAME = "MarketBridge"
+SIM_CONFIG = {"python": "simulators.market_bridge.sim:MarketBridgeSim"}
+
+
+def platform_ids(ids: list[str]) -> dict[str, str]:
+    """World id -> platform id (``[A-Za-z0-9_.-]``, at most 64 characters, unique)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for wid in ids:
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", wid)[:56] or "p"
+        pid, n = base, 1
+        while pid in used or pid in ("clock", "platform"):
+            n += 1
+            pid = f"{base}-{n}"
+        used.add(pid)
+        out[wid] = pid
+    return out
+
+
+def draw_preferences(market: Market, ids: list[str], seed: int) -> dict[str, dict[str, float]]:
+    """Each prosumer's preferences, uniform in the scenario's ranges, the same for the same seed."""
+    rng = random.Random(f"market-preferences-{seed}")
+    prefs = market.preferences
+    out = {}
+    for wid in ids:
+        out[wid] = {
+            name: round(rng.uniform(getattr(prefs, name).min, getattr(prefs, name).max), 6)
+            for name in ("green_premium_per_kwh", "subsidy_share", "risk_aversion")
+        }
+    return out
+
+
+class MarketExtension(runner.Extension):
+    name = "market"
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+        self.process: PlatformProcess | None = None
+        self.ledger_url = ""
+        self.prefix = "fpp_"
+        self.to_pid: dict[str, str] = {}
+
+    def build(self, ctx: runner.WorldContext) -> list[tuple[object, list[str]]]:
+        m, sc = self.market, ctx.plan.scenario
+        by_id: dict[str, Prosumer] = {p.id: p for p in ctx.plan.prosumers}
+        ids = list(ctx.prosumer_ids)
+        self.to_pid = platform_ids(ids)
+        run_dir = Path(ctx.run_dir).resolve()
+        if m.ledger:
+            self.ledger_url = m.ledger
+            self.prefix = "run_" + re.sub(r"[^a-z0-9_]", "_", run_dir.name.lower())[:30] + "_"
+        else:
+            self.ledger_url = f"sqlite:///{run_dir / 'ledger.db'}"  # absolute path: four slashes
+        registry = [
+            {
+                "id": self.to_pid[w],
+                "bus": by_id[w].bus,
+                "energy_class": "green" if by_id[w].pv is not None else None,
+            }
+            for w in ids
+        ]
+        self.process = PlatformProcess(
+            registry,
+            ledger_url=self.ledger_url,
+            broker_url=m.broker,
+            mechanism=m.mechanism,
+            interval_s=float(m.interval_s),
+            import_price=m.import_price_per_kwh,
+            export_price=m.export_price_per_kwh,
+            ledger_prefix=self.prefix,
+            workdir=run_dir / "platform",
+        ).start()
+        atexit.register(self.process.stop)  # a failed run must not leave the platform behind
+        prefs = draw_preferences(m, ids, sc.seed)
+        agents = []
+        for w in ids:
+            b = by_id[w].battery
+            agents.append(
+                {
+                    "pid": self.to_pid[w],
+                    "source_id": w,
+                    "preferences": prefs[w],
+                    "capacity_kwh": b.capacity_kwh if b else 0.0,
+                    "p_batt_max_kw": b.power_kw if b else 0.0,
+                    "soc_min": b.soc_min if b else 0.0,
+                    "soc_max": b.soc_max if b else 1.0,
+                }
+            )
+        ctx.world.sim_config.setdefault(SIM_NAME, SIM_CONFIG)
+        bridge = ctx.world.start(SIM_NAME).MarketBridge(
+            agents=agents,
+            fleet_ids=ids,
+            broker_url=self.process.address.url,
+            interval_s=float(m.interval_s),
+            import_price=m.import_price_per_kwh,
+            export_price=m.export_price_per_kwh,
+            run_id=re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:60],
+            timeout_s=m.timeout_s,
+        )
+        ctx.world.connect(ctx.fleet, bridge, "load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
+        ctx.world.connect(
+            bridge, ctx.fleet, "battery_p_set_kw", time_shifted=True, initial_data={"battery_p_set_kw": {}}
+        )
+        return [(bridge, ["p_trade_kw", "price_per_kwh", "traded_kwh"])]
+
+    def kpis(self, ctx: runner.WorldContext) -> dict:
+        m = self.market
+        try:
+            ledger = Ledger(self.ledger_url, prefix=self.prefix)
+            k = kpis_from_ledger(ledger, Tariff(m.import_price_per_kwh, m.export_price_per_kwh))
+            ledger.close()
+        finally:
+            if self.process is not None:
+                self.process.stop()
+                atexit.unregister(self.process.stop)
+        to_world = {pid: w for w, pid in self.to_pid.items()}
+        provenance = k.pop("green_provenance")
+        with open(Path(ctx.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["interval", "t_s", "seller", "seller_bus", "buyer", "buyer_bus", "e_kwh"])
+            for r in provenance:
+                writer.writerow(
+                    [
+                        r["interval"],
+                        r["t_s"],
+                        to_world.get(r["seller"], r["seller"]),
+                        r["seller_bus"],
+                        to_world.get(r["buyer"], r["buyer"]),
+                        r["buyer_bus"],
+                        r["e_kwh"],
+                    ]
+                )
+        flows: dict[str, float] = {}
+        for r in provenance:
+            key = f"{r['seller_bus']} -> {r['buyer_bus']}"
+            flows[key] = flows.get(key, 0.0) + r["e_kwh"]
+        bills = {to_world.get(pid, pid): b for pid, b in k.pop("bills").items()}
+        return {
+            "mechanism": m.mechanism,
+            "ledger": self.ledger_url,
+            **k,
+            "prosumers_billed": len(bills),
+            "prosumers_better_off": sum(1 for b in bills.values() if b["saving"] > 1e-9),
+            "prosumers_worse_off": sum(1 for b in bills.values() if b["saving"] < -1e-9),
+            "bills": bills,
+            "green_flows_kwh": dict(sorted(flows.items())),
+            "green_provenance_file": "green_provenance.csv",
+        }
+
+
+def market_extensions(plan: runner.RunPlan) -> list[runner.Extension]:
+    market = plan.scenario.market
+    return [MarketExtension(market)] if market is not None else []
+
+
+if market_extensions not in runner.EXTENSION_FACTORIES:
+    runner.EXTENSION_FACTORIES.append(market_extensions)
