@@ -104,6 +104,16 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
+def _check_mechanism(mechanism: str) -> None:
+    """Import the market library now (it takes a second or two), so the first gate closure is not slow."""
+    try:
+        from testbed.market import MECHANISMS
+    except ImportError:
+        raise UserError("the market library is missing", ["testbed.market cannot be imported"]) from None
+    if mechanism not in MECHANISMS:
+        raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {', '.join(MECHANISMS)}"])
+
+
 def run_platform(args: argparse.Namespace) -> int:
     from testbed.platform.broker import BrokerAddress, parse_broker_url
     from testbed.platform.clearing import Tariff
@@ -143,6 +153,7 @@ def run_platform(args: argparse.Namespace) -> int:
     )
     if not core.prosumers:
         raise UserError("no prosumers registered", ["give --prosumers FILE (the ledger has none yet)"])
+    _check_mechanism(args.mechanism)
     address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
     conn = Connection(address, username=username, password=password, tls_context=_tls(args))
 

@@ -51,6 +51,15 @@ def _run(args: argparse.Namespace) -> int:
         f"  grid import {k['grid_import_kwh']:.1f} kWh, export {k['grid_export_kwh']:.1f} kWh; "
         f"self-sufficiency {_pct(k['self_sufficiency'])}"
     )
+    if "market" in k:
+        m = k["market"]
+        price = m["price_per_kwh"]["volume_weighted"]
+        print(
+            f"  market ({m['mechanism']}): {m['traded_kwh']:.1f} kWh traded in {m['trades']} trades"
+            + (f" at {price:.4f}/kWh on average" if price is not None else "")
+            + f"; bills {m['bill_platform_total']:.2f} against {m['bill_retail_total']:.2f} at the retail tariff; "
+            f"green energy delivered {m['green_kwh']:.1f} kWh"
+        )
     return 0
 
 

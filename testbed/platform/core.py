@@ -165,13 +165,11 @@ class PlatformCore:
             )
 
     def _telemetry_settlement(self, msg: p.Telemetry) -> tuple:
-        state = self.ledger.interval(msg.interval)
-        if state is None or state[0] != "cleared":
+        if self.ledger.interval_state(msg.interval) != "cleared":
             raise p.ProtocolError(
                 "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
             )
-        result = state[3] or {}
-        p_trade = float(result.get("dispatch_kw", {}).get(msg.prosumer, 0.0))
+        p_trade = self.ledger.market_settlement_kw(msg.interval, msg.prosumer) or 0.0
         e_trade = p_trade * self.config.interval_s / 3600.0
         amount = imbalance_amount(msg.e_export_kwh, msg.e_import_kwh, e_trade, self.config.tariff)
         gap = msg.e_export_kwh - msg.e_import_kwh - e_trade

@@ -165,7 +165,6 @@ class MarketExtension(runner.Extension):
         bills = {to_world.get(pid, pid): b for pid, b in k.pop("bills").items()}
         return {
             "mechanism": m.mechanism,
-            "ledger": self.ledger_url,
             **k,
             "prosumers_billed": len(bills),
             "prosumers_better_off": sum(1 for b in bills.values() if b["saving"] > 1e-9),

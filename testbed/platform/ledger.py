@@ -222,6 +222,17 @@ class Ledger:
         s, g, t, res = rows[0]
         return s, g, t, (json.loads(res) if res else None)
 
+    def interval_state(self, k: int) -> str | None:
+        """"closed", "cleared" or None, without reading the stored result."""
+        return self._scalar("SELECT state FROM {p}intervals WHERE interval_k = ?", (k,))
+
+    def market_settlement_kw(self, k: int, prosumer: str) -> float | None:
+        """The net traded power of ``prosumer`` in cleared interval ``k`` (None if it did not take part)."""
+        return self._scalar(
+            "SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market'",
+            (k, prosumer),
+        )
+
     def last_closed_interval(self) -> int | None:
         return self._scalar("SELECT MAX(interval_k) FROM {p}intervals")
 

@@ -41,7 +41,9 @@ def runs(tmp_path_factory):
 
 def test_run_folder_contents(runs):
     a = runs[0]
-    assert sorted(p.name for p in a.iterdir()) == ["kpis.json", "run.json", "scenario.yaml", "timeseries.parquet",
+    # the demo has a market day: the platform's ledger, log and green provenance join the run folder
+    assert sorted(p.name for p in a.iterdir()) == ["green_provenance.csv", "kpis.json", "ledger.db", "platform",
+                                                     "run.json", "scenario.yaml", "timeseries.parquet",
                                                      "versions.json"]
     assert json.loads((a / "versions.json").read_text())["mosaik"].startswith("3.")
     run = json.loads((a / "run.json").read_text())
