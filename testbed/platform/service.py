@@ -30,6 +30,18 @@ from testbed.platform.core import Out, PlatformCore
 log = logging.getLogger(__name__)
 
 
+class _NoBacklogWarnings(logging.Filter):
+    """aiomqtt warns "There are N pending publish calls" whenever more than ten publishes await their
+    acknowledgement; at a gate closure the platform publishes hundreds at once by design. Drop those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("There are %d pending publish calls")
+
+
+MQTT_LOG = logging.getLogger("testbed.platform.mqtt")
+MQTT_LOG.addFilter(_NoBacklogWarnings())
+
+
 @dataclass(frozen=True)
 class Connection:
     """How to reach a broker: address, credentials and TLS (passed through to aiomqtt)."""
@@ -49,6 +61,7 @@ class Connection:
             username=self.username,
             password=self.password,
             identifier=identifier,
+            logger=MQTT_LOG,
             clean_session=clean_session,
             tls_context=tls,
             # small request/reply packets: without TCP_NODELAY, Nagle's algorithm holds them back
