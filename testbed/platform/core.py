@@ -102,7 +102,8 @@ class PlatformCore:
     # ---- prosumer messages -----------------------------------------------------------------------
 
     def _prosumer_message(self, sender: str, kind: str, msg: p._Msg) -> list[Out]:
-        assert isinstance(msg, p.Order | p.FlexOffer | p.Telemetry)  # decode() returned the kind's model
+        if not isinstance(msg, p.Order | p.FlexOffer | p.Telemetry):  # decode() returns the kind's model
+            raise TypeError(f"unexpected message model {type(msg).__name__} for kind {kind!r}")
         if msg.prosumer != sender:
             raise p.ProtocolError(
                 "identity",
