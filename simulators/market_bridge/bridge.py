@@ -113,7 +113,8 @@ class MarketBridge:
                 password=spec.password,
                 tls_context=self.connection.tls_context,
             )
-            client = ProsumerClient(pid, conn, give_up_s=self.timeout_s)
+            # a retry is harmless (idempotent) but wasted work under load: wait a sixth of the timeout
+            client = ProsumerClient(pid, conn, retry_s=max(2.0, self.timeout_s / 6), give_up_s=self.timeout_s)
             await client.__aenter__()
             self._clients[pid] = client
         ready = asyncio.Event()

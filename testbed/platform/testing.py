@@ -51,3 +51,26 @@ def order(
         "price_per_kwh": price,
         **extra,
     }
+
+
+async def close_gate(
+    conn: Connection, k: int, msg_id: str, t_s: float = 0.0, timeout_s: float = 30.0
+) -> dict:
+    """Act as the clock: publish the gate closure of interval ``k`` and return the platform's result."""
+    import json
+
+    from testbed.platform import protocol as p
+
+    async with conn.client(f"test-clock-{msg_id}") as client:
+        await client.subscribe(p.RESULT_TOPIC, qos=1)
+        await client.publish(
+            p.GATE_TOPIC,
+            json.dumps({"schema": "fpp.gate/1", "msg_id": msg_id, "interval": k, "t_s": t_s}).encode(),
+            qos=1,
+        )
+        async with asyncio.timeout(timeout_s):
+            async for m in client.messages:
+                data = json.loads(bytes(m.payload or b""))
+                if data.get("gate_msg_id") == msg_id:
+                    return data
+    raise RuntimeError("unreachable")

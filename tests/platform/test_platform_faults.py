@@ -17,7 +17,7 @@ from testbed.platform.agent import ProsumerClient
 from testbed.platform.broker import EmbeddedBrokerProcess, MosquittoBroker, mosquitto_available
 from testbed.platform.ledger import Ledger
 from testbed.platform.service import Connection
-from testbed.platform.testing import make_core, order, serving
+from testbed.platform.testing import close_gate, make_core, order, serving
 
 PIDS = [f"p{i}" for i in range(6)]
 PROSUMERS = [(pid, f"bus{i}", None) for i, pid in enumerate(PIDS)]
@@ -109,9 +109,17 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
             clients = {pid: ProsumerClient(pid, conn, retry_s=0.5) for pid in PIDS}
             for c in clients.values():
                 await c.__aenter__()
-            first = [p.Order.model_validate(order(pid, f"{pid}-a{j}", 5)) for pid in PIDS for j in range(4)]
+            first = [
+                p.Order.model_validate(order(pid, f"{pid}-a{j}", 5, **side(pid)))
+                for pid in PIDS
+                for j in range(4)
+            ]
             acked = list(await asyncio.gather(*(clients[m.prosumer].submit(m) for m in first)))
-            second = [p.Order.model_validate(order(pid, f"{pid}-b{j}", 5)) for pid in PIDS for j in range(4)]
+            second = [
+                p.Order.model_validate(order(pid, f"{pid}-b{j}", 5, **side(pid)))
+                for pid in PIDS
+                for j in range(4)
+            ]
             pending = [asyncio.create_task(clients[m.prosumer].submit(m)) for m in second]
             await asyncio.sleep(0.01)
             os.kill(proc.pid, signal.SIGKILL)  # mid-interval, some of the second batch in flight
@@ -121,9 +129,15 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
             acked += await asyncio.gather(*pending)
             for c in clients.values():
                 await c.__aexit__(None, None, None)
-            return acked
+            # the clock closes the gate; the platform is killed right after and the clock retries
+            result = await close_gate(conn, 5, "gate-5", 4500.0)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            proc = await asyncio.to_thread(start_platform, broker, url, registry, tmp_path)
+            again = await close_gate(conn, 5, "gate-5", 4500.0)
+            return acked, result, again
 
-        acked = asyncio.run(main())
+        acked, result, again = asyncio.run(main())
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -134,4 +148,14 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
     led = Ledger(url)
     stored = [m.msg_id for m in led.messages("order", 5)]
     assert sorted(stored) == sorted({a.msg_id for a in acked}) and len(stored) == 48
+    # sellers p0, p2, p4 offer 3 x 8 kW at 0.15, buyers p1, p3, p5 bid for 3 x 8 kW at 0.20: all 24 kW trade
+    assert result["status"] == "optimal" and again == result
+    ledger_trades = [(t[2], t[3], t[4]) for t in led.trades()]
+    assert ledger_trades == [(t["seller"], t["buyer"], t["p_kw"]) for t in result["trades"]]
+    assert sum(t[2] for t in ledger_trades) == pytest.approx(24.0)
+    assert [r[0] for r in led.intervals()] == [5]
     led.close()
+
+
+def side(pid: str) -> dict:
+    return {"side": "sell", "price": 0.15} if int(pid[1:]) % 2 == 0 else {"side": "buy", "price": 0.20}
