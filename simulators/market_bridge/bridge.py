@@ -189,8 +189,8 @@ class MarketBridge:
         return self._run(self._market_step(k, states))
 
     async def _market_step(self, k: int, states: dict[str, State]) -> StepResult:
-        if k > 0:
-            await asyncio.gather(*(self._telemetry(pid, k - 1) for pid in self.specs))
+        # telemetry of k-1 and orders for k are independent: send them together
+        telemetry = [self._telemetry_msg(pid, k - 1) for pid in self.specs] if k > 0 else []
         for pid in self.specs:
             self.e_export_kwh[pid] = self.e_import_kwh[pid] = 0.0
         orders = []
@@ -215,13 +215,18 @@ class MarketBridge:
                     )
                 )
         results = await asyncio.gather(
-            *(self._clients[o.prosumer].submit(o) for o in orders), return_exceptions=True
+            *(self._clients[o.prosumer].submit(o) for o in orders),
+            *(self._send_telemetry(t) for t in telemetry),
+            return_exceptions=True,
         )
-        for o, r in zip(orders, results, strict=True):
+        for o, r in zip(orders, results, strict=False):
             if isinstance(r, Rejected):
                 self.refused.append(f"{o.prosumer} interval {k}: {r}")
                 log.warning("order of %s for interval %d refused: %s", o.prosumer, k, r)
             elif isinstance(r, BaseException):
+                raise r
+        for r in results[len(orders) :]:
+            if isinstance(r, BaseException):
                 raise r
         gate_id = f"{self.run_id}-gate-{k}"
         result = await self._gate(k, gate_id)
@@ -255,13 +260,15 @@ class MarketBridge:
     def finish(self, last_k: int) -> None:
         """Send the telemetry of the last interval (metered up to the last step) at the end of a run."""
 
+        msgs = [self._telemetry_msg(pid, last_k) for pid in self.specs]
+
         async def send_all() -> None:
-            await asyncio.gather(*(self._telemetry(pid, last_k) for pid in self.specs))
+            await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
 
         self._run(send_all())
 
-    async def _telemetry(self, pid: str, k: int) -> None:
-        msg = p.Telemetry.model_validate(
+    def _telemetry_msg(self, pid: str, k: int) -> p.Telemetry:
+        return p.Telemetry.model_validate(
             {
                 "schema": "fpp.telemetry/1",
                 "msg_id": f"{self.run_id}-{k}-{pid}-tel",
@@ -271,11 +278,13 @@ class MarketBridge:
                 "e_import_kwh": round(self.e_import_kwh[pid], 9),
             }
         )
+
+    async def _send_telemetry(self, msg: p.Telemetry) -> None:
         try:
-            await self._clients[pid].submit(msg)
+            await self._clients[msg.prosumer].submit(msg)
         except Rejected as exc:
-            self.refused.append(f"{pid} telemetry {k}: {exc}")
-            log.warning("telemetry of %s for interval %d refused: %s", pid, k, exc)
+            self.refused.append(f"{msg.prosumer} telemetry {msg.interval}: {exc}")
+            log.warning("telemetry of %s for interval %d refused: %s", msg.prosumer, msg.interval, exc)
 
     async def _gate(self, k: int, gate_id: str) -> dict:
         fut = asyncio.get_running_loop().create_future()
