@@ -45,12 +45,14 @@ _WRITE_CODES = (6, 16, 23)
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """One emulated device: where it listens and what it is. ``port`` 0 picks a free port."""
+    """One emulated device: where it listens and what it is. ``port`` 0 picks a free port, shared by the
+    devices of the same ``port_group`` (each port-0 device without a group gets a port of its own)."""
 
     rating: DerRating
     port: int = 0
     unit: int = 1
     serial: str = ""
+    port_group: str | None = None
 
 
 @dataclass
@@ -88,9 +90,9 @@ class EmulatorHost:
             raise ValueError("an emulator host needs at least one device")
         seen = set()
         for s in specs:
-            key = (s.port, s.unit)
-            if s.port and key in seen:
-                raise ValueError(f"two devices on port {s.port} unit {s.unit}")
+            key = (s.port or s.port_group, s.unit)
+            if key[0] and key in seen:
+                raise ValueError(f"two devices on port {key[0]} unit {s.unit}")
             seen.add(key)
         self.dt_s = dt_s
         self.clock = clock
@@ -198,13 +200,16 @@ class EmulatorHost:
 
     async def start(self) -> None:
         by_port: dict[int, list[EmulatedDevice]] = {}
+        by_group: dict[str, list[EmulatedDevice]] = {}
         free: list[EmulatedDevice] = []
         for dev in self.devices:
             if dev.spec.port:
                 by_port.setdefault(dev.spec.port, []).append(dev)
+            elif dev.spec.port_group is not None:
+                by_group.setdefault(dev.spec.port_group, []).append(dev)
             else:
                 free.append(dev)
-        groups = list(by_port.items()) + [(0, [d]) for d in free]
+        groups = list(by_port.items()) + [(0, g) for g in by_group.values()] + [(0, [d]) for d in free]
         try:
             for port, devs in groups:
                 sims = [SimDevice(id=d.spec.unit, simdata=self._device_simdata(d), action=self._device_action(d))
