@@ -130,10 +130,10 @@ class EmulatorHost:
                 dev.controls_regs = dev.profile.controls_registers(controls)
                 dev.writes += 1
                 dev.refresh()
-                # keep what the client wrote in unscaled form; pymodbus stores set_values after we return
-                registers[: len(dev.image)] = dev.image
+                # pymodbus stores the written raw values after we return
+                _copy_image(registers, start_address, dev.image, dev.profile.entries[0].address - 2)
                 return None
-            registers[: len(dev.image)] = dev.image
+            _copy_image(registers, start_address, dev.image, dev.profile.entries[0].address - 2)
             return None
 
         return action
@@ -160,12 +160,11 @@ class EmulatorHost:
         async def action(func_code: int, start_address: int, address: int, count: int,
                          registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
             if func_code in _WRITE_CODES and set_values:
-                new = self._grid_image()
-                first = address - start_address
-                new[first : first + len(set_values)] = [int(v) for v in set_values]
+                new = self._grid_image()  # indexed by absolute register address
+                new[address : address + len(set_values)] = [int(v) for v in set_values]
                 updates = []
                 for dev in self.devices:
-                    b = GRID_CHANNEL_STRIDE * dev.channel - start_address
+                    b = GRID_CHANNEL_STRIDE * dev.channel
                     vm, f, avail = new[b] / 1e4, new[b + 1] / 1e3, new[b + 2] / 10
                     if not (0.0 <= vm <= 1.5 and 0.9 * dev.spec.rating.f_nom_hz <= f <= 1.1 * dev.spec.rating.f_nom_hz
                             and 0.0 <= avail <= 100.0):
@@ -176,8 +175,7 @@ class EmulatorHost:
                     dev.behaviour.grid.vm_pu, dev.behaviour.grid.f_hz = vm, f
                     dev.behaviour.grid.available_pct = avail
                 return None
-            image = self._grid_image()
-            registers[: len(image)] = image
+            _copy_image(registers, start_address, self._grid_image(), 0)
             return None
 
         return action
@@ -294,6 +292,14 @@ class EmulatorHost:
         dev.behaviour.controls = controls
         dev.controls_regs = dev.profile.controls_registers(controls)
         dev.refresh()
+
+
+def _copy_image(registers: list[int], start_address: int, image: list[int], image_address: int) -> None:
+    """Copy ``image`` (whose first register sits at ``image_address``) into pymodbus' register block (whose
+    first register sits at ``start_address``), without changing the block's length."""
+    first = start_address - image_address
+    n = min(len(registers), len(image) - first)
+    registers[:n] = image[first : first + n]
 
 
 class EmulatorThread:
