@@ -66,6 +66,7 @@ class SunSpecClient:
         self._sf: dict[int, dict[str, int]] = {}
         self._client: AsyncModbusTcpClient | None = None
         self._last_connect = -float("inf")
+        self._last_fault: type[HilError] = HilConnectionError
         self.reconnects = 0
 
     def _ctx(self, operation: str, register: int | None = None) -> dict[str, Any]:
@@ -97,11 +98,15 @@ class SunSpecClient:
         if self._client is not None and self._client.connected:
             return self._client
         wait = self._last_connect + self.reconnect_interval_s - time.monotonic()
-        if self._client is not None or wait > 0:
-            if wait > 0:
-                raise HilConnectionError(f"not connected (next reconnect in {wait:.2f} s)", **self._ctx(operation))
-            self.reconnects += 1
-        await self.connect()
+        if wait > 0:
+            # still the fault that closed the connection: report it as such, without a new attempt
+            raise self._last_fault(f"not reconnected yet (next attempt in {wait:.2f} s)", **self._ctx(operation))
+        self.reconnects += 1
+        try:
+            await self.connect()
+        except HilError as exc:
+            self._last_fault = type(exc)
+            raise
         return self._client
 
     async def close(self) -> None:
@@ -127,10 +132,12 @@ class SunSpecClient:
             response = await asyncio.wait_for(coro_fn(client), self.timeout_s)
         except (TimeoutError, ModbusIOException) as exc:
             self._close_client()  # a late answer must not be taken for the next request's
+            self._last_fault = HilTimeout
             raise HilTimeout(f"no answer within {self.timeout_s} s ({exc.__class__.__name__})",
                              **self._ctx(operation, register)) from None
         except ConnectionException as exc:
             self._close_client()
+            self._last_fault = HilConnectionError
             raise HilConnectionError(f"connection lost: {exc}", **self._ctx(operation, register)) from None
         except ModbusException as exc:
             self._close_client()

@@ -1,0 +1,29 @@
+"""Lateness statistics, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from hil.lateness import lateness_stats
+
+
+def test_hand_computed_percentiles_and_missed_deadlines():
+    # Period 50 ms; lateness 0, 10, 20, 30, 60 ms (one early start counts as 0).
+    deadlines = [0.00, 0.05, 0.10, 0.15, 0.20, 0.25]
+    actual = [0.00, 0.06, 0.12, 0.18, 0.26, 0.249]
+    s = lateness_stats(deadlines, actual, 0.05)
+    # sorted lateness: 0, 0, 0.01, 0.02, 0.03, 0.06 -> median (0.01 + 0.02) / 2 = 0.015;
+    # p99 by linear interpolation at rank 0.99 × 5 = 4.95: 0.03 + 0.95 × 0.03 = 0.0585.
+    assert s.ticks == 6
+    assert s.p50_s == pytest.approx(0.015)
+    assert s.p99_s == pytest.approx(0.0585)
+    assert s.max_s == pytest.approx(0.06)
+    assert s.missed == 1  # only the 60 ms late tick is at least one period late
+
+
+def test_empty_and_bad_input():
+    assert lateness_stats([], [], 0.05).ticks == 0
+    with pytest.raises(ValueError, match="deadlines"):
+        lateness_stats([0.0], [], 0.05)
+    with pytest.raises(ValueError, match="period"):
+        lateness_stats([0.0], [0.0], 0.0)
