@@ -1,12 +1,12 @@
 """Behaviour of an emulated IEEE 1547 DER (PV inverter or battery), computed by OpenDER (EPRI's ``opender``).
 
-Pure: no sockets, no wall clock. The caller owns time and calls :meth:`DerBehaviour.step` with the step length;
-the emulator calls it on its own wall-clock tick, tests call it directly.
+Pure: no sockets, no wall clock. The caller owns time and calls :meth:`DerBehaviour.step` with the step
+length; the emulator calls it on its own wall-clock tick, tests call it directly.
 
 OpenDER is a 60 Hz model (its frequency-droop and trip settings are written against 60 Hz). A device on a
-system of another nominal frequency sees its frequency in per unit of that nominal: ``f_der = 60 × f / f_nom``,
-so the droop (5 % of nominal frequency for full power) keeps its per-unit meaning; the 0.036 Hz deadband then
-corresponds to 0.030 Hz on a 50 Hz system.
+system of another nominal frequency sees its frequency in per unit of that nominal:
+``f_der = 60 × f / f_nom``, so the droop (5 % of nominal frequency for full power) keeps its per-unit
+meaning; the 0.036 Hz deadband then corresponds to 0.030 Hz on a 50 Hz system.
 
 OpenDER keeps its time step in a class attribute (``opender.DER.t_s``): :meth:`DerBehaviour.step` sets it
 before every run, so devices with different steps can share one process as long as they step from one thread.
@@ -110,7 +110,8 @@ class DerState:
 
 @dataclass
 class GridInputs:
-    """What the (emulated) grid simulator and DC source apply: voltage [pu], frequency [Hz], PV power [% rated]."""
+    """What the (emulated) grid simulator and DC source apply: voltage [pu], frequency [Hz], available PV
+    power [% of rating]."""
 
     vm_pu: float = 1.0
     f_hz: float = 50.0
@@ -143,15 +144,25 @@ class DerBehaviour:
         q = 0.44 * va  # Category B reactive capability
         # NP_V_DC before NP_AC_V_NOM: OpenDER checks the DC voltage when the AC voltage is set
         common = dict(
-            NP_V_DC=1.5 * r.v_nom * math.sqrt(2), NP_P_MAX=w, NP_VA_MAX=va, NP_Q_MAX_INJ=q, NP_Q_MAX_ABS=q,
-            NP_AC_V_NOM=r.v_nom, NP_NORMAL_OP_CAT="CAT_B", AP_RT=r.active_power_response_s,
-            NP_P_MAX_OVER_PF=w, NP_P_MAX_UNDER_PF=w,
+            NP_V_DC=1.5 * r.v_nom * math.sqrt(2),
+            NP_P_MAX=w,
+            NP_VA_MAX=va,
+            NP_Q_MAX_INJ=q,
+            NP_Q_MAX_ABS=q,
+            NP_AC_V_NOM=r.v_nom,
+            NP_NORMAL_OP_CAT="CAT_B",
+            AP_RT=r.active_power_response_s,
+            NP_P_MAX_OVER_PF=w,
+            NP_P_MAX_UNDER_PF=w,
         )
         if r.kind == "pv":
             return opender.DER_PV(**common)
         return opender.DER_BESS(
-            **common, NP_P_MAX_CHARGE=w, NP_APPARENT_POWER_CHARGE_MAX=va,
-            NP_BESS_CAPACITY=r.capacity_kwh * 1000.0, SOC_INIT=r.soc_init,
+            **common,
+            NP_P_MAX_CHARGE=w,
+            NP_APPARENT_POWER_CHARGE_MAX=va,
+            NP_BESS_CAPACITY=r.capacity_kwh * 1000.0,
+            SOC_INIT=r.soc_init,
         )
 
     def _soc(self) -> float | None:

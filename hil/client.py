@@ -53,8 +53,16 @@ class SunSpecClient:
     base address.
     """
 
-    def __init__(self, address: str, unit: int = 1, *, connect_timeout_s: float = 1.0, timeout_s: float = 0.5,
-                 reconnect_interval_s: float = 0.5, base: int = SUNS_BASE_ADDR) -> None:
+    def __init__(
+        self,
+        address: str,
+        unit: int = 1,
+        *,
+        connect_timeout_s: float = 1.0,
+        timeout_s: float = 0.5,
+        reconnect_interval_s: float = 0.5,
+        base: int = SUNS_BASE_ADDR,
+    ) -> None:
         self.address = address
         self.host, self.port = parse_address(address)
         self.unit = unit
@@ -77,13 +85,21 @@ class SunSpecClient:
     async def connect(self) -> None:
         self._close_client()
         self._last_connect = time.monotonic()
-        client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0,
-                                      reconnect_delay=0, reconnect_delay_max=0)
+        client = AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            reconnect_delay_max=0,
+        )
         try:
             ok = await asyncio.wait_for(client.connect(), self.connect_timeout_s)
         except TimeoutError:
             client.close()
-            raise HilTimeout(f"no connection within {self.connect_timeout_s} s", **self._ctx("connect")) from None
+            raise HilTimeout(
+                f"no connection within {self.connect_timeout_s} s", **self._ctx("connect")
+            ) from None
         if not ok or not client.connected:
             client.close()
             raise HilConnectionError("connection refused or failed", **self._ctx("connect"))
@@ -100,7 +116,9 @@ class SunSpecClient:
         wait = self._last_connect + self.reconnect_interval_s - time.monotonic()
         if wait > 0:
             # still the fault that closed the connection: report it as such, without a new attempt
-            raise self._last_fault(f"not reconnected yet (next attempt in {wait:.2f} s)", **self._ctx(operation))
+            raise self._last_fault(
+                f"not reconnected yet (next attempt in {wait:.2f} s)", **self._ctx(operation)
+            )
         self.reconnects += 1
         try:
             await self.connect()
@@ -133,8 +151,10 @@ class SunSpecClient:
         except (TimeoutError, ModbusIOException) as exc:
             self._close_client()  # a late answer must not be taken for the next request's
             self._last_fault = HilTimeout
-            raise HilTimeout(f"no answer within {self.timeout_s} s ({exc.__class__.__name__})",
-                             **self._ctx(operation, register)) from None
+            raise HilTimeout(
+                f"no answer within {self.timeout_s} s ({exc.__class__.__name__})",
+                **self._ctx(operation, register),
+            ) from None
         except ConnectionException as exc:
             self._close_client()
             self._last_fault = HilConnectionError
@@ -144,8 +164,9 @@ class SunSpecClient:
             raise HilError(f"Modbus error: {exc}", **self._ctx(operation, register)) from None
         if response.isError():
             code = int(getattr(response, "exception_code", 0) or 0)
-            raise HilModbusException("device answered with an exception", code=code,
-                                     **self._ctx(operation, register))
+            raise HilModbusException(
+                "device answered with an exception", code=code, **self._ctx(operation, register)
+            )
         return response
 
     async def read_registers(self, register: int, count: int) -> list[int]:
@@ -160,7 +181,9 @@ class SunSpecClient:
 
             response = await self._call("read", start, req)
             if len(response.registers) != n:
-                raise HilError(f"asked {n} registers, got {len(response.registers)}", **self._ctx("read", start))
+                raise HilError(
+                    f"asked {n} registers, got {len(response.registers)}", **self._ctx("read", start)
+                )
             out.extend(response.registers)
             register += n
             count -= n
@@ -183,8 +206,9 @@ class SunSpecClient:
         the count points the device reports."""
         head = await self.read_registers(self.base, 2)
         if tuple(head) != SUNS_MARKER:
-            raise HilValueError(f"no 'SunS' marker at {self.base}", point="SunS", value=head,
-                                **self._ctx("scan", self.base))
+            raise HilValueError(
+                f"no 'SunS' marker at {self.base}", point="SunS", value=head, **self._ctx("scan", self.base)
+            )
         models: dict[int, MapEntry] = {}
         address = self.base + 2
         while True:
@@ -197,8 +221,12 @@ class SunSpecClient:
                     models[model_id] = MapEntry(layout, address)
             address += length + 2
             if address > 0xFFFF:
-                raise HilValueError("model list runs past register 65535", point="L", value=length,
-                                    **self._ctx("scan", address))
+                raise HilValueError(
+                    "model list runs past register 65535",
+                    point="L",
+                    value=length,
+                    **self._ctx("scan", address),
+                )
         self.models = models
         self._sf.clear()
         return models
@@ -217,14 +245,22 @@ class SunSpecClient:
             counts = {name: int(values[name] or 0) for name in _zero_counts(model_id)}
             layout = layout_model(model_id, counts)
         if layout.length != length:
-            raise HilValueError(f"model {model_id} has L={length}, its definition gives {layout.length}",
-                                point=f"{model_id}.L", value=length, **self._ctx("scan", address + 1))
+            raise HilValueError(
+                f"model {model_id} has L={length}, its definition gives {layout.length}",
+                point=f"{model_id}.L",
+                value=length,
+                **self._ctx("scan", address + 1),
+            )
         return layout
 
     def entry(self, model_id: int) -> MapEntry:
         if model_id not in self.models:
-            raise HilValueError(f"device does not serve model {model_id}", point=str(model_id), value=None,
-                                **self._ctx("lookup"))
+            raise HilValueError(
+                f"device does not serve model {model_id}",
+                point=str(model_id),
+                value=None,
+                **self._ctx("lookup"),
+            )
         return self.models[model_id]
 
     async def read_model(self, model_id: int, *, scaled: bool = True) -> dict[str, Any]:
@@ -234,10 +270,14 @@ class SunSpecClient:
         try:
             values = decode_model(entry.layout, regs, scaled=scaled)
         except CodecError as exc:
-            raise HilValueError(str(exc), point=str(model_id), value=regs[:2],
-                                **self._ctx("read", entry.address)) from None
-        self._sf[model_id] = {p: int(v) for p, v in decode_model(entry.layout, regs, scaled=False).items()
-                              if entry.layout.slots[p].type == "sunssf" and v is not None}
+            raise HilValueError(
+                str(exc), point=str(model_id), value=regs[:2], **self._ctx("read", entry.address)
+            ) from None
+        self._sf[model_id] = {
+            p: int(v)
+            for p, v in decode_model(entry.layout, regs, scaled=False).items()
+            if entry.layout.slots[p].type == "sunssf" and v is not None
+        }
         return values
 
     async def write_points(self, model_id: int, values: dict[str, float | int]) -> None:
@@ -251,8 +291,12 @@ class SunSpecClient:
         for path, value in values.items():
             slot = entry.layout.slot(path)
             if slot.access != "RW":
-                raise HilValueError(f"point {model_id}.{path} is read-only", point=path, value=value,
-                                    **self._ctx("write", entry.address + slot.offset))
+                raise HilValueError(
+                    f"point {model_id}.{path} is read-only",
+                    point=path,
+                    value=value,
+                    **self._ctx("write", entry.address + slot.offset),
+                )
             try:
                 sf = scale_of(entry.layout, path, sfs)
                 raw = round(value / 10**sf) if slot.type not in ("string",) and sf else value
@@ -260,8 +304,9 @@ class SunSpecClient:
                     raw = round(raw)
                 regs = encode_raw(slot, raw)
             except CodecError as exc:
-                raise HilValueError(str(exc), point=path, value=value,
-                                    **self._ctx("write", entry.address + slot.offset)) from None
+                raise HilValueError(
+                    str(exc), point=path, value=value, **self._ctx("write", entry.address + slot.offset)
+                ) from None
             writes.append((entry.address + slot.offset, regs))
         writes.sort()
         merged: list[tuple[int, list[int]]] = []

@@ -6,11 +6,11 @@ offset (repeating groups such as model 705's curves are laid out for the counts 
 
 Conventions (SunSpec Information Model Specification, as implemented by pysunspec2 ``sunspec2/mb.py``):
 
-- value = raw × 10^SF, where SF is the ``sunssf`` point named by the point's ``sf`` attribute (looked up in the
-  point's own group first, then in the model's top-level group), or a literal integer;
+- value = raw × 10^SF, where SF is the ``sunssf`` point named by the point's ``sf`` attribute (looked up in
+  the point's own group first, then in the model's top-level group), or a literal integer;
 - "not implemented" sentinels: int16 0x8000, uint16/count/enum16/bitfield16 0xFFFF, acc16/acc32/acc64 0,
-  int32 0x80000000, uint32/enum32/bitfield32 0xFFFFFFFF, int64 0x8000000000000000, uint64 0xFFFF_FFFF_FFFF_FFFF,
-  float32/float64 NaN, string all zeros, sunssf 0x8000; decoded as ``None``;
+  int32 0x80000000, uint32/enum32/bitfield32 0xFFFFFFFF, int64 0x8000000000000000,
+  uint64 0xFFFF_FFFF_FFFF_FFFF, float32/float64 NaN, string all zeros, sunssf 0x8000; decoded as ``None``;
 - a device map starts with 'SunS' (0x5375 0x6E53) at the base address (40000), then each model as
   ID, L, points, and ends with ID 0xFFFF, L 0.
 """
@@ -179,8 +179,10 @@ def layout_model(model_id: int, counts: dict[str, int] | None = None) -> ModelLa
         for sub in gdef.get("groups", []):
             n = _group_count(sub, counts)
             for i in range(n):
-                sub_prefix = f"{prefix}{sub['name']}[{i}]." if sub.get("count") is not None else (
-                    f"{prefix}{sub['name']}."
+                sub_prefix = (
+                    f"{prefix}{sub['name']}[{i}]."
+                    if sub.get("count") is not None
+                    else (f"{prefix}{sub['name']}.")
                 )
                 walk(sub, sub_prefix)
 
@@ -188,7 +190,9 @@ def layout_model(model_id: int, counts: dict[str, int] | None = None) -> ModelLa
     length = offset - 2
     declared = slots["L"].static_value
     if declared is not None and int(declared) != length:
-        raise CodecError(f"model {model_id}: definition says L={declared} but its points take {length} registers")
+        raise CodecError(
+            f"model {model_id}: definition says L={declared} but its points take {length} registers"
+        )
     return ModelLayout(model_id=model_id, name=top["name"], length=length, slots=slots)
 
 
@@ -230,8 +234,10 @@ def encode_raw(slot: PointSlot, raw: int | float | str) -> list[int]:
         packed = struct.pack(f">{code}", raw)
     except struct.error as exc:
         raise CodecError(f"{slot.path}: {raw!r} does not fit {slot.type} ({exc})") from None
-    if code not in "fd" and int.from_bytes(packed, "big") == _TYPES[slot.type][2] and slot.type not in (
-        "acc16", "acc32", "acc64", "pad", "ipaddr"
+    if (
+        code not in "fd"
+        and int.from_bytes(packed, "big") == _TYPES[slot.type][2]
+        and slot.type not in ("acc16", "acc32", "acc64", "pad", "ipaddr")
     ):
         raise CodecError(f"{slot.path}: {raw!r} is the 'not implemented' sentinel of {slot.type}")
     return [int.from_bytes(packed[i : i + 2], "big") for i in range(0, len(packed), 2)]
@@ -379,8 +385,10 @@ def map_registers(entries: list[MapEntry], model_registers: list[list[int]]) -> 
     image = list(SUNS_MARKER)
     for entry, regs in zip(entries, model_registers, strict=True):
         if len(regs) != entry.layout.total_registers:
-            raise CodecError(f"model {entry.layout.model_id}: {len(regs)} registers for a model of "
-                             f"{entry.layout.total_registers}")
+            raise CodecError(
+                f"model {entry.layout.model_id}: {len(regs)} registers for a model of "
+                f"{entry.layout.total_registers}"
+            )
         image.extend(regs)
     image.extend([END_MODEL_ID, 0])
     return image

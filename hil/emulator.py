@@ -1,4 +1,5 @@
-"""Emulated SunSpec devices and an emulated grid simulator on Modbus TCP (pymodbus 3.16 ``SimDevice``/``SimData``).
+"""Emulated SunSpec devices and an emulated grid simulator on Modbus TCP (pymodbus 3.16
+``SimDevice``/``SimData``).
 
 An :class:`EmulatorHost` serves any number of emulated DERs, each on a port and unit id of its own choosing
 (several units may share a port), plus one emulated grid simulator on its own port. Each device's behaviour
@@ -82,8 +83,15 @@ class EmulatorHost:
     wall time) or ``"manual"`` (call :meth:`advance`). ``grid_port`` 0 picks a free port.
     """
 
-    def __init__(self, specs: list[DeviceSpec], *, dt_s: float = 0.05, clock: str = "wall",
-                 grid_port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        specs: list[DeviceSpec],
+        *,
+        dt_s: float = 0.05,
+        clock: str = "wall",
+        grid_port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
         if clock not in ("wall", "manual"):
             raise ValueError(f"clock {clock!r}: expected 'wall' or 'manual'")
         if not specs:
@@ -115,8 +123,14 @@ class EmulatorHost:
     # --- pymodbus plumbing ------------------------------------------------------------------------
 
     def _device_action(self, dev: EmulatedDevice):
-        async def action(func_code: int, start_address: int, address: int, count: int,
-                         registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        async def action(
+            func_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
             if func_code in _WRITE_CODES and set_values:
                 new = list(dev.image)
                 first = address - start_address
@@ -143,8 +157,9 @@ class EmulatorHost:
         blocks = []
         for address, count, readonly in dev.profile.read_only_ranges():
             values = dev.image[address - base : address - base + count]
-            blocks.append(SimData(address=address, values=values, datatype=DataType.REGISTERS,
-                                  readonly=readonly))
+            blocks.append(
+                SimData(address=address, values=values, datatype=DataType.REGISTERS, readonly=readonly)
+            )
         return blocks
 
     def _grid_image(self) -> list[int]:
@@ -152,13 +167,23 @@ class EmulatorHost:
         for dev in self.devices:
             g = dev.behaviour.grid
             b = GRID_CHANNEL_STRIDE * dev.channel
-            regs[b : b + 4] = [round(g.vm_pu * 1e4), round(g.f_hz * 1e3), round(g.available_pct * 10),
-                               round(dev.spec.rating.f_nom_hz)]
+            regs[b : b + 4] = [
+                round(g.vm_pu * 1e4),
+                round(g.f_hz * 1e3),
+                round(g.available_pct * 10),
+                round(dev.spec.rating.f_nom_hz),
+            ]
         return regs
 
     def _grid_action(self):
-        async def action(func_code: int, start_address: int, address: int, count: int,
-                         registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        async def action(
+            func_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
             if func_code in _WRITE_CODES and set_values:
                 new = self._grid_image()  # indexed by absolute register address
                 new[address : address + len(set_values)] = [int(v) for v in set_values]
@@ -166,9 +191,18 @@ class EmulatorHost:
                 for dev in self.devices:
                     b = GRID_CHANNEL_STRIDE * dev.channel
                     vm, f, avail = new[b] / 1e4, new[b + 1] / 1e3, new[b + 2] / 10
-                    if not (0.0 <= vm <= 1.5 and 0.9 * dev.spec.rating.f_nom_hz <= f <= 1.1 * dev.spec.rating.f_nom_hz
-                            and 0.0 <= avail <= 100.0):
-                        log.info("grid simulator rejected channel %d: vm=%s f=%s avail=%s", dev.channel, vm, f, avail)
+                    if not (
+                        0.0 <= vm <= 1.5
+                        and 0.9 * dev.spec.rating.f_nom_hz <= f <= 1.1 * dev.spec.rating.f_nom_hz
+                        and 0.0 <= avail <= 100.0
+                    ):
+                        log.info(
+                            "grid simulator rejected channel %d: vm=%s f=%s avail=%s",
+                            dev.channel,
+                            vm,
+                            f,
+                            avail,
+                        )
                         return ExcCodes.ILLEGAL_VALUE
                     updates.append((dev, vm, f, avail))
                 for dev, vm, f, avail in updates:
@@ -210,8 +244,10 @@ class EmulatorHost:
         groups = list(by_port.items()) + [(0, g) for g in by_group.values()] + [(0, [d]) for d in free]
         try:
             for port, devs in groups:
-                sims = [SimDevice(id=d.spec.unit, simdata=self._device_simdata(d), action=self._device_action(d))
-                        for d in devs]
+                sims = [
+                    SimDevice(id=d.spec.unit, simdata=self._device_simdata(d), action=self._device_action(d))
+                    for d in devs
+                ]
                 server, bound = await self._serve(sims, port)
                 self._servers.append(server)
                 for d in devs:
@@ -346,6 +382,7 @@ class EmulatorThread:
 
     def call(self, fn: Callable[[EmulatorHost], Any], timeout_s: float = 10.0) -> Any:
         """Run ``fn(host)`` on the emulator's loop and return its result."""
+
         async def wrapper() -> Any:
             return fn(self.host)
 

@@ -1,4 +1,5 @@
-"""Typed errors of the Modbus adapter, each carrying where it happened (address, unit, operation, register)."""
+"""Typed errors of the Modbus adapter, each carrying where it happened (address, unit, operation,
+register)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ class HilError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str, *, address: str = "", unit: int | None = None, operation: str = "",
-                 register: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        address: str = "",
+        unit: int | None = None,
+        operation: str = "",
+        register: int | None = None,
+    ) -> None:
         self.address = address
         self.unit = unit
         self.operation = operation

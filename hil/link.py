@@ -92,8 +92,14 @@ class DeviceLink:
     _written: _Targets = field(default_factory=_Targets)
     _fault: str | None = None
 
-    def set_targets(self, *, p_set_kw: float | None = None, p_limit_pct: float | None = None,
-                    vm_pu: float | None = None, f_hz: float | None = None) -> None:
+    def set_targets(
+        self,
+        *,
+        p_set_kw: float | None = None,
+        p_limit_pct: float | None = None,
+        vm_pu: float | None = None,
+        f_hz: float | None = None,
+    ) -> None:
         with self.lock:
             t = self._targets
             self._targets = _Targets(
@@ -132,7 +138,9 @@ class DeviceLink:
 class LinkRunner:
     """Runs the I/O loop for several device links in one background thread at ``period_s``."""
 
-    def __init__(self, links: list[DeviceLink], *, period_s: float = 0.05, max_samples: int | None = None) -> None:
+    def __init__(
+        self, links: list[DeviceLink], *, period_s: float = 0.05, max_samples: int | None = None
+    ) -> None:
         if not period_s > 0:
             raise ValueError(f"period_s {period_s}: must be > 0")
         self.links = links
@@ -162,8 +170,10 @@ class LinkRunner:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         t0 = time.monotonic() + self.period_s
-        tasks = [asyncio.create_task(self._run_link(link, t0), name=f"hil-link-{link.config.name}")
-                 for link in self.links]
+        tasks = [
+            asyncio.create_task(self._run_link(link, t0), name=f"hil-link-{link.config.name}")
+            for link in self.links
+        ]
         self._started.set()
         await self._stop.wait()
         for task in tasks:
@@ -174,12 +184,22 @@ class LinkRunner:
 
     async def _run_link(self, link: DeviceLink, t0: float) -> None:
         cfg = link.config
-        client = SunSpecClient(cfg.address, cfg.unit, connect_timeout_s=cfg.connect_timeout_s,
-                               timeout_s=cfg.timeout_s, reconnect_interval_s=max(cfg.connect_timeout_s, 0.2))
+        client = SunSpecClient(
+            cfg.address,
+            cfg.unit,
+            connect_timeout_s=cfg.connect_timeout_s,
+            timeout_s=cfg.timeout_s,
+            reconnect_interval_s=max(cfg.connect_timeout_s, 0.2),
+        )
         grid = None
         if cfg.grid_address:
-            grid = SunSpecClient(cfg.grid_address, 1, connect_timeout_s=cfg.connect_timeout_s,
-                                 timeout_s=cfg.timeout_s, reconnect_interval_s=max(cfg.connect_timeout_s, 0.2))
+            grid = SunSpecClient(
+                cfg.grid_address,
+                1,
+                connect_timeout_s=cfg.connect_timeout_s,
+                timeout_s=cfg.timeout_s,
+                reconnect_interval_s=max(cfg.connect_timeout_s, 0.2),
+            )
         scanned = False
         k = 0
         try:
@@ -206,8 +226,17 @@ class LinkRunner:
                     fault = exc
                     if exc.kind in ("refused", "timeout"):
                         scanned = False
-                sample = Sample(time.time(), deadline, actual, max(0.0, actual - deadline), p, q, soc,
-                                fault is None, None if fault is None else fault.kind)
+                sample = Sample(
+                    time.time(),
+                    deadline,
+                    actual,
+                    max(0.0, actual - deadline),
+                    p,
+                    q,
+                    soc,
+                    fault is None,
+                    None if fault is None else fault.kind,
+                )
                 link._record(sample, fault)
                 if self._max_samples and len(link.samples) > self._max_samples:
                     with link.lock:
@@ -221,8 +250,12 @@ class LinkRunner:
         with link.lock:
             t, w = link._targets, link._written
         cfg = link.config
-        if grid is not None and cfg.grid_channel and (t.vm_pu, t.f_hz) != (w.vm_pu, w.f_hz) and (
-                t.vm_pu is not None and t.f_hz is not None):
+        if (
+            grid is not None
+            and cfg.grid_channel
+            and (t.vm_pu, t.f_hz) != (w.vm_pu, w.f_hz)
+            and (t.vm_pu is not None and t.f_hz is not None)
+        ):
             base = GRID_CHANNEL_STRIDE * cfg.grid_channel
             await grid.write_registers(base, [round(t.vm_pu * 1e4), round(t.f_hz * 1e3)])
             w.vm_pu, w.f_hz = t.vm_pu, t.f_hz
@@ -242,19 +275,35 @@ class LinkRunner:
         w, var = m.get("W"), m.get("VAr" if legacy else "Var")
         ctx = {"address": cfg.address, "unit": cfg.unit, "operation": f"read {103 if legacy else 701}"}
         if w is None or var is None:
-            raise HilValueError("W or Var not implemented (sentinel) or its scale factor missing",
-                                point="701.W/Var", value=(w, var), **ctx)
+            raise HilValueError(
+                "W or Var not implemented (sentinel) or its scale factor missing",
+                point="701.W/Var",
+                value=(w, var),
+                **ctx,
+            )
         p_kw, q_kvar = w / 1000.0, var / 1000.0
         limit = cfg.range_factor * cfg.rated_kw
         if abs(p_kw) > limit or abs(q_kvar) > limit:
-            raise HilValueError(f"P {p_kw} kW / Q {q_kvar} kvar outside ±{limit:g} for a {cfg.rated_kw} kW device",
-                                point="701.W", value=p_kw, **ctx)
+            raise HilValueError(
+                f"P {p_kw} kW / Q {q_kvar} kvar outside ±{limit:g} for a {cfg.rated_kw} kW device",
+                point="701.W",
+                value=p_kw,
+                **ctx,
+            )
         soc = None
         if cfg.kind == "battery":
-            model, point = (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
+            model, point = (
+                (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
+            )
             pct = (await client.read_model(model)).get(point)
             if pct is None or not 0.0 <= pct <= 100.0:
-                raise HilValueError(f"{model}.{point} {pct} is not a percentage", point=f"{model}.{point}",
-                                    value=pct, address=cfg.address, unit=cfg.unit, operation=f"read {model}")
+                raise HilValueError(
+                    f"{model}.{point} {pct} is not a percentage",
+                    point=f"{model}.{point}",
+                    value=pct,
+                    address=cfg.address,
+                    unit=cfg.unit,
+                    operation=f"read {model}",
+                )
             soc = pct / 100.0
         return p_kw, q_kvar, soc

@@ -1,14 +1,15 @@
-"""mosaik simulator (API v3, in-process) that puts devices on Modbus TCP in place of simulated PV and batteries.
+"""mosaik simulator (API v3, in-process) that puts devices on Modbus TCP in place of simulated PV and
+batteries.
 
 Model ``Device`` — params: ``kind`` ("pv"|"battery"), ``address`` ("host:port"), ``unit``, ``prosumer_id``,
 ``bus`` (bus id), ``rated_kw``, ``fault_policy`` ("hold"|"fallback-to-model"|"abort"); optional
 ``capacity_kwh`` (lets the battery fallback model integrate its SoC), ``grid_address``/``grid_channel`` (an
 emulated grid simulator that should apply ``vm_pu``/``f_hz``; leave unset for real devices).
 
-Inputs: ``p_set_kw`` (battery setpoint, generator convention: > 0 discharges), ``p_limit_pct`` (PV curtailment),
-``vm_pu``/``f_hz`` (for the emulated grid simulator), ``p_model_kw`` (what the simulated model would give, used
-by ``fallback-to-model``). Outputs: ``p_kw``, ``q_kvar``, ``soc`` (0..1), ``valid``, ``p_kw_by_bus``,
-``q_kvar_by_bus`` ({bus: value}, generator convention).
+Inputs: ``p_set_kw`` (battery setpoint, generator convention: > 0 discharges), ``p_limit_pct`` (PV
+curtailment), ``vm_pu``/``f_hz`` (for the emulated grid simulator), ``p_model_kw`` (what the simulated model
+would give, used by ``fallback-to-model``). Outputs: ``p_kw``, ``q_kvar``, ``soc`` (0..1), ``valid``,
+``p_kw_by_bus``, ``q_kvar_by_bus`` ({bus: value}, generator convention).
 
 The Modbus I/O runs on its own wall-clock tick (:class:`hil.link.LinkRunner`, ``period_s``, default 20 Hz);
 ``step`` only takes the latest sample, so a slow or dead device never blocks mosaik. Extra methods for the
@@ -41,10 +42,31 @@ META = {
     "models": {
         "Device": {
             "public": True,
-            "params": ["kind", "address", "unit", "prosumer_id", "bus", "rated_kw", "fault_policy",
-                       "capacity_kwh", "grid_address", "grid_channel"],
-            "attrs": ["p_set_kw", "p_limit_pct", "vm_pu", "f_hz", "p_model_kw",
-                      "p_kw", "q_kvar", "soc", "valid", "p_kw_by_bus", "q_kvar_by_bus"],
+            "params": [
+                "kind",
+                "address",
+                "unit",
+                "prosumer_id",
+                "bus",
+                "rated_kw",
+                "fault_policy",
+                "capacity_kwh",
+                "grid_address",
+                "grid_channel",
+            ],
+            "attrs": [
+                "p_set_kw",
+                "p_limit_pct",
+                "vm_pu",
+                "f_hz",
+                "p_model_kw",
+                "p_kw",
+                "q_kvar",
+                "soc",
+                "valid",
+                "p_kw_by_bus",
+                "q_kvar_by_bus",
+            ],
         },
     },
     "extra_methods": ["report", "kpis", "samples"],
@@ -80,9 +102,17 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self._step_actual: list[float] = []
         self._t0_wall: float | None = None
 
-    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 1, period_s: float = 0.05,
-             rt_factor: float | None = None, connect_timeout_s: float = 0.5, timeout_s: float = 0.2,
-             first_sample_timeout_s: float = 2.0) -> dict:
+    def init(
+        self,
+        sid: str,
+        time_resolution: float = 1.0,
+        step_size: int = 1,
+        period_s: float = 0.05,
+        rt_factor: float | None = None,
+        connect_timeout_s: float = 0.5,
+        timeout_s: float = 0.2,
+        first_sample_timeout_s: float = 2.0,
+    ) -> dict:
         """``period_s`` Modbus tick [s]; ``rt_factor`` the run's real-time factor (enables step lateness);
         ``timeout_s``/``connect_timeout_s`` bound each request/connect [s]."""
         problems = []
@@ -104,10 +134,22 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self.first_sample_timeout_s = first_sample_timeout_s
         return self.meta
 
-    def create(self, num: int, model: str, *, kind: str, address: str, unit: int = 1, prosumer_id: str = "",
-               bus: str = "", rated_kw: float = 0.0, fault_policy: str = "hold",
-               capacity_kwh: float | None = None, grid_address: str | None = None,
-               grid_channel: int | None = None) -> list[dict]:
+    def create(
+        self,
+        num: int,
+        model: str,
+        *,
+        kind: str,
+        address: str,
+        unit: int = 1,
+        prosumer_id: str = "",
+        bus: str = "",
+        rated_kw: float = 0.0,
+        fault_policy: str = "hold",
+        capacity_kwh: float | None = None,
+        grid_address: str | None = None,
+        grid_channel: int | None = None,
+    ) -> list[dict]:
         where = f"HIL device {prosumer_id or address}"
         problems = []
         if model != "Device":
@@ -137,10 +179,20 @@ class HilSimulator(mosaik_api_v3.Simulator):
         if num != 1:
             raise UserError(f"{where}: create one entity per device address (num={num})")
         eid = f"{prosumer_id or 'dev'}-{kind}-{len(self.entities)}"
-        cfg = LinkConfig(eid, address, unit, kind, float(rated_kw), grid_address, grid_channel,
-                         connect_timeout_s=self.connect_timeout_s, timeout_s=self.timeout_s)
-        self.entities[eid] = _Entity(eid, kind, str(bus), prosumer_id, float(rated_kw), fault_policy,
-                                     capacity_kwh, DeviceLink(cfg))
+        cfg = LinkConfig(
+            eid,
+            address,
+            unit,
+            kind,
+            float(rated_kw),
+            grid_address,
+            grid_channel,
+            connect_timeout_s=self.connect_timeout_s,
+            timeout_s=self.timeout_s,
+        )
+        self.entities[eid] = _Entity(
+            eid, kind, str(bus), prosumer_id, float(rated_kw), fault_policy, capacity_kwh, DeviceLink(cfg)
+        )
         return [{"eid": eid, "type": model}]
 
     def setup_done(self) -> None:
@@ -178,10 +230,16 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 ent.p_limit_pct = float(limit)
             ent.link.set_targets(p_set_kw=p_set, p_limit_pct=limit, vm_pu=vm, f_hz=f)
             latest, last_valid = ent.link.snapshot()
-            sample = None if latest is None else Measurement(latest.p_kw or 0.0, latest.q_kvar or 0.0,
-                                                             latest.soc, latest.valid)
-            valid_m = None if last_valid is None else Measurement(last_valid.p_kw, last_valid.q_kvar,
-                                                                  last_valid.soc, True)
+            sample = (
+                None
+                if latest is None
+                else Measurement(latest.p_kw or 0.0, latest.q_kvar or 0.0, latest.soc, latest.valid)
+            )
+            valid_m = (
+                None
+                if last_valid is None
+                else Measurement(last_valid.p_kw, last_valid.q_kvar, last_valid.soc, True)
+            )
             if sample is not None and sample.valid:
                 ent.fallback_soc = sample.soc
             model = self._model_measurement(ent, p_model, valid_m, dt_h)
@@ -190,8 +248,12 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 ent.out = resolve(ent.policy, sample, valid_m, model, reason=reason)
             except HilAbort as exc:
                 self.events.append(FaultEvent(time.time(), eid, "abort", str(exc)))
-                raise HilAbort(f"{eid} at t={time_}: {exc}", address=ent.link.config.address,
-                               unit=ent.link.config.unit, operation="step") from None
+                raise HilAbort(
+                    f"{eid} at t={time_}: {exc}",
+                    address=ent.link.config.address,
+                    unit=ent.link.config.unit,
+                    operation="step",
+                ) from None
             using_policy = not (sample is not None and sample.valid)
             if using_policy != ent.policy_active:
                 kind = f"policy:{ent.policy}" if using_policy else "policy:off"
@@ -199,8 +261,9 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 ent.policy_active = using_policy
         return time_ + self.step_size
 
-    def _model_measurement(self, ent: _Entity, p_model: float | None, last_valid: Measurement | None,
-                           dt_h: float) -> Measurement:
+    def _model_measurement(
+        self, ent: _Entity, p_model: float | None, last_valid: Measurement | None, dt_h: float
+    ) -> Measurement:
         """The simulated stand-in for ``fallback-to-model``: ``p_model_kw`` when given; otherwise an ideal
         battery following its setpoint within its rating (SoC integrated when ``capacity_kwh`` is known), or
         PV at its last valid output capped by the curtailment limit."""
@@ -225,8 +288,14 @@ class HilSimulator(mosaik_api_v3.Simulator):
         for eid, attrs in outputs.items():
             ent = self.entities[eid]
             m = ent.out
-            values = {"p_kw": m.p_kw, "q_kvar": m.q_kvar, "soc": m.soc, "valid": m.valid,
-                      "p_kw_by_bus": {ent.bus: m.p_kw}, "q_kvar_by_bus": {ent.bus: m.q_kvar}}
+            values = {
+                "p_kw": m.p_kw,
+                "q_kvar": m.q_kvar,
+                "soc": m.soc,
+                "valid": m.valid,
+                "p_kw_by_bus": {ent.bus: m.p_kw},
+                "q_kvar_by_bus": {ent.bus: m.q_kvar},
+            }
             for attr in attrs:
                 if attr not in values:
                     raise ValueError(f"{eid}: {attr!r} is not an output of a HIL Device")
@@ -249,20 +318,32 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 samples = list(link.samples)
                 events.extend(link.events)
             devices[eid] = {
-                "address": link.config.address, "unit": link.config.unit, "bus": ent.bus,
-                "prosumer_id": ent.prosumer_id, "fault_policy": ent.policy, "samples": len(samples),
+                "address": link.config.address,
+                "unit": link.config.unit,
+                "bus": ent.bus,
+                "prosumer_id": ent.prosumer_id,
+                "fault_policy": ent.policy,
+                "samples": len(samples),
                 "invalid_samples": sum(not s.valid for s in samples),
-                "lateness": lateness_stats([s.deadline_s for s in samples], [s.actual_s for s in samples],
-                                           self.period_s).as_dict(),
+                "lateness": lateness_stats(
+                    [s.deadline_s for s in samples], [s.actual_s for s in samples], self.period_s
+                ).as_dict(),
             }
         all_samples = [s for e in self.entities.values() for s in e.link.samples]
-        step = (lateness_stats(self._step_deadlines, self._step_actual,
-                               self.step_size * self.time_resolution * (self.rt_factor or 1.0)).as_dict()
-                if self._step_deadlines else None)
+        step = (
+            lateness_stats(
+                self._step_deadlines,
+                self._step_actual,
+                self.step_size * self.time_resolution * (self.rt_factor or 1.0),
+            ).as_dict()
+            if self._step_deadlines
+            else None
+        )
         return {
             "period_s": self.period_s,
-            "io_lateness": lateness_stats([s.deadline_s for s in all_samples], [s.actual_s for s in all_samples],
-                                          self.period_s).as_dict(),
+            "io_lateness": lateness_stats(
+                [s.deadline_s for s in all_samples], [s.actual_s for s in all_samples], self.period_s
+            ).as_dict(),
             "step_lateness": step,
             "devices": devices,
             "events": [e.as_dict() for e in sorted(events, key=lambda e: e.t_wall)],
@@ -274,16 +355,22 @@ class HilSimulator(mosaik_api_v3.Simulator):
         r = self.report()
         io = r["io_lateness"]
         out: dict[str, float | int] = {
-            "hil_io_lateness_p50_s": io["p50_s"], "hil_io_lateness_p99_s": io["p99_s"],
-            "hil_io_lateness_max_s": io["max_s"], "hil_io_missed_deadlines": io["missed"],
+            "hil_io_lateness_p50_s": io["p50_s"],
+            "hil_io_lateness_p99_s": io["p99_s"],
+            "hil_io_lateness_max_s": io["max_s"],
+            "hil_io_missed_deadlines": io["missed"],
             "hil_io_ticks": io["ticks"],
             "hil_invalid_samples": sum(d["invalid_samples"] for d in r["devices"].values()),
             "hil_fault_events": sum(1 for e in r["events"] if e["kind"] not in ("recovered", "policy:off")),
         }
         if r["step_lateness"] is not None:
             st = r["step_lateness"]
-            out |= {"step_lateness_p50_s": st["p50_s"], "step_lateness_p99_s": st["p99_s"],
-                    "step_lateness_max_s": st["max_s"], "step_missed_deadlines": st["missed"]}
+            out |= {
+                "step_lateness_p50_s": st["p50_s"],
+                "step_lateness_p99_s": st["p99_s"],
+                "step_lateness_max_s": st["max_s"],
+                "step_missed_deadlines": st["missed"],
+            }
         return out
 
     def samples(self) -> list[dict]:
@@ -291,8 +378,18 @@ class HilSimulator(mosaik_api_v3.Simulator):
         for eid, ent in self.entities.items():
             with ent.link.lock:
                 for s in ent.link.samples:
-                    rows.append({"device": eid, "t_wall": s.t_wall, "lateness_s": s.lateness_s, "p_kw": s.p_kw,
-                                 "q_kvar": s.q_kvar, "soc": s.soc, "valid": s.valid, "fault": s.fault})
+                    rows.append(
+                        {
+                            "device": eid,
+                            "t_wall": s.t_wall,
+                            "lateness_s": s.lateness_s,
+                            "p_kw": s.p_kw,
+                            "q_kvar": s.q_kvar,
+                            "soc": s.soc,
+                            "valid": s.valid,
+                            "fault": s.fault,
+                        }
+                    )
         return rows
 
 
@@ -301,8 +398,10 @@ def _single(attrs: dict, name: str, eid: str) -> float | None:
     if not values:
         return None
     if len(values) > 1:
-        raise UserError(f"HIL device {eid}: input {name} connected from {len(values)} sources",
-                        [f"{src}" for src in values])
+        raise UserError(
+            f"HIL device {eid}: input {name} connected from {len(values)} sources",
+            [f"{src}" for src in values],
+        )
     (value,) = values.values()
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 

@@ -28,12 +28,20 @@ def check_policy(policy: str, where: str) -> str:
     if policy not in POLICIES:
         from testbed.errors import UserError
 
-        raise UserError(f"{where}: unknown fault policy {policy!r}", [f"expected one of {', '.join(POLICIES)}"])
+        raise UserError(
+            f"{where}: unknown fault policy {policy!r}", [f"expected one of {', '.join(POLICIES)}"]
+        )
     return policy
 
 
-def resolve(policy: str, sample: Measurement | None, last_valid: Measurement | None,
-            model: Measurement | None, *, reason: str = "") -> Measurement:
+def resolve(
+    policy: str,
+    sample: Measurement | None,
+    last_valid: Measurement | None,
+    model: Measurement | None,
+    *,
+    reason: str = "",
+) -> Measurement:
     """The measurement to use this step.
 
     ``sample`` is the latest device sample (``None`` when none arrived), ``last_valid`` the last valid one,

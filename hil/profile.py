@@ -1,9 +1,9 @@
 """The SunSpec face of an emulated DER: which models it serves, their scale factors, state -> registers and
 written registers -> controls. Pure (no sockets, no clocks).
 
-Models served: 1 (common), 701 (AC measurement), 702 (capacity), 704 (AC controls), 705 (Volt-VAR, one curve of
-4 points), 711 (frequency droop, one control), and 713 (storage capacity) for batteries. Units on the wire are
-SunSpec's (W, var, V, Hz, %); everything here converts to the testbed's (kW, kvar, pu, Hz, soc 0..1).
+Models served: 1 (common), 701 (AC measurement), 702 (capacity), 704 (AC controls), 705 (Volt-VAR, one curve
+of 4 points), 711 (frequency droop, one control), and 713 (storage capacity) for batteries. Units on the wire
+are SunSpec's (W, var, V, Hz, %); everything here converts to the testbed's (kW, kvar, pu, Hz, soc 0..1).
 """
 
 from __future__ import annotations
@@ -62,11 +62,27 @@ class SunSpecProfile:
         whsf = power_sf((rating.capacity_kwh or 0.0) * 1000.0, headroom=1.0)
         self.sf: dict[int, dict[str, int]] = {
             1: {},
-            701: {"A_SF": -2, "V_SF": -1, "Hz_SF": -3, "W_SF": psf, "PF_SF": -3, "VA_SF": psf, "Var_SF": psf,
-                  "TotWh_SF": 0, "TotVarh_SF": 0, "Tmp_SF": -1},
+            701: {
+                "A_SF": -2,
+                "V_SF": -1,
+                "Hz_SF": -3,
+                "W_SF": psf,
+                "PF_SF": -3,
+                "VA_SF": psf,
+                "Var_SF": psf,
+                "TotWh_SF": 0,
+                "TotVarh_SF": 0,
+                "Tmp_SF": -1,
+            },
             702: {"W_SF": psf, "PF_SF": -3, "VA_SF": psf, "Var_SF": psf, "V_SF": -1, "A_SF": -1, "S_SF": 0},
-            704: {"PF_SF": -3, "WMaxLimPct_SF": -1, "WSet_SF": psf, "WSetPct_SF": -1, "VarSet_SF": psf,
-                  "VarSetPct_SF": -1},
+            704: {
+                "PF_SF": -3,
+                "WMaxLimPct_SF": -1,
+                "WSet_SF": psf,
+                "WSetPct_SF": -1,
+                "VarSet_SF": psf,
+                "VarSetPct_SF": -1,
+            },
             705: {"V_SF": -1, "DeptRef_SF": -1, "RspTms_SF": 0},
             711: {"Db_SF": -3, "K_SF": -3, "RspTms_SF": 0},
             713: {"WH_SF": whsf, "Pct_SF": -1},
@@ -85,10 +101,19 @@ class SunSpecProfile:
             return {"Mn": i.manufacturer, "Md": i.model, "SN": i.serial, "Vr": i.version, "DA": 1}
         w, va = r.rated_kw * 1000.0, r.kva * 1000.0
         values = {
-            "WMaxRtg": w, "VAMaxRtg": va, "VarMaxInjRtg": 0.44 * va, "VarMaxAbsRtg": 0.44 * va,
-            "VNomRtg": r.v_nom, "VMaxRtg": 1.1 * r.v_nom, "VMinRtg": 0.88 * r.v_nom,
-            "AMaxRtg": va / (math.sqrt(3) * r.v_nom), "NorOpCatRtg": 1, "AbnOpCatRtg": 2,
-            "WMax": w, "VAMax": va, "VNom": r.v_nom,
+            "WMaxRtg": w,
+            "VAMaxRtg": va,
+            "VarMaxInjRtg": 0.44 * va,
+            "VarMaxAbsRtg": 0.44 * va,
+            "VNomRtg": r.v_nom,
+            "VMaxRtg": 1.1 * r.v_nom,
+            "VMinRtg": 0.88 * r.v_nom,
+            "AMaxRtg": va / (math.sqrt(3) * r.v_nom),
+            "NorOpCatRtg": 1,
+            "AbnOpCatRtg": 2,
+            "WMax": w,
+            "VAMax": va,
+            "VNom": r.v_nom,
         }
         if r.kind == "battery":
             values |= {"WChaRteMaxRtg": w, "WDisChaRteMaxRtg": w, "WChaRteMax": w, "WDisChaRteMax": w}
@@ -100,12 +125,18 @@ class SunSpecProfile:
         s_kva = math.hypot(state.p_kw, state.q_kvar)
         v_ll = state.vm_pu * r.v_nom
         return {
-            "ACType": 2, "St": 1 if state.connected else 0, "InvSt": 3 if state.connected else 6,
+            "ACType": 2,
+            "St": 1 if state.connected else 0,
+            "InvSt": 3 if state.connected else 6,
             "ConnSt": 1 if state.connected else 0,
-            "W": state.p_kw * 1000.0, "VA": s_kva * 1000.0, "Var": state.q_kvar * 1000.0,
+            "W": state.p_kw * 1000.0,
+            "VA": s_kva * 1000.0,
+            "Var": state.q_kvar * 1000.0,
             "PF": state.p_kw / s_kva if s_kva > 1e-9 else 1.0,
             "A": s_kva * 1000.0 / (math.sqrt(3) * v_ll) if v_ll > 0 else 0.0,
-            "LLV": v_ll, "LNV": v_ll / math.sqrt(3), "Hz": state.f_hz,
+            "LLV": v_ll,
+            "LNV": v_ll / math.sqrt(3),
+            "Hz": state.f_hz,
         }
 
     def storage_values(self, state: DerState) -> dict:
@@ -115,31 +146,51 @@ class SunSpecProfile:
 
     def control_values(self, c: DerControls) -> dict[int, dict]:
         vv = {
-            "Ena": int(c.volt_var_enabled), "AdptCrvReq": 0, "AdptCrvRslt": 1, "NPt": 4, "NCrv": 1, "RvrtCrv": 0,
-            "Crv[0].ActPt": 4, "Crv[0].DeptRef": DEPT_REF_VA_MAX_PCT, "Crv[0].VRef": 100.0,
-            "Crv[0].RspTms": c.volt_var_response_s, "Crv[0].ReadOnly": 0,
+            "Ena": int(c.volt_var_enabled),
+            "AdptCrvReq": 0,
+            "AdptCrvRslt": 1,
+            "NPt": 4,
+            "NCrv": 1,
+            "RvrtCrv": 0,
+            "Crv[0].ActPt": 4,
+            "Crv[0].DeptRef": DEPT_REF_VA_MAX_PCT,
+            "Crv[0].VRef": 100.0,
+            "Crv[0].RspTms": c.volt_var_response_s,
+            "Crv[0].ReadOnly": 0,
         }
         for i, (v, q) in enumerate(c.volt_var):
             vv[f"Crv[0].Pt[{i}].V"] = 100.0 * v
             vv[f"Crv[0].Pt[{i}].Var"] = 100.0 * q
         return {
             704: {
-                "WMaxLimPctEna": int(c.limit_enabled), "WMaxLimPct": c.limit_pct, "WSetEna": int(c.p_set_enabled),
-                "WSetMod": 1, "WSet": c.p_set_kw * 1000.0,
+                "WMaxLimPctEna": int(c.limit_enabled),
+                "WMaxLimPct": c.limit_pct,
+                "WSetEna": int(c.p_set_enabled),
+                "WSetMod": 1,
+                "WSet": c.p_set_kw * 1000.0,
             },
             705: vv,
             711: {
-                "Ena": int(c.droop_enabled), "AdptCtlReq": 0, "AdptCtlRslt": 1, "NCtl": 1, "RvrtCtl": 0,
-                "Ctl[0].DbOf": c.droop_db_hz, "Ctl[0].DbUf": c.droop_db_hz, "Ctl[0].KOf": c.droop_k,
-                "Ctl[0].KUf": c.droop_k, "Ctl[0].RspTms": c.droop_response_s, "Ctl[0].ReadOnly": 0,
+                "Ena": int(c.droop_enabled),
+                "AdptCtlReq": 0,
+                "AdptCtlRslt": 1,
+                "NCtl": 1,
+                "RvrtCtl": 0,
+                "Ctl[0].DbOf": c.droop_db_hz,
+                "Ctl[0].DbUf": c.droop_db_hz,
+                "Ctl[0].KOf": c.droop_k,
+                "Ctl[0].KUf": c.droop_k,
+                "Ctl[0].RspTms": c.droop_response_s,
+                "Ctl[0].ReadOnly": 0,
             },
         }
 
     def controls_registers(self, controls: DerControls) -> dict[int, list[int]]:
         return {m: self._encode(m, v) for m, v in self.control_values(controls).items()}
 
-    def image(self, state: DerState, controls_regs: dict[int, list[int]],
-              overrides: dict[int, int] | None = None) -> list[int]:
+    def image(
+        self, state: DerState, controls_regs: dict[int, list[int]], overrides: dict[int, int] | None = None
+    ) -> list[int]:
         """Whole register image from 40000; ``overrides`` maps absolute addresses to raw register values
         (used to inject faults such as sentinels or out-of-range values)."""
         regs = []

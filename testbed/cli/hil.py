@@ -1,7 +1,8 @@
 """``fpp hil``: emulated SunSpec devices and a scanner for real ones.
 
-- ``fpp hil emulate --kind inverter|battery --port N [--unit 1] [--count K] [--rated-kw ..] [--capacity-kwh ..]``
-  serves K emulated devices (unit ids unit..unit+K-1 on one port) and an emulated grid simulator.
+- ``fpp hil emulate --kind inverter|battery --port N [--unit 1] [--count K] [--rated-kw ..]
+  [--capacity-kwh ..]`` serves K emulated devices (unit ids unit..unit+K-1 on one port) and an emulated grid
+  simulator.
 - ``fpp hil scan --address host:port [--unit 1]`` lists a device's SunSpec models and its 701 measurement.
 """
 
@@ -26,17 +27,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     em.add_argument("--kind", required=True, choices=sorted(KINDS), help="device kind")
     em.add_argument("--port", type=int, required=True, help="TCP port of the devices (0 = any free port)")
     em.add_argument("--unit", type=int, default=1, help="Modbus unit id of the first device (default 1)")
-    em.add_argument("--count", type=int, default=1, help="number of devices on the port (consecutive unit ids)")
+    em.add_argument(
+        "--count", type=int, default=1, help="number of devices on the port (consecutive unit ids)"
+    )
     em.add_argument("--rated-kw", type=float, default=10.0, help="active power rating [kW] (default 10)")
-    em.add_argument("--rated-kva", type=float, default=None, help="apparent power rating [kVA] (default = kW)")
+    em.add_argument(
+        "--rated-kva", type=float, default=None, help="apparent power rating [kVA] (default = kW)"
+    )
     em.add_argument("--capacity-kwh", type=float, default=None, help="battery energy [kWh] (battery only)")
     em.add_argument("--soc", type=float, default=0.5, help="initial state of charge 0..1 (battery)")
     em.add_argument("--f-nom-hz", type=float, default=50.0, help="nominal frequency [Hz] (50 or 60)")
     em.add_argument("--grid-port", type=int, default=0, help="port of the emulated grid simulator (0 = free)")
     em.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     em.add_argument("--dt", type=float, default=0.05, help="device step [s] (default 0.05)")
-    em.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
-                    "until interrupted)")
+    em.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until interrupted)",
+    )
     em.set_defaults(func=_emulate)
 
     sc = sub.add_parser("scan", help="list a SunSpec device's models and read its AC measurement")
@@ -62,14 +71,23 @@ def _specs(args: argparse.Namespace):
         problems.append("--capacity-kwh: only for a battery")
     if not args.dt > 0:
         problems.append(f"--dt {args.dt}: must be > 0")
-    rating = DerRating(kind=kind, rated_kw=args.rated_kw, rated_kva=args.rated_kva, capacity_kwh=args.capacity_kwh,
-                       soc_init=args.soc, f_nom_hz=args.f_nom_hz)
+    rating = DerRating(
+        kind=kind,
+        rated_kw=args.rated_kw,
+        rated_kva=args.rated_kva,
+        capacity_kwh=args.capacity_kwh,
+        soc_init=args.soc,
+        f_nom_hz=args.f_nom_hz,
+    )
     problems += [p for p in rating.problems() if not p.startswith("capacity_kwh")]
     if problems:
         raise UserError("fpp hil emulate: bad options", problems)
-    return [DeviceSpec(rating, port=args.port, unit=args.unit + i, serial=f"EMU-{args.unit + i:04d}",
-                       port_group="cli")
-            for i in range(args.count)]
+    return [
+        DeviceSpec(
+            rating, port=args.port, unit=args.unit + i, serial=f"EMU-{args.unit + i:04d}", port_group="cli"
+        )
+        for i in range(args.count)
+    ]
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -82,11 +100,20 @@ def _emulate(args: argparse.Namespace) -> int:
         try:
             await host.start()
         except OSError as exc:
-            raise UserError(f"fpp hil emulate: cannot listen on {args.host}:{args.port}", [str(exc)]) from None
+            raise UserError(
+                f"fpp hil emulate: cannot listen on {args.host}:{args.port}", [str(exc)]
+            ) from None
         try:
             info = {
-                "devices": [{"address": f"{args.host}:{d.port}", "unit": d.spec.unit, "kind": d.spec.rating.kind,
-                             "grid_channel": d.channel} for d in host.devices],
+                "devices": [
+                    {
+                        "address": f"{args.host}:{d.port}",
+                        "unit": d.spec.unit,
+                        "kind": d.spec.rating.kind,
+                        "grid_channel": d.channel,
+                    }
+                    for d in host.devices
+                ],
                 "grid_simulator": f"{args.host}:{host.grid_port}",
             }
             print(json.dumps(info), flush=True)
@@ -110,13 +137,16 @@ def _scan(args: argparse.Namespace) -> int:
     from hil.errors import HilError
 
     async def run() -> dict:
-        async with SunSpecClient(args.address, args.unit, connect_timeout_s=args.timeout,
-                                 timeout_s=args.timeout) as dev:
+        async with SunSpecClient(
+            args.address, args.unit, connect_timeout_s=args.timeout, timeout_s=args.timeout
+        ) as dev:
             out = {"models": {m: e.layout.length for m, e in dev.models.items()}}
             for mid in (701, 103):
                 if mid in dev.models:
                     values = await dev.read_model(mid)
-                    out[str(mid)] = {k: v for k, v in values.items() if v is not None and not k.endswith("_SF")}
+                    out[str(mid)] = {
+                        k: v for k, v in values.items() if v is not None and not k.endswith("_SF")
+                    }
                     break
             return out
 

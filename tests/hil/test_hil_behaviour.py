@@ -21,7 +21,9 @@ def _settle(dev: DerBehaviour, seconds: float, dt: float = 0.1):
     return state
 
 
-@pytest.mark.parametrize(("v_pu", "q_pu"), [(0.90, 0.44), (0.95, 0.22), (1.00, 0.0), (1.05, -0.22), (1.09, -0.44)])
+@pytest.mark.parametrize(
+    ("v_pu", "q_pu"), [(0.90, 0.44), (0.95, 0.22), (1.00, 0.0), (1.05, -0.22), (1.09, -0.44)]
+)
 def test_volt_var_steady_state_is_category_b(v_pu, q_pu):
     # Hand-computed from the Cat B curve: 0.95 pu lies halfway between 0.92 (+0.44) and 0.98 (0) -> +0.22;
     # 1.05 halfway between 1.02 (0) and 1.08 (−0.44) -> −0.22; beyond V1/V4 the curve saturates (1.09, not
@@ -35,8 +37,9 @@ def test_volt_var_steady_state_is_category_b(v_pu, q_pu):
 
 
 def test_volt_var_step_makes_90_percent_of_its_change_in_one_response_time():
-    dev = DerBehaviour(DerRating("pv", 10.0), DerControls(volt_var_enabled=True),
-                       GridInputs(vm_pu=1.0, available_pct=50.0))
+    dev = DerBehaviour(
+        DerRating("pv", 10.0), DerControls(volt_var_enabled=True), GridInputs(vm_pu=1.0, available_pct=50.0)
+    )
     _settle(dev, 10.0)
     dev.grid.vm_pu = 1.05
     q_final = -0.22 * 10.0
@@ -57,7 +60,9 @@ def test_frequency_droop_of_a_battery_on_a_50_hz_system():
 
 
 def test_active_power_limit_within_its_response_time():
-    dev = DerBehaviour(DerRating("pv", 10.0, active_power_response_s=1.0), grid=GridInputs(available_pct=100.0))
+    dev = DerBehaviour(
+        DerRating("pv", 10.0, active_power_response_s=1.0), grid=GridInputs(available_pct=100.0)
+    )
     assert _settle(dev, 5.0).p_kw == pytest.approx(10.0, abs=0.01)
     dev.controls = DerControls(limit_enabled=True, limit_pct=50.0)
     state = _settle(dev, 1.0)  # one response time: at least 90 % of the 5 kW change made
@@ -67,8 +72,10 @@ def test_active_power_limit_within_its_response_time():
 
 def test_battery_soc_follows_the_energy_it_delivers():
     # 5 kW discharge for 360 s = 0.5 kWh of a 10 kWh battery at unit efficiency -> SoC 0.5 -> 0.45.
-    dev = DerBehaviour(DerRating("battery", 5.0, capacity_kwh=10.0, soc_init=0.5, active_power_response_s=0.1),
-                       DerControls(p_set_enabled=True, p_set_kw=5.0))
+    dev = DerBehaviour(
+        DerRating("battery", 5.0, capacity_kwh=10.0, soc_init=0.5, active_power_response_s=0.1),
+        DerControls(p_set_enabled=True, p_set_kw=5.0),
+    )
     energy_kwh = 0.0
     for _ in range(3600):
         state = dev.step(0.1)

@@ -11,17 +11,49 @@ from testbed.cli import main
 
 def test_emulate_serves_devices_and_scan_reads_them():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "testbed", "hil", "emulate", "--kind", "battery", "--port", "0", "--count", "2",
-         "--rated-kw", "5", "--capacity-kwh", "10", "--duration", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "testbed",
+            "hil",
+            "emulate",
+            "--kind",
+            "battery",
+            "--port",
+            "0",
+            "--count",
+            "2",
+            "--rated-kw",
+            "5",
+            "--capacity-kwh",
+            "10",
+            "--duration",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         info = json.loads(proc.stdout.readline())
         assert [d["unit"] for d in info["devices"]] == [1, 2]
         assert info["devices"][0]["address"] == info["devices"][1]["address"]
-        out = subprocess.run([sys.executable, "-m", "testbed", "hil", "scan", "--address",
-                              info["devices"][1]["address"], "--unit", "2"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "testbed",
+                "hil",
+                "scan",
+                "--address",
+                info["devices"][1]["address"],
+                "--unit",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.returncode == 0, out.stderr
         scan = json.loads(out.stdout)
         assert scan["models"] == {"1": 66, "701": 153, "702": 50, "704": 65, "705": 31, "711": 22, "713": 7}

@@ -78,9 +78,27 @@ def test_scaled_roundtrip_of_701():
     assert values["TmpAmb"] is None
 
 
-@pytest.mark.parametrize("ptype", ["int16", "uint16", "enum16", "bitfield16", "acc16", "int32", "uint32",
-                                   "acc32", "enum32", "bitfield32", "int64", "uint64", "acc64", "sunssf",
-                                   "float32", "count"])
+@pytest.mark.parametrize(
+    "ptype",
+    [
+        "int16",
+        "uint16",
+        "enum16",
+        "bitfield16",
+        "acc16",
+        "int32",
+        "uint32",
+        "acc32",
+        "enum32",
+        "bitfield32",
+        "int64",
+        "uint64",
+        "acc64",
+        "sunssf",
+        "float32",
+        "count",
+    ],
+)
 def test_sentinels_agree_with_pysunspec2(ptype):
     from hil.codec import PointSlot
 

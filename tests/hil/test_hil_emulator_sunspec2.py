@@ -114,8 +114,11 @@ def test_volt_var_on_the_emulator_matches_opender_category_b(emu):
         m = pv.models[701][0]
         m.read()
         assert m.Var.cvalue == pytest.approx(-2200, abs=0.005 * 10000)
-        ref = DerBehaviour(DerRating("pv", 10.0, active_power_response_s=1.0), DerControls(volt_var_enabled=True),
-                           GridInputs(vm_pu=1.0, available_pct=50.0))
+        ref = DerBehaviour(
+            DerRating("pv", 10.0, active_power_response_s=1.0),
+            DerControls(volt_var_enabled=True),
+            GridInputs(vm_pu=1.0, available_pct=50.0),
+        )
         for _ in range(20):  # same history as the emulated device: 20 steps at 1.0 pu ...
             ref.step(DT)
         ref.grid.vm_pu = 1.05

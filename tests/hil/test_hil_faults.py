@@ -113,8 +113,9 @@ def battery_emu():
 
 
 def _link(port: int, rated_kw: float = 5.0, name: str = "bat") -> DeviceLink:
-    return DeviceLink(LinkConfig(name, f"127.0.0.1:{port}", 1, "battery", rated_kw, timeout_s=0.2,
-                                 connect_timeout_s=0.3))
+    return DeviceLink(
+        LinkConfig(name, f"127.0.0.1:{port}", 1, "battery", rated_kw, timeout_s=0.2, connect_timeout_s=0.3)
+    )
 
 
 @pytest.mark.parametrize(("raw", "why"), [(0x8000, "not implemented"), (30000, "outside")])

@@ -22,16 +22,34 @@ from hil.link import DeviceLink, LinkConfig, LinkRunner
 
 LEGACY = {
     1: ({"Mn": "Legacy", "Md": "Inv-3ph", "SN": "L-1"}, {}),
-    103: ({"A": 14.4, "PhVphA": 230.1, "PhVphB": 230.2, "PhVphC": 229.9, "W": -3200, "Hz": 50.01, "VAr": 150,
-           "WH": 123456, "TmpCab": 35.5, "St": 4, "Evt1": 0, "Evt2": 0},
-          {"A_SF": -1, "V_SF": -1, "W_SF": 0, "Hz_SF": -2, "VAr_SF": 0, "WH_SF": 0, "Tmp_SF": -1}),
+    103: (
+        {
+            "A": 14.4,
+            "PhVphA": 230.1,
+            "PhVphB": 230.2,
+            "PhVphC": 229.9,
+            "W": -3200,
+            "Hz": 50.01,
+            "VAr": 150,
+            "WH": 123456,
+            "TmpCab": 35.5,
+            "St": 4,
+            "Evt1": 0,
+            "Evt2": 0,
+        },
+        {"A_SF": -1, "V_SF": -1, "W_SF": 0, "Hz_SF": -2, "VAr_SF": 0, "WH_SF": 0, "Tmp_SF": -1},
+    ),
     120: ({"DERTyp": 82, "WRtg": 5000, "VARtg": 5000}, {"WRtg_SF": 0, "VARtg_SF": 0}),
     121: ({"WMax": 5000, "VRef": 230, "VRefOfs": 0}, {"WMax_SF": 0, "VRef_SF": 0, "VRefOfs_SF": 0}),
     122: ({"PVConn": 0, "StorConn": 1, "ECPConn": 1}, {}),
-    123: ({"Conn": 1, "WMaxLimPct": 100, "WMaxLim_Ena": 0, "OutPFSet": 1.0, "OutPFSet_Ena": 0, "VArPct_Ena": 0},
-          {"WMaxLimPct_SF": 0, "OutPFSet_SF": -3}),
-    124: ({"WChaMax": 5000, "WChaGra": 100, "WDisChaGra": 100, "StorCtl_Mod": 0, "ChaState": 64.5},
-          {"WChaMax_SF": 0, "WChaDisChaGra_SF": 0, "ChaState_SF": -1}),
+    123: (
+        {"Conn": 1, "WMaxLimPct": 100, "WMaxLim_Ena": 0, "OutPFSet": 1.0, "OutPFSet_Ena": 0, "VArPct_Ena": 0},
+        {"WMaxLimPct_SF": 0, "OutPFSet_SF": -3},
+    ),
+    124: (
+        {"WChaMax": 5000, "WChaGra": 100, "WDisChaGra": 100, "StorCtl_Mod": 0, "ChaState": 64.5},
+        {"WChaMax_SF": 0, "WChaDisChaGra_SF": 0, "ChaState_SF": -1},
+    ),
 }
 
 
@@ -44,8 +62,10 @@ def legacy_port():
     state = {}
 
     async def serve():
-        server = ModbusTcpServer(SimDevice(id=1, simdata=[SimData(40000, values=image, datatype=DataType.REGISTERS)]),
-                                 address=("127.0.0.1", 0))
+        server = ModbusTcpServer(
+            SimDevice(id=1, simdata=[SimData(40000, values=image, datatype=DataType.REGISTERS)]),
+            address=("127.0.0.1", 0),
+        )
         await server.serve_forever(background=True)
         state["port"] = server.transport.sockets[0].getsockname()[1]
         state["stop"] = asyncio.Event()
@@ -65,8 +85,11 @@ def legacy_port():
 def test_our_client_reads_legacy_models(legacy_port):
     async def go():
         async with SunSpecClient(f"127.0.0.1:{legacy_port}") as dev:
-            return {m: e.layout.length for m, e in dev.models.items()}, await dev.read_model(103), \
-                await dev.read_model(124)
+            return (
+                {m: e.layout.length for m, e in dev.models.items()},
+                await dev.read_model(103),
+                await dev.read_model(124),
+            )
 
     lengths, inv, storage = asyncio.run(go())
     assert lengths == {1: 66, 103: 50, 120: 26, 121: 30, 122: 44, 123: 24, 124: 24}
@@ -76,7 +99,9 @@ def test_our_client_reads_legacy_models(legacy_port):
 
 
 def test_pysunspec2_reads_the_same_values(legacy_port):
-    dev = ss_client.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=legacy_port, timeout=2)
+    dev = ss_client.SunSpecModbusClientDeviceTCP(
+        slave_id=1, ipaddr="127.0.0.1", ipport=legacy_port, timeout=2
+    )
     dev.scan()
     try:
         inv = dev.models[103][0]

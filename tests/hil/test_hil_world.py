@@ -23,9 +23,28 @@ class Driver(mosaik_api_v3.Simulator):
     """Sends ``p_set_kw`` (from a schedule by step), ``vm_pu``, ``f_hz``; records every input it gets."""
 
     def __init__(self, schedule: dict[int, float], log: list):
-        super().__init__({"api_version": "3.0", "type": "time-based", "models": {"D": {
-            "public": True, "params": [],
-            "attrs": ["p_set_kw", "vm_pu", "f_hz", "p_kw", "q_kvar", "soc", "valid", "p_kw_by_bus"]}}})
+        super().__init__(
+            {
+                "api_version": "3.0",
+                "type": "time-based",
+                "models": {
+                    "D": {
+                        "public": True,
+                        "params": [],
+                        "attrs": [
+                            "p_set_kw",
+                            "vm_pu",
+                            "f_hz",
+                            "p_kw",
+                            "q_kvar",
+                            "soc",
+                            "valid",
+                            "p_kw_by_bus",
+                        ],
+                    }
+                },
+            }
+        )
         self.schedule = schedule
         self.log = log
         self.t = 0
@@ -44,21 +63,45 @@ class Driver(mosaik_api_v3.Simulator):
         return {"d": {"p_set_kw": p, "vm_pu": 1.0, "f_hz": 50.0}}
 
 
-def _world(address: str, *, policy: str, schedule, log, grid=None, rt=None, capacity_kwh=None, resolution=0.1):
-    world = mosaik.World({"HIL": {"python": "hil.mosaik_sim:HilSimulator"},
-                          "Drv": PythonStarter(Driver, kwargs={"schedule": schedule, "log": log})},
-                         time_resolution=resolution)
-    hil = world.start("HIL", step_size=1, rt_factor=rt, first_sample_timeout_s=1.0, timeout_s=0.2,
-                      connect_timeout_s=0.3)
-    params = dict(kind="battery", address=address, unit=1, prosumer_id="p1", bus="bus7", rated_kw=5.0,
-                  fault_policy=policy, capacity_kwh=capacity_kwh)
+def _world(
+    address: str, *, policy: str, schedule, log, grid=None, rt=None, capacity_kwh=None, resolution=0.1
+):
+    world = mosaik.World(
+        {
+            "HIL": {"python": "hil.mosaik_sim:HilSimulator"},
+            "Drv": PythonStarter(Driver, kwargs={"schedule": schedule, "log": log}),
+        },
+        time_resolution=resolution,
+    )
+    hil = world.start(
+        "HIL", step_size=1, rt_factor=rt, first_sample_timeout_s=1.0, timeout_s=0.2, connect_timeout_s=0.3
+    )
+    params = dict(
+        kind="battery",
+        address=address,
+        unit=1,
+        prosumer_id="p1",
+        bus="bus7",
+        rated_kw=5.0,
+        fault_policy=policy,
+        capacity_kwh=capacity_kwh,
+    )
     if grid:
         params |= {"grid_address": grid, "grid_channel": 1}
     dev = hil.Device(**params)
     drv = world.start("Drv").D()
     world.connect(drv, dev, "p_set_kw", "vm_pu", "f_hz")
-    world.connect(dev, drv, "p_kw", "q_kvar", "soc", "valid", "p_kw_by_bus", time_shifted=True,
-                  initial_data={"p_kw": 0.0, "q_kvar": 0.0, "soc": 0.5, "valid": False, "p_kw_by_bus": {}})
+    world.connect(
+        dev,
+        drv,
+        "p_kw",
+        "q_kvar",
+        "soc",
+        "valid",
+        "p_kw_by_bus",
+        time_shifted=True,
+        initial_data={"p_kw": 0.0, "q_kvar": 0.0, "soc": 0.5, "valid": False, "p_kw_by_bus": {}},
+    )
     return world, hil
 
 
@@ -68,11 +111,19 @@ def test_real_time_run_with_one_emulated_battery():
     # the energy balance: the SoC drop equals the energy in the recorded 20 Hz samples (∑ p·Δt) / capacity,
     # within 0.3 % SoC (SoC register resolution 0.1 %, plus one tick of energy at each end).
     log: list = []
-    with EmulatorThread([DeviceSpec(DerRating("battery", 5.0, capacity_kwh=0.1, soc_init=0.5,
-                                              active_power_response_s=0.2))], dt_s=0.05) as emu:
+    with EmulatorThread(
+        [DeviceSpec(DerRating("battery", 5.0, capacity_kwh=0.1, soc_init=0.5, active_power_response_s=0.2))],
+        dt_s=0.05,
+    ) as emu:
         address = f"127.0.0.1:{emu.ports[0]}"
-        world, hil = _world(address, policy="hold", schedule={0: 0.0, 5: 3.0}, log=log,
-                            grid=f"127.0.0.1:{emu.host.grid_port}", rt=1.0)
+        world, hil = _world(
+            address,
+            policy="hold",
+            schedule={0: 0.0, 5: 3.0},
+            log=log,
+            grid=f"127.0.0.1:{emu.host.grid_port}",
+            rt=1.0,
+        )
         world.run(until=40, rt_factor=1.0, shutdown=False)
         kpis = hil.kpis()
         samples = hil.samples()
@@ -83,12 +134,20 @@ def test_real_time_run_with_one_emulated_battery():
     assert outs[-1]["p_kw"] == pytest.approx(3.0, abs=0.01)
     assert outs[-1]["p_kw_by_bus"] == {"bus7": pytest.approx(outs[-1]["p_kw"])}
     valid = [s for s in samples if s["valid"]]
-    energy_kwh = sum(a["p_kw"] * (b["t_wall"] - a["t_wall"]) / 3600 for a, b in zip(valid, valid[1:]))
+    pairs = zip(valid, valid[1:], strict=False)
+    energy_kwh = sum(a["p_kw"] * (b["t_wall"] - a["t_wall"]) / 3600 for a, b in pairs)
     assert energy_kwh > 0.001  # it did discharge (≥ 1 Wh)
     soc_drop = valid[0]["soc"] - valid[-1]["soc"]
     assert soc_drop == pytest.approx(energy_kwh / 0.1, abs=0.003)
-    for key in ("hil_io_lateness_p50_s", "hil_io_lateness_p99_s", "hil_io_lateness_max_s",
-                "hil_io_missed_deadlines", "step_lateness_p50_s", "step_lateness_p99_s", "step_missed_deadlines"):
+    for key in (
+        "hil_io_lateness_p50_s",
+        "hil_io_lateness_p99_s",
+        "hil_io_lateness_max_s",
+        "hil_io_missed_deadlines",
+        "step_lateness_p50_s",
+        "step_lateness_p99_s",
+        "step_missed_deadlines",
+    ):
         assert key in kpis
     assert kpis["hil_io_ticks"] == len(samples) > 40
     assert report["events"] == [] and kpis["hil_invalid_samples"] == 0
