@@ -29,7 +29,7 @@ import numpy as np
 
 from hil.client import parse_address
 from hil.errors import HilAbort
-from hil.lateness import lateness_stats
+from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
 from testbed.errors import UserError
@@ -98,9 +98,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self.step_size = 1
         self.time_resolution = 1.0
         self.events: list[FaultEvent] = []
-        self._step_deadlines: list[float] = []
-        self._step_actual: list[float] = []
-        self._t0_wall: float | None = None
+        self._step_times: list[tuple[int, float]] = []  # (mosaik time, monotonic wall time at step start)
 
     def init(
         self,
@@ -210,12 +208,8 @@ class HilSimulator(mosaik_api_v3.Simulator):
 
     def step(self, time_: int, inputs: dict, max_advance: int) -> int:
         self._start()
-        now = time.monotonic()
         if self.rt_factor is not None:
-            if self._t0_wall is None:
-                self._t0_wall = now - time_ * self.time_resolution * self.rt_factor
-            self._step_deadlines.append(self._t0_wall + time_ * self.time_resolution * self.rt_factor)
-            self._step_actual.append(now)
+            self._step_times.append((time_, time.monotonic()))
         dt_h = self.step_size * self.time_resolution / 3600.0
         for eid, ent in self.entities.items():
             attrs = inputs.get(eid, {})
@@ -330,15 +324,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 ).as_dict(),
             }
         all_samples = [s for e in self.entities.values() for s in e.link.samples]
-        step = (
-            lateness_stats(
-                self._step_deadlines,
-                self._step_actual,
-                self.step_size * self.time_resolution * (self.rt_factor or 1.0),
-            ).as_dict()
-            if self._step_deadlines
-            else None
-        )
+        step = self.step_lateness().as_dict() if self._step_times else None
         return {
             "period_s": self.period_s,
             "io_lateness": lateness_stats(
@@ -348,6 +334,18 @@ class HilSimulator(mosaik_api_v3.Simulator):
             "devices": devices,
             "events": [e.as_dict() for e in sorted(events, key=lambda e: e.t_wall)],
         }
+
+    def step_lateness(self) -> LatenessStats:
+        """Lateness of mosaik's steps against the wall-clock schedule of a real-time run.
+
+        Step ``t`` is due at ``start + t × time_resolution × rt_factor``; ``start`` (when mosaik started its
+        clock) is not visible to a simulator, so it is taken as the latest start no step came before: the
+        minimum over steps of ``actual − t × Δ``. The least late step therefore has lateness 0.
+        """
+        per_unit = self.time_resolution * (self.rt_factor or 1.0)
+        start = min(actual - t * per_unit for t, actual in self._step_times)
+        deadlines = [start + t * per_unit for t, _ in self._step_times]
+        return lateness_stats(deadlines, [a for _, a in self._step_times], self.step_size * per_unit)
 
     def kpis(self) -> dict[str, float | int]:
         """Flat KPIs: Modbus tick lateness p50/p99/max [s] and missed deadlines over all devices, the same for
