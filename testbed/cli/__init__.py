@@ -17,6 +17,7 @@ from testbed.errors import UserError
 
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
+    "testbed.cli.scenario_cmds",
     "testbed.cli.hil",
 )
 
@@ -34,11 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mosaik_logging(verbose: bool) -> None:
+    """mosaik logs through loguru; the runner keeps it off (configure_logging=False) unless -v is given."""
+    if verbose:
+        from loguru import logger
+
+        logger.enable("mosaik")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _mosaik_logging(verbose=args.verbose > 0)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,0 +1,226 @@
+"""The pandapower grid engine (balanced AC power flow with Newton-Raphson).
+
+Speed: after the first solve only bus injections change, so pandapower's ``recycle`` reuses the admittance
+matrices and, as pandapower's own time series does, ``only_v_results`` skips the pandas result tables:
+line and transformer loadings, losses and the slack power are computed here from the solved voltages
+with the same formulas pandapower uses (a test checks them against ``runpp``'s tables). lightsim2grid's
+solver is used when it gives the same voltages as pandapower's own on this network (checked once when the
+engine is built, tolerance 1e-9 pu), since its importer ignores bus-bus switches on some networks
+(DESIGN.md, known pitfalls).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+
+import numpy as np
+import pandapower as pp
+from pandapower.pypower.idx_brch import F_BUS, T_BUS
+from pandapower.pypower.idx_bus import BASE_KV, PD, QD, VA, VM
+
+from simulators.grid.engine import NetworkInfo, Snapshot
+from simulators.grid.networks import element_ids
+from testbed.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_RECYCLE = {"trafo": False, "gen": False, "bus_pq": True}
+_INJECTION_NAME = "fpp injection"
+_LS2G_TOLERANCE_PU = 1e-9
+
+
+class PandapowerEngine:
+    """A pandapower network with one injection point per bus.
+
+    Parameters
+    ----------
+    net:
+        The network; it is copied, the caller's object is not changed.
+    keep_elements:
+        Keep the network's own loads, static generators and storage units (True), or take them out of
+        service so that the testbed's injections are the only ones (False; prosumers replace them).
+    name:
+        A label for messages and results.
+    """
+
+    def __init__(self, net: pp.pandapowerNet, *, keep_elements: bool, name: str = "network") -> None:
+        net = copy.deepcopy(net)
+        if len(net.ext_grid[net.ext_grid.in_service]) == 0 and not (
+            "slack" in net.gen and net.gen.slack.fillna(False).astype(bool).any()
+        ):
+            raise UserError(f"{name}: the network has no external grid or slack generator to balance it")
+        if not keep_elements:
+            for table in ("load", "sgen", "storage"):
+                net[table]["in_service"] = False
+        buses = net.bus.index.to_numpy()
+        first = len(net.load)
+        for b in buses:
+            pp.create_load(net, bus=int(b), p_mw=0.0, q_mvar=0.0, name=_INJECTION_NAME)
+        self._inj_index = net.load.index[first:]
+        self._net = net
+        self._pristine = copy.deepcopy(net)
+        trafo_ids = element_ids(net.trafo, "trafo ") + element_ids(net.trafo3w, "trafo3w ")
+        self.info = NetworkInfo(
+            name=name,
+            bus_ids=element_ids(net.bus, "bus "),
+            bus_vn_kv=net.bus.vn_kv.to_numpy(dtype=float),
+            line_ids=element_ids(net.line, "line "),
+            trafo_ids=trafo_ids,
+            unbalanced=False,
+        )
+        self._options: dict = {"recycle": _RECYCLE, "only_v_results": True}
+        self._use_lightsim2grid = False
+        self._restart_flat = False
+        self._choose_solver()
+
+    @property
+    def net(self) -> pp.pandapowerNet:
+        """The engine's own network copy (read it, do not change its topology)."""
+        return self._net
+
+    @property
+    def uses_lightsim2grid(self) -> bool:
+        return self._use_lightsim2grid
+
+    def _choose_solver(self) -> None:
+        net = self._net
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pp.runpp(net)
+        except pp.LoadflowNotConverged:
+            log.warning("%s: base case does not converge; lightsim2grid check skipped", self.info.name)
+            return
+        reference = net.res_bus.vm_pu.to_numpy(copy=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pp.runpp(net, lightsim2grid=True)
+            fast = net.res_bus.vm_pu.to_numpy(copy=True)
+        except Exception as exc:  # lightsim2grid refuses some networks: then pandapower's own solver is used
+            log.info("%s: lightsim2grid not usable (%s)", self.info.name, exc)
+            return
+        diff = np.nanmax(np.abs(fast - reference)) if len(reference) else 0.0
+        if np.isfinite(diff) and diff <= _LS2G_TOLERANCE_PU:
+            self._use_lightsim2grid = True
+            self._options = {"recycle": _RECYCLE, "only_v_results": True, "lightsim2grid": True}
+        else:
+            log.info("%s: lightsim2grid differs by %.2e pu; using pandapower's solver", self.info.name, diff)
+
+    def set_injections(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
+        p_kw = np.asarray(p_kw, dtype=float)
+        q_kvar = np.asarray(q_kvar, dtype=float)
+        n = len(self.info.bus_ids)
+        if p_kw.shape != (n,) or q_kvar.shape != (n,):
+            raise ValueError(f"injections must have one value per bus ({n}), got {p_kw.shape} and {q_kvar.shape}")
+        # The one sign flip of the pandapower boundary: pandapower loads are consumer convention [MW].
+        self._net.load.loc[self._inj_index, "p_mw"] = -p_kw / 1000.0
+        self._net.load.loc[self._inj_index, "q_mvar"] = -q_kvar / 1000.0
+
+    def solve(self) -> Snapshot:
+        if self._restart_flat:
+            # After a failed solve the recycled state starts from the failed voltages: start again from the
+            # untouched copy with pandapower's default initialisation. (A flat start is no remedy: with the
+            # 150 degree shift of a Dyn5 transformer it "converges" to ~0 pu, measured with pandapower 3.5.)
+            self._rebuild()
+        net = self._net
+        options = {} if self._restart_flat else self._options
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pp.runpp(net, **options)
+        except pp.LoadflowNotConverged as exc:
+            self._restart_flat = True
+            return Snapshot.failed(self.info, f"power flow did not converge: {exc}")
+        if self._restart_flat:
+            self._restart_flat = False
+            return self._snapshot_from_tables()
+        return self._snapshot_from_ppc()
+
+    def _rebuild(self) -> None:
+        p_mw = self._net.load.loc[self._inj_index, "p_mw"].to_numpy(copy=True)
+        q_mvar = self._net.load.loc[self._inj_index, "q_mvar"].to_numpy(copy=True)
+        self._net = copy.deepcopy(self._pristine)
+        self._net.load.loc[self._inj_index, "p_mw"] = p_mw
+        self._net.load.loc[self._inj_index, "q_mvar"] = q_mvar
+
+    def _snapshot_from_tables(self) -> Snapshot:
+        """Build the snapshot from pandapower's result tables (after a full, non-recycled solve)."""
+        net = self._net
+        return Snapshot(
+            converged=True,
+            vm_pu=net.res_bus.vm_pu.to_numpy(dtype=float),
+            va_degree=net.res_bus.va_degree.to_numpy(dtype=float),
+            line_loading_pct=net.res_line.loading_percent.to_numpy(dtype=float),
+            trafo_loading_pct=net.res_trafo.loading_percent.to_numpy(dtype=float),
+            losses_kw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()) * 1000.0,
+            ext_grid_p_kw=float(net.res_ext_grid.p_mw.sum()) * 1000.0,
+            ext_grid_q_kvar=float(net.res_ext_grid.q_mvar.sum()) * 1000.0,
+        )
+
+    def _snapshot_from_ppc(self) -> Snapshot:
+        """Build the snapshot from pandapower's internal solution arrays (see module docstring)."""
+        net = self._net
+        ppc = net._ppc
+        internal = ppc["internal"]
+        bus_rows = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]
+        vm_pu = ppc["bus"][bus_rows, VM].astype(float)
+        va_degree = ppc["bus"][bus_rows, VA].astype(float)
+        out_of_service = ~net.bus.in_service.to_numpy(dtype=bool)
+        vm_pu[out_of_service] = np.nan
+        va_degree[out_of_service] = np.nan
+
+        v = internal["V"]
+        base_mva = internal["baseMVA"]
+        branch = internal["branch"]
+        base_kv = internal["bus"][:, BASE_KV].real
+        f_bus = branch[:, F_BUS].real.astype(np.int64)
+        t_bus = branch[:, T_BUS].real.astype(np.int64)
+        i_f = internal["Yf"] @ v
+        i_t = internal["Yt"] @ v
+        s_f = v[f_bus] * np.conj(i_f) * base_mva  # [MVA] into the branch at its from end
+        s_t = v[t_bus] * np.conj(i_t) * base_mva
+        n_branch = ppc["branch"].shape[0]
+        in_service = internal["branch_is"]
+        i_f_ka = np.full(n_branch, np.nan)
+        i_t_ka = np.full(n_branch, np.nan)
+        i_f_ka[in_service] = np.abs(i_f) * base_mva / (np.sqrt(3) * base_kv[f_bus])
+        i_t_ka[in_service] = np.abs(i_t) * base_mva / (np.sqrt(3) * base_kv[t_bus])
+        loss_mw = float(np.sum((s_f + s_t).real))
+
+        lookups = net._pd2ppc_lookups["branch"]
+        line_loading = np.full(len(net.line), np.nan)
+        if "line" in lookups:
+            f, t = lookups["line"]
+            line = net.line
+            i_max = line.max_i_ka.to_numpy(float) * line.df.to_numpy(float) * line.parallel.to_numpy(float)
+            line_loading = np.fmax(i_f_ka[f:t], i_t_ka[f:t]) / i_max * 100.0
+        trafo_loading = np.full(len(net.trafo), np.nan)
+        if "trafo" in lookups:
+            f, t = lookups["trafo"]
+            tr = net.trafo
+            sn = tr.sn_mva.to_numpy(float)
+            hv = i_f_ka[f:t] * tr.vn_hv_kv.to_numpy(float) * np.sqrt(3) / sn * 100.0
+            lv = i_t_ka[f:t] * tr.vn_lv_kv.to_numpy(float) * np.sqrt(3) / sn * 100.0
+            trafo_loading = np.fmax(hv, lv) / tr.parallel.to_numpy(float) / tr.df.to_numpy(float)
+        if len(net.trafo3w):
+            raise NotImplementedError("three-winding transformers are not supported by the fast result path")
+
+        # Slack power: the net injection into the network at each reference bus plus that bus's own load.
+        ref = internal["ref"]
+        s_ref = v[ref] * np.conj(internal["Ybus"][ref, :] @ v) * base_mva + (
+            internal["bus"][ref, PD] + 1j * internal["bus"][ref, QD]
+        )
+        return Snapshot(
+            converged=True,
+            vm_pu=vm_pu,
+            va_degree=va_degree,
+            line_loading_pct=line_loading,
+            trafo_loading_pct=trafo_loading,
+            losses_kw=loss_mw * 1000.0,
+            ext_grid_p_kw=float(np.sum(s_ref.real)) * 1000.0,
+            ext_grid_q_kvar=float(np.sum(s_ref.imag)) * 1000.0,
+            iterations=int(ppc.get("iterations", 0) or 0),
+        )
