@@ -97,9 +97,7 @@ class SunSpecClient:
             ok = await asyncio.wait_for(client.connect(), self.connect_timeout_s)
         except TimeoutError:
             client.close()
-            raise HilTimeout(
-                f"no connection within {self.connect_timeout_s} s", **self._ctx("connect")
-            ) from None
+            raise HilTimeout(f"no connection within {self.connect_timeout_s} s", **self._ctx("connect")) from None
         if not ok or not client.connected:
             client.close()
             raise HilConnectionError("connection refused or failed", **self._ctx("connect"))
@@ -116,9 +114,7 @@ class SunSpecClient:
         wait = self._last_connect + self.reconnect_interval_s - time.monotonic()
         if wait > 0:
             # still the fault that closed the connection: report it as such, without a new attempt
-            raise self._last_fault(
-                f"not reconnected yet (next attempt in {wait:.2f} s)", **self._ctx(operation)
-            )
+            raise self._last_fault(f"not reconnected yet (next attempt in {wait:.2f} s)", **self._ctx(operation))
         self.reconnects += 1
         try:
             await self.connect()
@@ -164,9 +160,7 @@ class SunSpecClient:
             raise HilError(f"Modbus error: {exc}", **self._ctx(operation, register)) from None
         if response.isError():
             code = int(getattr(response, "exception_code", 0) or 0)
-            raise HilModbusException(
-                "device answered with an exception", code=code, **self._ctx(operation, register)
-            )
+            raise HilModbusException("device answered with an exception", code=code, **self._ctx(operation, register))
         return response
 
     async def read_registers(self, register: int, count: int) -> list[int]:
@@ -181,9 +175,7 @@ class SunSpecClient:
 
             response = await self._call("read", start, req)
             if len(response.registers) != n:
-                raise HilError(
-                    f"asked {n} registers, got {len(response.registers)}", **self._ctx("read", start)
-                )
+                raise HilError(f"asked {n} registers, got {len(response.registers)}", **self._ctx("read", start))
             out.extend(response.registers)
             register += n
             count -= n

@@ -125,9 +125,7 @@ def _group_count(gdef: dict[str, Any], counts: dict[str, int]) -> int:
     if isinstance(count, int):
         return count
     if count not in counts:
-        raise CodecError(
-            f"group {gdef['name']} repeats {count!r} times: give counts={{{count!r}: n}} to lay it out"
-        )
+        raise CodecError(f"group {gdef['name']} repeats {count!r} times: give counts={{{count!r}: n}} to lay it out")
     return int(counts[count])
 
 
@@ -180,9 +178,7 @@ def layout_model(model_id: int, counts: dict[str, int] | None = None) -> ModelLa
             n = _group_count(sub, counts)
             for i in range(n):
                 sub_prefix = (
-                    f"{prefix}{sub['name']}[{i}]."
-                    if sub.get("count") is not None
-                    else (f"{prefix}{sub['name']}.")
+                    f"{prefix}{sub['name']}[{i}]." if sub.get("count") is not None else (f"{prefix}{sub['name']}.")
                 )
                 walk(sub, sub_prefix)
 
@@ -190,9 +186,7 @@ def layout_model(model_id: int, counts: dict[str, int] | None = None) -> ModelLa
     length = offset - 2
     declared = slots["L"].static_value
     if declared is not None and int(declared) != length:
-        raise CodecError(
-            f"model {model_id}: definition says L={declared} but its points take {length} registers"
-        )
+        raise CodecError(f"model {model_id}: definition says L={declared} but its points take {length} registers")
     return ModelLayout(model_id=model_id, name=top["name"], length=length, slots=slots)
 
 
@@ -321,9 +315,7 @@ def encode_model(layout: ModelLayout, values: dict[str, Any], scale_factors: dic
 def decode_model(layout: ModelLayout, registers: list[int], *, scaled: bool = True) -> dict[str, Any]:
     """Values of every point by path (``None`` when not implemented or its scale factor is missing)."""
     if len(registers) < layout.total_registers:
-        raise CodecError(
-            f"model {layout.model_id}: need {layout.total_registers} registers, got {len(registers)}"
-        )
+        raise CodecError(f"model {layout.model_id}: need {layout.total_registers} registers, got {len(registers)}")
     if registers[0] != layout.model_id:
         raise CodecError(f"registers start with model id {registers[0]}, expected {layout.model_id}")
     raw = {
@@ -386,8 +378,7 @@ def map_registers(entries: list[MapEntry], model_registers: list[list[int]]) -> 
     for entry, regs in zip(entries, model_registers, strict=True):
         if len(regs) != entry.layout.total_registers:
             raise CodecError(
-                f"model {entry.layout.model_id}: {len(regs)} registers for a model of "
-                f"{entry.layout.total_registers}"
+                f"model {entry.layout.model_id}: {len(regs)} registers for a model of {entry.layout.total_registers}"
             )
         image.extend(regs)
     image.extend([END_MODEL_ID, 0])

@@ -157,9 +157,7 @@ class EmulatorHost:
         blocks = []
         for address, count, readonly in dev.profile.read_only_ranges():
             values = dev.image[address - base : address - base + count]
-            blocks.append(
-                SimData(address=address, values=values, datatype=DataType.REGISTERS, readonly=readonly)
-            )
+            blocks.append(SimData(address=address, values=values, datatype=DataType.REGISTERS, readonly=readonly))
         return blocks
 
     def _grid_image(self) -> list[int]:

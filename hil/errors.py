@@ -3,6 +3,8 @@ register)."""
 
 from __future__ import annotations
 
+from testbed.errors import UserError
+
 
 class HilError(Exception):
     """Base of adapter errors. ``kind`` is the fault class recorded in results (``timeout``, ``refused``,
@@ -62,7 +64,13 @@ class HilValueError(HilError):
         super().__init__(message, **context)
 
 
-class HilAbort(HilError):
-    """The scenario's fault policy is ``abort`` and a device sample was invalid."""
+class HilAbort(HilError, UserError):
+    """The scenario's fault policy is ``abort`` and a device sample was invalid: the run stops with one
+    clear paragraph (a :class:`testbed.errors.UserError`), naming the device and the fault."""
 
     kind = "abort"
+
+    def __init__(self, message: str, **context) -> None:
+        HilError.__init__(self, message, **context)
+        self.summary = f"hardware in the loop: run aborted by the fault policy: {self}"
+        self.problems = []

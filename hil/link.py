@@ -76,6 +76,7 @@ class _Targets:
     p_limit_pct: float | None = None
     vm_pu: float | None = None
     f_hz: float | None = None
+    available_pct: float | None = None
 
 
 @dataclass
@@ -99,7 +100,10 @@ class DeviceLink:
         p_limit_pct: float | None = None,
         vm_pu: float | None = None,
         f_hz: float | None = None,
+        available_pct: float | None = None,
     ) -> None:
+        """New targets (``None`` keeps the previous one). ``vm_pu``, ``f_hz`` and ``available_pct`` (PV DC
+        power [% of rating]) go to the emulated grid simulator, when the link has one."""
         with self.lock:
             t = self._targets
             self._targets = _Targets(
@@ -107,6 +111,7 @@ class DeviceLink:
                 p_limit_pct if p_limit_pct is not None else t.p_limit_pct,
                 vm_pu if vm_pu is not None else t.vm_pu,
                 f_hz if f_hz is not None else t.f_hz,
+                available_pct if available_pct is not None else t.available_pct,
             )
 
     def snapshot(self) -> tuple[Sample | None, Sample | None]:
@@ -138,9 +143,7 @@ class DeviceLink:
 class LinkRunner:
     """Runs the I/O loop for several device links in one background thread at ``period_s``."""
 
-    def __init__(
-        self, links: list[DeviceLink], *, period_s: float = 0.05, max_samples: int | None = None
-    ) -> None:
+    def __init__(self, links: list[DeviceLink], *, period_s: float = 0.05, max_samples: int | None = None) -> None:
         if not period_s > 0:
             raise ValueError(f"period_s {period_s}: must be > 0")
         self.links = links
@@ -171,8 +174,7 @@ class LinkRunner:
         self._stop = asyncio.Event()
         t0 = time.monotonic() + self.period_s
         tasks = [
-            asyncio.create_task(self._run_link(link, t0), name=f"hil-link-{link.config.name}")
-            for link in self.links
+            asyncio.create_task(self._run_link(link, t0), name=f"hil-link-{link.config.name}") for link in self.links
         ]
         self._started.set()
         await self._stop.wait()
@@ -250,15 +252,15 @@ class LinkRunner:
         with link.lock:
             t, w = link._targets, link._written
         cfg = link.config
-        if (
-            grid is not None
-            and cfg.grid_channel
-            and (t.vm_pu, t.f_hz) != (w.vm_pu, w.f_hz)
-            and (t.vm_pu is not None and t.f_hz is not None)
-        ):
+        if grid is not None and cfg.grid_channel:
             base = GRID_CHANNEL_STRIDE * cfg.grid_channel
-            await grid.write_registers(base, [round(t.vm_pu * 1e4), round(t.f_hz * 1e3)])
-            w.vm_pu, w.f_hz = t.vm_pu, t.f_hz
+            for offset, name, scale in ((0, "vm_pu", 1e4), (1, "f_hz", 1e3), (2, "available_pct", 10.0)):
+                value = getattr(t, name)
+                if value is not None and value != getattr(w, name):
+                    if name == "available_pct":
+                        value = max(0.0, min(100.0, value))
+                    await grid.write_registers(base + offset, [round(value * scale)])
+                    setattr(w, name, getattr(t, name))
         if cfg.kind == "battery" and t.p_set_kw is not None and t.p_set_kw != w.p_set_kw:
             p_w = max(-cfg.rated_kw, min(cfg.rated_kw, t.p_set_kw)) * 1000.0
             await client.write_points(704, {"WSetEna": 1, "WSetMod": 1, "WSet": p_w})
@@ -292,9 +294,7 @@ class LinkRunner:
             )
         soc = None
         if cfg.kind == "battery":
-            model, point = (
-                (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
-            )
+            model, point = (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
             pct = (await client.read_model(model)).get(point)
             if pct is None or not 0.0 <= pct <= 100.0:
                 raise HilValueError(

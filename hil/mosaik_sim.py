@@ -53,6 +53,8 @@ META = {
                 "capacity_kwh",
                 "grid_address",
                 "grid_channel",
+                "fleet_index",
+                "bus_index",
             ],
             "attrs": [
                 "p_set_kw",
@@ -66,6 +68,9 @@ META = {
                 "valid",
                 "p_kw_by_bus",
                 "q_kvar_by_bus",
+                "p_kw_by_prosumer",
+                "soc_by_prosumer",
+                "hil",
             ],
         },
     },
@@ -83,6 +88,8 @@ class _Entity:
     policy: str
     capacity_kwh: float | None
     link: DeviceLink
+    fleet_index: int | None = None
+    bus_index: int | None = None
     out: Measurement = field(default_factory=lambda: Measurement(0.0, 0.0, None, False))
     p_set_kw: float = 0.0
     p_limit_pct: float | None = None
@@ -110,9 +117,11 @@ class HilSimulator(mosaik_api_v3.Simulator):
         connect_timeout_s: float = 0.5,
         timeout_s: float = 0.2,
         first_sample_timeout_s: float = 2.0,
+        report_sink: dict | None = None,
     ) -> dict:
         """``period_s`` Modbus tick [s]; ``rt_factor`` the run's real-time factor (enables step lateness);
-        ``timeout_s``/``connect_timeout_s`` bound each request/connect [s]."""
+        ``timeout_s``/``connect_timeout_s`` bound each request/connect [s]; ``report_sink`` (in-process only)
+        receives ``report``, ``kpis`` and ``samples`` when the world shuts down."""
         problems = []
         if not isinstance(step_size, int) or step_size < 1:
             problems.append(f"step_size {step_size!r}: must be an integer >= 1")
@@ -130,6 +139,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self.connect_timeout_s = connect_timeout_s
         self.timeout_s = timeout_s
         self.first_sample_timeout_s = first_sample_timeout_s
+        self.report_sink = report_sink
         return self.meta
 
     def create(
@@ -147,6 +157,8 @@ class HilSimulator(mosaik_api_v3.Simulator):
         capacity_kwh: float | None = None,
         grid_address: str | None = None,
         grid_channel: int | None = None,
+        fleet_index: int | None = None,
+        bus_index: int | None = None,
     ) -> list[dict]:
         where = f"HIL device {prosumer_id or address}"
         problems = []
@@ -189,7 +201,16 @@ class HilSimulator(mosaik_api_v3.Simulator):
             timeout_s=self.timeout_s,
         )
         self.entities[eid] = _Entity(
-            eid, kind, str(bus), prosumer_id, float(rated_kw), fault_policy, capacity_kwh, DeviceLink(cfg)
+            eid,
+            kind,
+            str(bus),
+            prosumer_id,
+            float(rated_kw),
+            fault_policy,
+            capacity_kwh,
+            DeviceLink(cfg),
+            fleet_index,
+            bus_index,
         )
         return [{"eid": eid, "type": model}]
 
@@ -213,16 +234,18 @@ class HilSimulator(mosaik_api_v3.Simulator):
         dt_h = self.step_size * self.time_resolution / 3600.0
         for eid, ent in self.entities.items():
             attrs = inputs.get(eid, {})
-            p_set = _single(attrs, "p_set_kw", eid)
-            limit = _single(attrs, "p_limit_pct", eid)
-            vm = _single(attrs, "vm_pu", eid)
-            f = _single(attrs, "f_hz", eid)
-            p_model = _single(attrs, "p_model_kw", eid)
+            p_set = _single(attrs, "p_set_kw", eid, ent.fleet_index)
+            limit = _single(attrs, "p_limit_pct", eid, ent.fleet_index)
+            vm = _single(attrs, "vm_pu", eid, ent.bus_index)
+            f = _single(attrs, "f_hz", eid, ent.bus_index)
+            p_model = _single(attrs, "p_model_kw", eid, ent.fleet_index)
             if p_set is not None:
                 ent.p_set_kw = float(p_set)
             if limit is not None:
                 ent.p_limit_pct = float(limit)
-            ent.link.set_targets(p_set_kw=p_set, p_limit_pct=limit, vm_pu=vm, f_hz=f)
+            # an emulated PV's DC source follows the simulated PV's available power
+            avail = 100.0 * float(p_model) / ent.rated_kw if ent.kind == "pv" and p_model is not None else None
+            ent.link.set_targets(p_set_kw=p_set, p_limit_pct=limit, vm_pu=vm, f_hz=f, available_pct=avail)
             latest, last_valid = ent.link.snapshot()
             sample = (
                 None
@@ -230,9 +253,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 else Measurement(latest.p_kw or 0.0, latest.q_kvar or 0.0, latest.soc, latest.valid)
             )
             valid_m = (
-                None
-                if last_valid is None
-                else Measurement(last_valid.p_kw, last_valid.q_kvar, last_valid.soc, True)
+                None if last_valid is None else Measurement(last_valid.p_kw, last_valid.q_kvar, last_valid.soc, True)
             )
             if sample is not None and sample.valid:
                 ent.fallback_soc = sample.soc
@@ -289,6 +310,9 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 "valid": m.valid,
                 "p_kw_by_bus": {ent.bus: m.p_kw},
                 "q_kvar_by_bus": {ent.bus: m.q_kvar},
+                "p_kw_by_prosumer": {ent.prosumer_id: m.p_kw},
+                "soc_by_prosumer": {} if m.soc is None else {ent.prosumer_id: m.soc},
+                "hil": self._record(ent),
             }
             for attr in attrs:
                 if attr not in values:
@@ -296,7 +320,18 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 data.setdefault(eid, {})[attr] = values[attr]
         return data
 
+    @staticmethod
+    def _record(ent: _Entity) -> dict[str, float]:
+        """Flat values for the run's time series (same keys every step)."""
+        m, key = ent.out, f"{ent.prosumer_id}.{ent.kind}"
+        rec = {f"{key}.p_kw": m.p_kw, f"{key}.q_kvar": m.q_kvar, f"{key}.valid": float(m.valid)}
+        if ent.kind == "battery":
+            rec[f"{key}.soc"] = float("nan") if m.soc is None else m.soc
+        return rec
+
     def finalize(self) -> None:
+        if self.report_sink is not None:
+            self.report_sink.update(report=self.report(), kpis=self.kpis(), samples=self.samples())
         if self.runner is not None:
             self.runner.stop()
             self.runner = None
@@ -391,7 +426,9 @@ class HilSimulator(mosaik_api_v3.Simulator):
         return rows
 
 
-def _single(attrs: dict, name: str, eid: str) -> float | None:
+def _single(attrs: dict, name: str, eid: str, index: int | None = None) -> float | None:
+    """The one value connected to input ``name``; an array input (a whole fleet's or grid's) gives its
+    element ``index``."""
     values = attrs.get(name)
     if not values:
         return None
@@ -401,6 +438,10 @@ def _single(attrs: dict, name: str, eid: str) -> float | None:
             [f"{src}" for src in values],
         )
     (value,) = values.values()
+    if isinstance(value, np.ndarray | list | tuple):
+        if index is None:
+            raise UserError(f"HIL device {eid}: input {name} is an array but the device has no index into it")
+        value = float(value[index])
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 

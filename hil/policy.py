@@ -28,9 +28,7 @@ def check_policy(policy: str, where: str) -> str:
     if policy not in POLICIES:
         from testbed.errors import UserError
 
-        raise UserError(
-            f"{where}: unknown fault policy {policy!r}", [f"expected one of {', '.join(POLICIES)}"]
-        )
+        raise UserError(f"{where}: unknown fault policy {policy!r}", [f"expected one of {', '.join(POLICIES)}"])
     return policy
 
 
