@@ -24,6 +24,7 @@ from simulators.prosumers.profiles import ProfileSet, load_simbench_profiles
 from simulators.prosumers.setup import build_fleet_setup
 from testbed import __version__
 from testbed.errors import UserError
+from testbed.hil_extension import hil_extensions
 from testbed.scenario.fleet import LoadSite, expand_fleet
 from testbed.scenario.loader import read_scenario
 from testbed.scenario.models import Prosumer, Scenario, profiles_source
@@ -87,7 +88,7 @@ class Extension:
 
 
 #: Functions that look at a plan and return the extensions it needs (registered by the market and HIL).
-EXTENSION_FACTORIES: list = []
+EXTENSION_FACTORIES: list = [hil_extensions]
 
 
 def extensions_for(plan: RunPlan) -> list[Extension]:
