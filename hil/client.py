@@ -29,7 +29,14 @@ from hil.codec import (
     layout_model,
     scale_of,
 )
-from hil.errors import HilConnectionError, HilError, HilModbusException, HilTimeout, HilValueError
+from hil.errors import (
+    HilConnectionError,
+    HilDisconnected,
+    HilError,
+    HilModbusException,
+    HilTimeout,
+    HilValueError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +160,8 @@ class SunSpecClient:
             ) from None
         except ConnectionException as exc:
             self._close_client()
-            self._last_fault = HilConnectionError
-            raise HilConnectionError(f"connection lost: {exc}", **self._ctx(operation, register)) from None
+            self._last_fault = HilDisconnected
+            raise HilDisconnected(f"connection lost: {exc}", **self._ctx(operation, register)) from None
         except ModbusException as exc:
             self._close_client()
             raise HilError(f"Modbus error: {exc}", **self._ctx(operation, register)) from None

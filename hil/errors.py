@@ -37,6 +37,12 @@ class HilConnectionError(HilError):
     kind = "refused"
 
 
+class HilDisconnected(HilConnectionError):
+    """An established connection dropped during a request."""
+
+    kind = "disconnected"
+
+
 class HilTimeout(HilError):
     """The device did not answer (connect or request) within the timeout."""
 

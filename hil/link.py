@@ -226,7 +226,7 @@ class LinkRunner:
                     p, q, soc = await self._read(link, client)
                 except HilError as exc:
                     fault = exc
-                    if exc.kind in ("refused", "timeout"):
+                    if exc.kind in ("refused", "timeout", "disconnected"):
                         scanned = False
                 sample = Sample(
                     time.time(),

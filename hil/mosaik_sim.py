@@ -4,17 +4,21 @@ batteries.
 Model ``Device`` — params: ``kind`` ("pv"|"battery"), ``address`` ("host:port"), ``unit``, ``prosumer_id``,
 ``bus`` (bus id), ``rated_kw``, ``fault_policy`` ("hold"|"fallback-to-model"|"abort"); optional
 ``capacity_kwh`` (lets the battery fallback model integrate its SoC), ``grid_address``/``grid_channel`` (an
-emulated grid simulator that should apply ``vm_pu``/``f_hz``; leave unset for real devices).
+emulated grid simulator that should apply ``vm_pu``/``f_hz``; leave unset for real devices), ``fleet_index``
+and ``bus_index`` (the device's element in array inputs coming from a whole fleet or grid).
 
-Inputs: ``p_set_kw`` (battery setpoint, generator convention: > 0 discharges), ``p_limit_pct`` (PV
-curtailment), ``vm_pu``/``f_hz`` (for the emulated grid simulator), ``p_model_kw`` (what the simulated model
-would give, used by ``fallback-to-model``). Outputs: ``p_kw``, ``q_kvar``, ``soc`` (0..1), ``valid``,
-``p_kw_by_bus``, ``q_kvar_by_bus`` ({bus: value}, generator convention).
+Inputs (scalars, or arrays indexed as above): ``p_set_kw`` (battery setpoint, generator convention: > 0
+discharges), ``p_limit_pct`` (PV curtailment), ``vm_pu``/``f_hz`` (for the emulated grid simulator),
+``p_model_kw`` (what the simulated model gives: the stand-in for ``fallback-to-model``, and an emulated PV's
+available DC power). Outputs: ``p_kw``, ``q_kvar``, ``soc`` (0..1), ``valid``, ``p_kw_by_bus``,
+``q_kvar_by_bus`` ({bus: value}, generator convention), ``p_kw_by_prosumer``, ``soc_by_prosumer``
+({prosumer_id: value}) and ``hil`` (flat values for the recorder).
 
 The Modbus I/O runs on its own wall-clock tick (:class:`hil.link.LinkRunner`, ``period_s``, default 20 Hz);
-``step`` only takes the latest sample, so a slow or dead device never blocks mosaik. Extra methods for the
-runner (call them after ``world.run(..., shutdown=False)``): ``report()`` (lateness statistics, fault events),
-``kpis()`` (flat KPI dict), ``samples()`` (every recorded sample as rows).
+``step`` only takes the latest sample, so a slow or dead device never blocks mosaik. Results: the init param
+``report_sink`` (a dict, in-process) receives them at shutdown; or call the extra methods after
+``world.run(..., shutdown=False)``: ``report()`` (lateness statistics, fault events), ``kpis()`` (flat KPI
+dict), ``samples()`` (every recorded sample as rows).
 """
 
 from __future__ import annotations

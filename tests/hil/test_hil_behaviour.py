@@ -21,9 +21,7 @@ def _settle(dev: DerBehaviour, seconds: float, dt: float = 0.1):
     return state
 
 
-@pytest.mark.parametrize(
-    ("v_pu", "q_pu"), [(0.90, 0.44), (0.95, 0.22), (1.00, 0.0), (1.05, -0.22), (1.09, -0.44)]
-)
+@pytest.mark.parametrize(("v_pu", "q_pu"), [(0.90, 0.44), (0.95, 0.22), (1.00, 0.0), (1.05, -0.22), (1.09, -0.44)])
 def test_volt_var_steady_state_is_category_b(v_pu, q_pu):
     # Hand-computed from the Cat B curve: 0.95 pu lies halfway between 0.92 (+0.44) and 0.98 (0) -> +0.22;
     # 1.05 halfway between 1.02 (0) and 1.08 (−0.44) -> −0.22; beyond V1/V4 the curve saturates (1.09, not
@@ -60,9 +58,7 @@ def test_frequency_droop_of_a_battery_on_a_50_hz_system():
 
 
 def test_active_power_limit_within_its_response_time():
-    dev = DerBehaviour(
-        DerRating("pv", 10.0, active_power_response_s=1.0), grid=GridInputs(available_pct=100.0)
-    )
+    dev = DerBehaviour(DerRating("pv", 10.0, active_power_response_s=1.0), grid=GridInputs(available_pct=100.0))
     assert _settle(dev, 5.0).p_kw == pytest.approx(10.0, abs=0.01)
     dev.controls = DerControls(limit_enabled=True, limit_pct=50.0)
     state = _settle(dev, 1.0)  # one response time: at least 90 % of the 5 kW change made

@@ -186,3 +186,24 @@ def test_policies():
 def test_value_error_carries_point():
     err = HilValueError("bad", point="701.W", value=5, address="h:1", unit=2, operation="read")
     assert err.point == "701.W" and err.kind == "invalid-value" and "h:1 unit 2 read" in str(err)
+
+
+def test_link_reconnects_when_the_device_comes_back():
+    # The device goes away (its server stops) and comes back on the same port: the link reports the loss,
+    # keeps ticking without hanging, and recovers by itself.
+    spec = [DeviceSpec(DerRating("battery", 5.0, capacity_kwh=10.0))]
+    emu = EmulatorThread(spec, dt_s=0.05).start()
+    port = emu.ports[0]
+    link = _link(port)
+    runner = LinkRunner([link], period_s=0.05).start()
+    try:
+        assert _wait_for(lambda: link.latest is not None and link.latest.valid)
+        emu.stop()
+        assert _wait_for(lambda: not link.latest.valid)
+        emu = EmulatorThread([DeviceSpec(spec[0].rating, port=port)], dt_s=0.05).start()
+        assert _wait_for(lambda: link.latest.valid)
+    finally:
+        runner.stop()
+        emu.stop()
+    kinds = [e.kind for e in link.events]
+    assert kinds[0] in ("disconnected", "refused", "timeout") and kinds[-1] == "recovered"

@@ -99,9 +99,7 @@ def test_our_client_reads_legacy_models(legacy_port):
 
 
 def test_pysunspec2_reads_the_same_values(legacy_port):
-    dev = ss_client.SunSpecModbusClientDeviceTCP(
-        slave_id=1, ipaddr="127.0.0.1", ipport=legacy_port, timeout=2
-    )
+    dev = ss_client.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=legacy_port, timeout=2)
     dev.scan()
     try:
         inv = dev.models[103][0]

@@ -41,8 +41,9 @@ prosumers:
 
 
 def fpp(*args):
-    return subprocess.run([sys.executable, "-m", "testbed", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "testbed", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.realtime
@@ -59,8 +60,16 @@ def test_real_time_run_with_an_emulated_battery(tmp_path):
         assert res.returncode == 0, res.stderr
     out = tmp_path / "out"
     kpis = json.loads((out / "kpis.json").read_text())["hil"]
-    for key in ("hil_io_lateness_p50_s", "hil_io_lateness_p99_s", "hil_io_lateness_max_s", "hil_io_missed_deadlines",
-                "step_lateness_p50_s", "step_lateness_p99_s", "step_lateness_max_s", "step_missed_deadlines"):
+    for key in (
+        "hil_io_lateness_p50_s",
+        "hil_io_lateness_p99_s",
+        "hil_io_lateness_max_s",
+        "hil_io_missed_deadlines",
+        "step_lateness_p50_s",
+        "step_lateness_p99_s",
+        "step_lateness_max_s",
+        "step_missed_deadlines",
+    ):
         assert key in kpis
     assert kpis["hil_invalid_samples"] == 0 and kpis["hil_io_ticks"] > 9
     ts = pq.read_table(out / "timeseries.parquet").to_pandas()

@@ -63,9 +63,7 @@ class Driver(mosaik_api_v3.Simulator):
         return {"d": {"p_set_kw": p, "vm_pu": 1.0, "f_hz": 50.0}}
 
 
-def _world(
-    address: str, *, policy: str, schedule, log, grid=None, rt=None, capacity_kwh=None, resolution=0.1
-):
+def _world(address: str, *, policy: str, schedule, log, grid=None, rt=None, capacity_kwh=None, resolution=0.1):
     world = mosaik.World(
         {
             "HIL": {"python": "hil.mosaik_sim:HilSimulator"},
@@ -190,3 +188,73 @@ def test_abort_policy_stops_the_run():
             world.run(until=5, shutdown=False)
     finally:
         world.shutdown()  # finalize stops the I/O thread
+
+
+class PvDriver(mosaik_api_v3.Simulator):
+    """Sends a fleet-like array of model PV powers and a grid-like array of bus voltages."""
+
+    def __init__(self, log: list):
+        super().__init__(
+            {
+                "api_version": "3.0",
+                "type": "time-based",
+                "models": {
+                    "D": {"public": True, "params": [], "attrs": ["pv_model_kw", "vm_pu", "p_kw", "q_kvar", "valid"]}
+                },
+            }
+        )
+        self.log = log
+
+    def create(self, num, model):
+        return [{"eid": "d", "type": "D"}]
+
+    def step(self, time, inputs, max_advance):
+        self.log.append({attr: next(iter(src.values())) for attr, src in inputs.get("d", {}).items()})
+        return time + 1
+
+    def get_data(self, outputs):
+        # element 1 is our prosumer / bus; the others belong to someone else
+        return {"d": {"pv_model_kw": [9.0, 4.0, 1.0], "vm_pu": [1.0, 1.05, 0.95]}}
+
+
+@pytest.mark.realtime
+def test_emulated_pv_follows_the_model_and_the_bus_voltage():
+    # The model says 4 kW available of 10 kWp -> the grid simulator's DC source is set to 40 %; the bus is at
+    # 1.05 pu. With Volt-VAR off (the default), OpenDER gives P = 4 kW and Q = 0; the grid simulator's
+    # registers show what the adapter wrote (1.05 pu -> 10500, 40 % -> 400).
+    log: list = []
+    with EmulatorThread([DeviceSpec(DerRating("pv", 10.0, active_power_response_s=0.2))], dt_s=0.05) as emu:
+        world = mosaik.World(
+            {"HIL": {"python": "hil.mosaik_sim:HilSimulator"}, "Drv": PythonStarter(PvDriver, kwargs={"log": log})},
+            time_resolution=0.1,
+        )
+        hil = world.start("HIL", step_size=1, rt_factor=1.0, first_sample_timeout_s=1.0)
+        dev = hil.Device(
+            kind="pv",
+            address=f"127.0.0.1:{emu.ports[0]}",
+            unit=1,
+            prosumer_id="p2",
+            bus="b2",
+            rated_kw=10.0,
+            fault_policy="hold",
+            grid_address=f"127.0.0.1:{emu.host.grid_port}",
+            grid_channel=1,
+            fleet_index=1,
+            bus_index=1,
+        )
+        drv = world.start("Drv").D()
+        world.connect(drv, dev, ("pv_model_kw", "p_model_kw"), "vm_pu")
+        world.connect(
+            dev,
+            drv,
+            "p_kw",
+            "q_kvar",
+            "valid",
+            time_shifted=True,
+            initial_data={"p_kw": 0.0, "q_kvar": 0.0, "valid": False},
+        )
+        world.run(until=30, rt_factor=1.0)
+        grid_regs = emu.call(lambda h: h._grid_image()[100:104])
+    assert grid_regs == [10500, 50000, 400, 50]
+    assert log[-1]["valid"] and log[-1]["p_kw"] == pytest.approx(4.0, abs=0.01)
+    assert log[-1]["q_kvar"] == pytest.approx(0.0, abs=0.01)
