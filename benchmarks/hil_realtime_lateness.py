@@ -30,9 +30,7 @@ class Driver(mosaik_api_v3.Simulator):
             {
                 "api_version": "3.0",
                 "type": "time-based",
-                "models": {
-                    "D": {"public": True, "params": [], "attrs": ["p_set_kw", "p_limit_pct", "vm_pu", "f_hz"]}
-                },
+                "models": {"D": {"public": True, "params": [], "attrs": ["p_set_kw", "p_limit_pct", "vm_pu", "f_hz"]}},
             }
         )
         self.n = n
@@ -124,18 +122,16 @@ def main() -> None:
         kpis = hil.kpis()
         world.shutdown()
     # Baseline: the same pacing with no device at all (mosaik's own real-time scheduling jitter).
-    world = mosaik.World(
-        {"HIL": {"python": "hil.mosaik_sim:HilSimulator"}}, time_resolution=0.05, debug=False
-    )
+    world = mosaik.World({"HIL": {"python": "hil.mosaik_sim:HilSimulator"}}, time_resolution=0.05, debug=False)
     base = world.start("HIL", step_size=1, period_s=0.05, rt_factor=1.0)
     world.run(until=steps, rt_factor=1.0, shutdown=False, print_progress=False)
     baseline = base.kpis()
     world.shutdown()
     print(f"{n} emulated devices, 20 Hz adapter tick, {steps} mosaik steps of 50 ms at rt_factor 1.0")
     print(
-        json.dumps(
-            {k: (round(v * 1e3, 3) if k.endswith("_s") else v) for k, v in kpis.items()}, indent=1
-        ).replace('_s":', '_ms":')
+        json.dumps({k: (round(v * 1e3, 3) if k.endswith("_s") else v) for k, v in kpis.items()}, indent=1).replace(
+            '_s":', '_ms":'
+        )
     )
 
     print(

@@ -130,6 +130,10 @@ class SunSpecClient:
             raise
         return self._client
 
+    async def ensure_connected(self) -> None:
+        """Connect if not connected (a reconnect at most every ``reconnect_interval_s``)."""
+        await self._ensure("connect")
+
     async def close(self) -> None:
         self._close_client()
 

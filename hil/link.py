@@ -219,7 +219,7 @@ class LinkRunner:
                 p = q = soc = None
                 try:
                     if not scanned:
-                        await client._ensure("connect")
+                        await client.ensure_connected()
                         await client.scan()
                         scanned = True
                     await self._write(link, client, grid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hil.errors import HilAbort
+from testbed.errors import UserError
 
 POLICIES = ("hold", "fallback-to-model", "abort")
 
@@ -26,8 +27,6 @@ class Measurement:
 
 def check_policy(policy: str, where: str) -> str:
     if policy not in POLICIES:
-        from testbed.errors import UserError
-
         raise UserError(f"{where}: unknown fault policy {policy!r}", [f"expected one of {', '.join(POLICIES)}"])
     return policy
 

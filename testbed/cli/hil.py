@@ -27,13 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     em.add_argument("--kind", required=True, choices=sorted(KINDS), help="device kind")
     em.add_argument("--port", type=int, required=True, help="TCP port of the devices (0 = any free port)")
     em.add_argument("--unit", type=int, default=1, help="Modbus unit id of the first device (default 1)")
-    em.add_argument(
-        "--count", type=int, default=1, help="number of devices on the port (consecutive unit ids)"
-    )
+    em.add_argument("--count", type=int, default=1, help="number of devices on the port (consecutive unit ids)")
     em.add_argument("--rated-kw", type=float, default=10.0, help="active power rating [kW] (default 10)")
-    em.add_argument(
-        "--rated-kva", type=float, default=None, help="apparent power rating [kVA] (default = kW)"
-    )
+    em.add_argument("--rated-kva", type=float, default=None, help="apparent power rating [kVA] (default = kW)")
     em.add_argument("--capacity-kwh", type=float, default=None, help="battery energy [kWh] (battery only)")
     em.add_argument("--soc", type=float, default=0.5, help="initial state of charge 0..1 (battery)")
     em.add_argument("--f-nom-hz", type=float, default=50.0, help="nominal frequency [Hz] (50 or 60)")
@@ -83,9 +79,7 @@ def _specs(args: argparse.Namespace):
     if problems:
         raise UserError("fpp hil emulate: bad options", problems)
     return [
-        DeviceSpec(
-            rating, port=args.port, unit=args.unit + i, serial=f"EMU-{args.unit + i:04d}", port_group="cli"
-        )
+        DeviceSpec(rating, port=args.port, unit=args.unit + i, serial=f"EMU-{args.unit + i:04d}", port_group="cli")
         for i in range(args.count)
     ]
 
@@ -100,9 +94,7 @@ def _emulate(args: argparse.Namespace) -> int:
         try:
             await host.start()
         except OSError as exc:
-            raise UserError(
-                f"fpp hil emulate: cannot listen on {args.host}:{args.port}", [str(exc)]
-            ) from None
+            raise UserError(f"fpp hil emulate: cannot listen on {args.host}:{args.port}", [str(exc)]) from None
         try:
             info = {
                 "devices": [
@@ -144,9 +136,7 @@ def _scan(args: argparse.Namespace) -> int:
             for mid in (701, 103):
                 if mid in dev.models:
                     values = await dev.read_model(mid)
-                    out[str(mid)] = {
-                        k: v for k, v in values.items() if v is not None and not k.endswith("_SF")
-                    }
+                    out[str(mid)] = {k: v for k, v in values.items() if v is not None and not k.endswith("_SF")}
                     break
             return out
 
