@@ -32,11 +32,16 @@ def lateness_stats(deadlines_s: Sequence[float], actual_s: Sequence[float], peri
     """Percentiles (linear interpolation, numpy's default) of the lateness of each tick."""
     if len(deadlines_s) != len(actual_s):
         raise ValueError(f"{len(deadlines_s)} deadlines but {len(actual_s)} actual times")
+    return stats_from_lateness(np.asarray(actual_s, float) - np.asarray(deadlines_s, float), period_s)
+
+
+def stats_from_lateness(lateness_s: Sequence[float], period_s: float) -> LatenessStats:
+    """The same statistics from lateness values [s] (negative values count as 0: on time)."""
     if not period_s > 0:
         raise ValueError(f"period_s {period_s}: must be > 0")
-    if len(deadlines_s) == 0:
+    if len(lateness_s) == 0:
         return LatenessStats(0, 0.0, 0.0, 0.0, 0, period_s)
-    late = np.maximum(np.asarray(actual_s, float) - np.asarray(deadlines_s, float), 0.0)
+    late = np.maximum(np.asarray(lateness_s, float), 0.0)
     return LatenessStats(
         ticks=int(late.size),
         p50_s=float(np.percentile(late, 50)),

@@ -114,6 +114,12 @@ class DeviceLink:
                 available_pct if available_pct is not None else t.available_pct,
             )
 
+    def drain(self) -> list[Sample]:
+        """Take the samples recorded since the last drain (the consumer stores them)."""
+        with self.lock:
+            out, self.samples = self.samples, []
+        return out
+
     def snapshot(self) -> tuple[Sample | None, Sample | None]:
         with self.lock:
             return self.latest, self.last_valid

@@ -36,6 +36,7 @@ from hil.errors import HilAbort
 from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
+from hil.samples import SampleStore
 from testbed.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,12 @@ class HilSimulator(mosaik_api_v3.Simulator):
         timeout_s: float = 0.2,
         first_sample_timeout_s: float = 2.0,
         report_sink: dict | None = None,
+        samples_path: str | None = None,
     ) -> dict:
         """``period_s`` Modbus tick [s]; ``rt_factor`` the run's real-time factor (enables step lateness);
         ``timeout_s``/``connect_timeout_s`` bound each request/connect [s]; ``report_sink`` (in-process only)
-        receives ``report``, ``kpis`` and ``samples`` when the world shuts down."""
+        receives ``report``, ``kpis`` and ``samples`` when the world shuts down; ``samples_path`` streams every
+        sample to that Parquet file instead of keeping them in memory."""
         problems = []
         if not isinstance(step_size, int) or step_size < 1:
             problems.append(f"step_size {step_size!r}: must be an integer >= 1")
@@ -144,6 +147,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self.timeout_s = timeout_s
         self.first_sample_timeout_s = first_sample_timeout_s
         self.report_sink = report_sink
+        self.store = SampleStore(samples_path)
         return self.meta
 
     def create(
@@ -235,6 +239,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         self._start()
         if self.rt_factor is not None:
             self._step_times.append((time_, time.monotonic()))
+        self._drain()
         dt_h = self.step_size * self.time_resolution / 3600.0
         for eid, ent in self.entities.items():
             attrs = inputs.get(eid, {})
@@ -333,22 +338,28 @@ class HilSimulator(mosaik_api_v3.Simulator):
             rec[f"{key}.soc"] = float("nan") if m.soc is None else m.soc
         return rec
 
+    def _drain(self) -> None:
+        for eid, ent in self.entities.items():
+            self.store.add(eid, ent.link.drain())
+
     def finalize(self) -> None:
-        if self.report_sink is not None:
-            self.report_sink.update(report=self.report(), kpis=self.kpis(), samples=self.samples())
         if self.runner is not None:
             self.runner.stop()
             self.runner = None
+        self._drain()
+        self.store.close()
+        if self.report_sink is not None:
+            self.report_sink.update(report=self.report(), kpis=self.kpis(), samples=self.samples())
 
     # --- results ----------------------------------------------------------------------------------
 
     def report(self) -> dict:
+        self._drain()
         devices = {}
         events = list(self.events)
         for eid, ent in self.entities.items():
             link = ent.link
             with link.lock:
-                samples = list(link.samples)
                 events.extend(link.events)
             devices[eid] = {
                 "address": link.config.address,
@@ -356,19 +367,14 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 "bus": ent.bus,
                 "prosumer_id": ent.prosumer_id,
                 "fault_policy": ent.policy,
-                "samples": len(samples),
-                "invalid_samples": sum(not s.valid for s in samples),
-                "lateness": lateness_stats(
-                    [s.deadline_s for s in samples], [s.actual_s for s in samples], self.period_s
-                ).as_dict(),
+                "samples": self.store.count(eid),
+                "invalid_samples": self.store.invalid.get(eid, 0),
+                "lateness": self.store.stats(self.period_s, eid).as_dict(),
             }
-        all_samples = [s for e in self.entities.values() for s in e.link.samples]
         step = self.step_lateness().as_dict() if self._step_times else None
         return {
             "period_s": self.period_s,
-            "io_lateness": lateness_stats(
-                [s.deadline_s for s in all_samples], [s.actual_s for s in all_samples], self.period_s
-            ).as_dict(),
+            "io_lateness": self.store.stats(self.period_s).as_dict(),
             "step_lateness": step,
             "devices": devices,
             "events": [e.as_dict() for e in sorted(events, key=lambda e: e.t_wall)],
@@ -411,23 +417,10 @@ class HilSimulator(mosaik_api_v3.Simulator):
         return out
 
     def samples(self) -> list[dict]:
-        rows = []
-        for eid, ent in self.entities.items():
-            with ent.link.lock:
-                for s in ent.link.samples:
-                    rows.append(
-                        {
-                            "device": eid,
-                            "t_wall": s.t_wall,
-                            "lateness_s": s.lateness_s,
-                            "p_kw": s.p_kw,
-                            "q_kvar": s.q_kvar,
-                            "soc": s.soc,
-                            "valid": s.valid,
-                            "fault": s.fault,
-                        }
-                    )
-        return rows
+        """Every sample as a row (device, t_wall, lateness_s, p_kw, q_kvar, soc, valid, fault), when they are
+        kept in memory (no ``samples_path``)."""
+        self._drain()
+        return self.store.rows()
 
 
 def _single(attrs: dict, name: str, eid: str, index: int | None = None) -> float | None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from mosaik.starters import PythonStarter
 
 log = logging.getLogger(__name__)
@@ -49,6 +47,7 @@ class HilExtension:
             period_s=HIL_PERIOD_S,
             rt_factor=1.0 if ctx.real_time else None,
             report_sink=self.sink,
+            samples_path=str(ctx.run_dir / "hil_samples.parquet"),
         )
         positions = {pid: i for i, pid in enumerate(ctx.prosumer_ids)}
         bus_index = {b: i for i, b in enumerate(ctx.network["bus_ids"])}
@@ -95,10 +94,6 @@ class HilExtension:
     def kpis(self, ctx) -> dict:
         if not self.sink:
             return {}
-        rows = self.sink.get("samples", [])
-        if rows:
-            table = pa.Table.from_pylist(rows)
-            pq.write_table(table, ctx.run_dir / "hil_samples.parquet", compression="zstd")
         report = self.sink["report"]
         (ctx.run_dir / "hil_events.json").write_text(
             json.dumps({"events": report["events"], "devices": report["devices"]}, indent=2) + "\n", encoding="utf-8"

@@ -27,3 +27,23 @@ def test_empty_and_bad_input():
         lateness_stats([0.0], [], 0.05)
     with pytest.raises(ValueError, match="period"):
         lateness_stats([0.0], [0.0], 0.0)
+
+
+def test_sample_store_streams_chunks_and_keeps_statistics(tmp_path):
+    import pyarrow.parquet as pq
+
+    from hil.link import Sample
+    from hil.samples import SampleStore
+
+    # 25 samples of device a (lateness 0..24 ms, every 5th invalid) in chunks of 10 rows.
+    store = SampleStore(tmp_path / "s.parquet", chunk_rows=10)
+    for i in range(25):
+        late = i / 1000
+        store.add("a", [Sample(float(i), 0.0, late, late, 1.0, 0.0, None, i % 5 != 0, None if i % 5 else "timeout")])
+    store.close()
+    table = pq.read_table(tmp_path / "s.parquet").to_pandas()
+    assert len(table) == 25 and table["fault"].tolist().count("timeout") == 5
+    assert store.rows() == []  # streamed, not kept
+    s = store.stats(0.05, "a")
+    assert s.ticks == 25 and s.p50_s == pytest.approx(0.012) and s.max_s == pytest.approx(0.024)
+    assert store.invalid["a"] == 5 and s.missed == 0
