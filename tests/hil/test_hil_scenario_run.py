@@ -101,3 +101,26 @@ def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path):
     assert res.returncode == 2
     assert "aborted by the fault policy" in res.stderr and address in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_fallback_to_model_uses_the_fleet_battery_when_the_device_is_gone(tmp_path):
+    # Nothing listens at the address: every sample is invalid. With fallback-to-model the run uses the
+    # simulated battery's own power (the self-consumption controller covering a January evening deficit, so
+    # > 0), where `hold` would give 0 kW; the fleet shows it one step later, like a measurement.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(address=address, policy="fallback-to-model", grid=""))
+    res = fpp("run", path, "--out", tmp_path / "out", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    ts = pq.read_table(tmp_path / "out" / "timeseries.parquet").to_pandas()
+    hil_p = ts["hil/lab.battery.p_kw"].to_numpy()
+    assert (ts["hil/lab.battery.valid"].to_numpy() == 0.0).all()
+    assert (hil_p > 0.5).all()
+    np.testing.assert_allclose(ts["battery_kw/lab"].to_numpy()[1:], hil_p[:-1], atol=1e-9)
+    events = json.loads((tmp_path / "out" / "hil_events.json").read_text())["events"]
+    assert {"refused", "policy:fallback-to-model"} <= {e["kind"] for e in events}
+    kpis = json.loads((tmp_path / "out" / "kpis.json").read_text())["hil"]
+    assert kpis["hil_invalid_samples"] == kpis["hil_io_ticks"] > 0
