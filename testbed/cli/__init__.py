@@ -17,6 +17,7 @@ from testbed.errors import UserError
 
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
+    "testbed.cli.market",
 )
 
 
