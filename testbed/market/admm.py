@@ -177,6 +177,7 @@ def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = 1e-4, t
     if rho is None:
         pos = g.a[: g.n_agents][g.a[: g.n_agents] > 0]
         rho = float(np.median(pos)) if len(pos) else 0.01
+    rho_min, rho_max = rho * 1e-4, rho * 1e4
     p = np.zeros(m2)
     lam = np.full(m2, float(np.median(g.b[: g.n_agents])))
     mu = None
@@ -193,12 +194,14 @@ def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = 1e-4, t
         z_old = z
         if r <= tol_kw and s <= tol_price:
             return Negotiation(p, lam - 0.5 * rho * (p + p[rev]), k, r, s, True, rho)
+        if not (np.isfinite(r) and np.isfinite(s)):
+            break
         if adapt_rho and k % adapt_every == 0:
             # residual balancing: compare in the same units (kW) by dividing the dual residual by rho
             if r > 10 * s / rho:
-                rho *= 2.0
+                rho = min(2.0 * rho, rho_max)
             elif s / rho > 10 * r:
-                rho /= 2.0
+                rho = max(0.5 * rho, rho_min)
     return Negotiation(p, lam, k, r, s, False, rho)
 
 
@@ -231,6 +234,7 @@ def clear_admm(
                           + (" of an islanded community" if case.grid is None else ""))
     neg = negotiate(g, **opts)
     x = 0.5 * (neg.offers_kw[0::2] - neg.offers_kw[1::2])
+    x[np.abs(x) < opts.get("tol_kw", 1e-4)] = 0.0  # below the stopping tolerance: negotiation noise
     pair_price = 0.5 * (neg.price[0::2] + neg.price[1::2])
     status = "optimal" if neg.converged else "not_converged"
     reason = "" if neg.converged else (

@@ -164,10 +164,11 @@ def clear_auction(case: MarketCase, mechanism: str = "double-auction", segments:
         g_net = float(fa[owner[ask_ids] == n].sum() - fb[owner[bid_ids] == n].sum())
         grid_imp, grid_exp = max(g_net, 0.0), max(-g_net, 0.0)
     si, bi, x = match_flows(fa, fb)
-    trades, pay = [], np.zeros(len(names))
+    pay = np.zeros(len(names))
+    pieces: dict[tuple, float] = {}  # one trade per (seller, buyer, prices, class)
     for s, b, kw in zip(si.tolist(), bi.tolist(), x.tolist(), strict=True):
         oa_k, ob_k = ask_ids[s], bid_ids[b]
-        seller, buyer = owner[oa_k], owner[ob_k]
+        seller, buyer = int(owner[oa_k]), int(owner[ob_k])
         if pay_as_bid:
             bp, sp = _finite(price[ob_k], price[oa_k], clearing), _finite(price[oa_k], price[ob_k], clearing)
         else:
@@ -175,8 +176,11 @@ def clear_auction(case: MarketCase, mechanism: str = "double-auction", segments:
         pay[buyer] += bp * kw * h
         pay[seller] -= sp * kw * h
         if seller != buyer:
-            trades.append(Trade(seller=names[seller], buyer=names[buyer], p_kw=kw, price_per_kwh=bp,
-                                energy_class=classes[oa_k], seller_price_per_kwh=sp if pay_as_bid else None))
+            key = (seller, buyer, bp, sp, classes[oa_k])
+            pieces[key] = pieces.get(key, 0.0) + kw
+    trades = [Trade.model_construct(seller=names[s], buyer=names[b], p_kw=kw, price_per_kwh=bp,
+                                    energy_class=c, seller_price_per_kwh=sp if pay_as_bid else None)
+              for (s, b, bp, sp, c), kw in pieces.items()]
     purchases, sales = grid_money(case, grid_imp, grid_exp)
     payments = pay[:n]
     operator = float(payments.sum() + sales - purchases)

@@ -55,6 +55,9 @@ class Agent(_Model):
     bus: str | None = None
     energy_class: str | None = None
     preferences: Preferences | None = None
+    role: Literal["seller", "buyer"] | None = None
+    """P2P only: the side a prosumer (p_min < 0 < p_max) takes this interval; unset, it takes the side of
+    its pool dispatch. Pure producers and consumers have theirs from their bounds."""
 
 
 class Order(_Model):
@@ -170,6 +173,8 @@ def _check_semantics(case: MarketCase) -> list[str]:
             problems.append(f"{where}.id: {GRID_ID!r} is reserved for the upstream grid")
         if a.p_min_kw > a.p_max_kw:
             problems.append(f"{where}.p_max_kw: {a.p_max_kw} is below p_min_kw {a.p_min_kw}")
+        if (a.role == "seller" and a.p_max_kw < 0) or (a.role == "buyer" and a.p_min_kw > 0):
+            problems.append(f"{where}.role: {a.role!r} contradicts the bounds [{a.p_min_kw}, {a.p_max_kw}]")
         if a.energy_class is not None and a.energy_class not in classes:
             problems.append(f"{where}.energy_class: unknown class {a.energy_class!r} (declare it in classes)")
         if needs_bus and a.bus is None:

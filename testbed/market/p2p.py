@@ -11,8 +11,13 @@ IEEE Trans. Power Syst. 34(2), 2019:
   ``c_ij = class_premium[class of j] + partner_premium[j]``; buying (p_ij < 0) is worth ``c_ij`` per kWh to i
   (a prosumer selling to such a partner gives up the same premium: the linear model keeps the problem convex);
 - network charges: each side pays ``0.5 * charge_per_kwh_per_distance * distance(bus_i, bus_j)`` per kWh;
-- eligibility: a class with ``eligible_buyers`` can only be sold to those buyers; a pure producer (p_min >= 0)
-  only sells and a pure consumer (p_max <= 0) only buys, so nobody routes energy it cannot use.
+- eligibility: a class with ``eligible_buyers`` can only be sold to those buyers;
+- sides: in an interval every agent is a seller or a buyer. Pure producers (p_min >= 0) sell, pure consumers
+  (p_max <= 0) buy; a prosumer takes its ``role`` if given, else the side of its pool dispatch (>= 0: seller),
+  and its bounds are cut to that side. Trades only go from sellers to buyers (and grid import to buyers,
+  sellers to grid export). Without sides, a prosumer could buy green energy and sell "local" energy at the
+  same time around a cycle of trades, and the linear premiums would make the welfare unbounded. Because
+  the pool dispatch stays feasible, P2P with no premiums and no charges reaches the pool's welfare.
 
     minimise  sum_i C_i(p_i) + sum_e (c_ij - c_ji) x_e + (h_ij + h_ji) |x_e|
     s.t.      p = B x,  lo <= p <= hi,  x_lo <= x <= x_hi,  (network rows on p)
@@ -94,11 +99,14 @@ def build_graph(case: MarketCase, partners: int | None = None) -> TradingGraph:
         lo += [0.0, -big]
         hi += [big, 0.0]
     a, b, lo, hi = (np.asarray(x, float) for x in (a, b, lo, hi))
+    seller = _sides(case, arr.lo, arr.hi)
+    lo[:n] = np.where(seller, np.maximum(arr.lo, 0.0), arr.lo)
+    hi[:n] = np.where(seller, arr.hi, np.minimum(arr.hi, 0.0))
     # who may sell to whom among peers
     pi, pj = _peer_pairs(n, partners)
     eligible_ok = _eligibility(case)
-    sell_ij = (hi[pi] > 0) & (lo[pj] < 0) & eligible_ok(pi, pj)
-    sell_ji = (hi[pj] > 0) & (lo[pi] < 0) & eligible_ok(pj, pi)
+    sell_ij = seller[pi] & ~seller[pj] & (hi[pi] > 0) & (lo[pj] < 0) & eligible_ok(pi, pj)
+    sell_ji = seller[pj] & ~seller[pi] & (hi[pj] > 0) & (lo[pi] < 0) & eligible_ok(pj, pi)
     keep = sell_ij | sell_ji
     pi, pj, sell_ij, sell_ji = pi[keep], pj[keep], sell_ij[keep], sell_ji[keep]
     x_lo = np.where(sell_ji, -np.inf, 0.0)
@@ -106,8 +114,8 @@ def build_graph(case: MarketCase, partners: int | None = None) -> TradingGraph:
     tariff = np.full(len(pi), np.nan)
     if case.grid is not None:
         gi, ge = n, n + 1
-        buyers = np.flatnonzero(arr.lo < 0)
-        sellers = np.flatnonzero(arr.hi > 0)
+        buyers = np.flatnonzero(~seller & (lo[:n] < 0))
+        sellers = np.flatnonzero(seller & (hi[:n] > 0))
         pi = np.concatenate([pi, buyers, sellers])
         pj = np.concatenate([pj, np.full(len(buyers), gi), np.full(len(sellers), ge)])
         x_lo = np.concatenate([x_lo, np.full(len(buyers), -np.inf), np.zeros(len(sellers))])
@@ -118,6 +126,22 @@ def build_graph(case: MarketCase, partners: int | None = None) -> TradingGraph:
     h = _charges(case, pi, pj, n)
     return TradingGraph(tuple(names), tuple(classes), n, a, b, lo, hi, pi, pj, c_ij, c_ji, h, h.copy(),
                         x_lo, x_hi, tariff)
+
+
+def _sides(case: MarketCase, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """True for agents that sell this interval (see the module docstring)."""
+    seller = lo >= 0
+    stated = np.array([a.role is not None for a in case.agents])
+    seller = np.where(stated, [a.role == "seller" for a in case.agents], seller)
+    open_ = ~stated & (lo < 0) & (hi > 0)
+    if open_.any():
+        from testbed.market.pool import clear_pool
+
+        pool = clear_pool(case)
+        if pool.status == "optimal":
+            p = np.array([pool.dispatch_kw[a.id] for a in case.agents])
+            seller = np.where(open_, p >= 0, seller)
+    return seller
 
 
 def _eligibility(case: MarketCase):
