@@ -32,6 +32,8 @@ from testbed.market.result import MarketResult, Trade, infeasible
 from testbed.market.settle import agent_arrays, grid_money, match_flows
 
 TIE_TOL = 1e-12
+MIN_ORDER_KW = 1e-9
+"""Orders (explicit or derived) smaller than this are left out of the book."""
 
 
 def agent_orders(case: MarketCase, segments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -92,10 +94,11 @@ def _fill_side(q: np.ndarray, price: np.ndarray, total: float, descending: bool)
     if total <= 0 or len(qs) == 0:
         return order, filled, None, False, (float(ps[0]) if len(ps) else None)
     cum = np.cumsum(qs)
-    k = int(np.searchsorted(cum, total - TIE_TOL * max(1.0, total), side="left"))
+    k = int(np.searchsorted(cum, total, side="left"))  # total is one of these cumulative sums or the other side's
     k = min(k, len(qs) - 1)
     marginal = ps[k]
-    level = (ps == marginal) | (np.abs(ps - marginal) <= TIE_TOL)
+    with np.errstate(invalid="ignore"):  # inf - inf at a level of market orders
+        level = (ps == marginal) | (np.abs(ps - marginal) <= TIE_TOL)
     better = (ps > marginal + TIE_TOL) if descending else (ps < marginal - TIE_TOL)
     filled[better] = qs[better]
     rest = total - filled.sum()
@@ -131,6 +134,9 @@ def clear_auction(case: MarketCase, mechanism: str = "double-auction", segments:
     h = case.interval_h
     arr = agent_arrays(case)
     owner, is_sell, q, price, classes = _book(case, segments)
+    keep = q >= MIN_ORDER_KW  # a zero-width step would not move the cumulative curves
+    owner, is_sell, q, price = owner[keep], is_sell[keep], q[keep], price[keep]
+    classes = [c for c, k in zip(classes, keep.tolist(), strict=True) if k]
     names = list(arr.ids)
     if case.grid is not None:
         big = float(q.sum()) + max(1.0, float(np.abs(arr.lo).sum() + np.abs(arr.hi).sum()))

@@ -10,7 +10,9 @@ from testbed.market.case import GRID_ID, MarketCase
 from testbed.market.result import MarketResult, Trade
 
 TRADE_MIN_KW = 1e-6
-"""Flows below this are numerical noise and are not reported as trades."""
+"""Solver output (QP, ADMM) below this many kW is numerical noise and is not reported as a trade."""
+MATCH_MIN_KW = 1e-12
+"""Pieces of an exact matching below this are rounding residue of the cumulative sums."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,14 @@ def match_flows(sell_q: np.ndarray, buy_q: np.ndarray) -> tuple[np.ndarray, np.n
     cs = np.cumsum(sell_q)
     cb = np.cumsum(buy_q)
     total = min(cs[-1] if len(cs) else 0.0, cb[-1] if len(cb) else 0.0)
-    if total <= TRADE_MIN_KW:
+    if total <= MATCH_MIN_KW:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     edges = np.unique(np.concatenate([[0.0], cs[cs < total], cb[cb < total], [total]]))
     mid = 0.5 * (edges[:-1] + edges[1:])
     q = np.diff(edges)
     si = np.searchsorted(cs, mid, side="right")
     bi = np.searchsorted(cb, mid, side="right")
-    keep = q > TRADE_MIN_KW
+    keep = q > MATCH_MIN_KW
     return si[keep], bi[keep], q[keep]
 
 
