@@ -94,7 +94,7 @@ def _fill_side(q: np.ndarray, price: np.ndarray, total: float, descending: bool)
     if total <= 0 or len(qs) == 0:
         return order, filled, None, False, (float(ps[0]) if len(ps) else None)
     cum = np.cumsum(qs)
-    k = int(np.searchsorted(cum, total, side="left"))  # total is one of these cumulative sums or the other side's
+    k = int(np.searchsorted(cum, total, side="left"))  # total is a cumulative sum of one side
     k = min(k, len(qs) - 1)
     marginal = ps[k]
     with np.errstate(invalid="ignore"):  # inf - inf at a level of market orders
