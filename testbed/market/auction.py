@@ -26,12 +26,14 @@ derived orders keep every agent within its bounds.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from testbed.market.case import GRID_ID, MarketCase
 from testbed.market.result import MarketResult, Trade, infeasible
 from testbed.market.settle import agent_arrays, grid_money, match_flows
 
 TIE_TOL = 1e-12
+_TRADES = TypeAdapter(list[Trade])
 MIN_ORDER_KW = 1e-9
 """Orders (explicit or derived) smaller than this are left out of the book."""
 
@@ -170,23 +172,17 @@ def clear_auction(case: MarketCase, mechanism: str = "double-auction", segments:
         g_net = float(fa[owner[ask_ids] == n].sum() - fb[owner[bid_ids] == n].sum())
         grid_imp, grid_exp = max(g_net, 0.0), max(-g_net, 0.0)
     si, bi, x = match_flows(fa, fb)
+    oa_k, ob_k = ask_ids[si], bid_ids[bi]
+    seller, buyer = owner[oa_k], owner[ob_k]
+    fill = 0.0 if clearing is None else clearing
+    if pay_as_bid:
+        bp, sp = _limit(price[ob_k], price[oa_k], fill), _limit(price[oa_k], price[ob_k], fill)
+    else:
+        bp = sp = np.full(len(x), fill)
     pay = np.zeros(len(names))
-    pieces: dict[tuple, float] = {}  # one trade per (seller, buyer, prices, class)
-    for s, b, kw in zip(si.tolist(), bi.tolist(), x.tolist(), strict=True):
-        oa_k, ob_k = ask_ids[s], bid_ids[b]
-        seller, buyer = int(owner[oa_k]), int(owner[ob_k])
-        if pay_as_bid:
-            bp, sp = _finite(price[ob_k], price[oa_k], clearing), _finite(price[oa_k], price[ob_k], clearing)
-        else:
-            bp = sp = 0.0 if clearing is None else clearing
-        pay[buyer] += bp * kw * h
-        pay[seller] -= sp * kw * h
-        if seller != buyer:
-            key = (seller, buyer, bp, sp, classes[oa_k])
-            pieces[key] = pieces.get(key, 0.0) + kw
-    trades = [Trade.model_construct(seller=names[s], buyer=names[b], p_kw=kw, price_per_kwh=bp,
-                                    energy_class=c, seller_price_per_kwh=sp if pay_as_bid else None)
-              for (s, b, bp, sp, c), kw in pieces.items()]
+    np.add.at(pay, buyer, bp * x * h)
+    np.subtract.at(pay, seller, sp * x * h)
+    trades = _aggregate(names, classes, seller, buyer, oa_k, bp, sp, x, pay_as_bid)
     purchases, sales = grid_money(case, grid_imp, grid_exp)
     payments = pay[:n]
     operator = float(payments.sum() + sales - purchases)
@@ -202,14 +198,28 @@ def clear_auction(case: MarketCase, mechanism: str = "double-auction", segments:
     )
 
 
-def _finite(own: float, other: float, clearing: float | None) -> float:
-    """A market order (infinite limit price) pays or receives the counterparty's price, or the clearing
-    price when both are market orders (0 when there is none)."""
-    if np.isfinite(own):
-        return float(own)
-    if np.isfinite(other):
-        return float(other)
-    return 0.0 if clearing is None else float(clearing)
+def _limit(own: np.ndarray, other: np.ndarray, clearing: float) -> np.ndarray:
+    """Pay-as-bid price of each piece: the order's own limit; a market order (infinite limit) takes the
+    counterparty's, or the clearing price when both are market orders (0 when there is none)."""
+    return np.where(np.isfinite(own), own, np.where(np.isfinite(other), other, clearing))
+
+
+def _aggregate(names, classes, seller, buyer, ask_k, bp, sp, x, pay_as_bid: bool) -> list[Trade]:
+    """One trade per (seller, buyer, prices, class) from the matched pieces; self-matches are dropped."""
+    cls_names = sorted({c or "" for c in classes})
+    cls_idx = {c: i for i, c in enumerate(cls_names)}
+    cls = np.array([cls_idx[classes[k] or ""] for k in ask_k.tolist()], dtype=float)
+    keep = seller != buyer
+    rows = np.column_stack([seller, buyer, bp, sp, cls])[keep]
+    if len(rows) == 0:
+        return []
+    keys, inv = np.unique(rows, axis=0, return_inverse=True)
+    kw = np.bincount(inv.ravel(), weights=x[keep], minlength=len(keys))
+    rows = [{"seller": names[int(s)], "buyer": names[int(b)], "p_kw": q, "price_per_kwh": p_buy,
+             "energy_class": cls_names[int(c)] or None,
+             "seller_price_per_kwh": p_sell if pay_as_bid else None}
+            for (s, b, p_buy, p_sell, c), q in zip(keys.tolist(), kw.tolist(), strict=True)]
+    return _TRADES.validate_python(rows)  # validated in pydantic-core: faster than building one by one
 
 
 def _uniform_price(mb, part_b, next_b, ma, part_a, next_a) -> float | None:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from testbed.errors import UserError
 
@@ -130,6 +130,7 @@ class MarketCase(_Model):
     orders: list[Order] = Field(default_factory=list)
     classes: dict[str, EnergyClass] = Field(default_factory=dict)
     network: Network | None = None
+    _checked: bool = PrivateAttr(default=False)  # set by parse_case once the cross checks passed
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -255,6 +256,8 @@ def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
     Raises :class:`UserError` listing every problem with its path.
     """
     if isinstance(data, MarketCase):
+        if data._checked:
+            return data
         case = data
     else:
         if not isinstance(data, Mapping):
@@ -268,6 +271,7 @@ def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
     problems = _check_semantics(case)
     if problems:
         raise UserError("market case is invalid", problems)
+    case._checked = True
     return case
 
 

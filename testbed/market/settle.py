@@ -11,7 +11,7 @@ from testbed.market.result import MarketResult, Trade
 
 TRADE_MIN_KW = 1e-6
 """Solver output (QP, ADMM) below this many kW is numerical noise and is not reported as a trade."""
-MATCH_MIN_KW = 1e-12
+MATCH_MIN_KW = 1e-9
 """Pieces of an exact matching below this are rounding residue of the cumulative sums."""
 
 
@@ -55,8 +55,9 @@ def match_flows(sell_q: np.ndarray, buy_q: np.ndarray) -> tuple[np.ndarray, np.n
     edges = np.unique(np.concatenate([[0.0], cs[cs < total], cb[cb < total], [total]]))
     mid = 0.5 * (edges[:-1] + edges[1:])
     q = np.diff(edges)
-    si = np.searchsorted(cs, mid, side="right")
-    bi = np.searchsorted(cb, mid, side="right")
+    # a midpoint of two edges one rounding step apart can round onto the last edge: clamp
+    si = np.minimum(np.searchsorted(cs, mid, side="right"), len(cs) - 1)
+    bi = np.minimum(np.searchsorted(cb, mid, side="right"), len(cb) - 1)
     keep = q > MATCH_MIN_KW
     return si[keep], bi[keep], q[keep]
 
