@@ -135,7 +135,8 @@ def clear_pool(case: MarketCase, mechanism: str = "pool") -> MarketResult:
             lam = c_imp if lam_low > c_imp else c_exp
     p = sup.dispatch(lam, 0.0)
     g = -float(p.sum())
-    return uniform_result(case, mechanism, arr, p, max(g, 0.0), max(-g, 0.0), lam, np.full(len(p), lam))
+    imp, exp = (g, 0.0) if g > 0 else (0.0, -g if g < 0 else 0.0)
+    return uniform_result(case, mechanism, arr, p, imp, exp, lam, np.full(len(p), lam))
 
 
 def _island_reason(arr: AgentArrays) -> str:
