@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from testbed.market.case import GRID_ID, MarketCase
 from testbed.market.network import network_rows
-from testbed.market.result import MarketResult, Trade, infeasible
+from testbed.market.result import TRADES, MarketResult, infeasible
 from testbed.market.settle import TRADE_MIN_KW, agent_arrays, grid_money
 
 
@@ -227,18 +227,21 @@ def p2p_result(case: MarketCase, g: TradingGraph, mechanism: str, x: np.ndarray,
     arr_cost = 0.5 * g.a[:n] * p * p + g.b[:n] * p
     cost = float(arr_cost.sum() * h_int + purchases - sales)
     objective = cost + float(value[:n].sum() * h_int) + charges
-    trades, avg = [], {}
+    avg = {}
     traded = np.flatnonzero(x != 0)
     vol = np.zeros(g.n)
     money = np.zeros(g.n)
-    for k in traded.tolist():
-        s, bb = (g.pi[k], g.pj[k]) if x[k] > 0 else (g.pj[k], g.pi[k])
-        kw = float(abs(x[k]))
-        trades.append(Trade(seller=g.names[s], buyer=g.names[bb], p_kw=kw, price_per_kwh=float(pair_price[k]),
-                            energy_class=g.classes[s]))
-        for who in (s, bb):
-            vol[who] += kw
-            money[who] += kw * pair_price[k]
+    sel = np.where(x > 0, g.pi, g.pj)[traded]
+    buy = np.where(x > 0, g.pj, g.pi)[traded]
+    kw = np.abs(x[traded])
+    pr = pair_price[traded]
+    trades = TRADES.validate_python([
+        {"seller": g.names[s], "buyer": g.names[b], "p_kw": q, "price_per_kwh": c,
+         "energy_class": g.classes[s]}
+        for s, b, q, c in zip(sel.tolist(), buy.tolist(), kw.tolist(), pr.tolist(), strict=True)])
+    for who in (sel, buy):
+        np.add.at(vol, who, kw)
+        np.add.at(money, who, kw * pr)
     for i in range(n):
         avg[g.names[i]] = float(money[i] / vol[i]) if vol[i] > 0 else float(mu[i] if mu is not None else 0.0)
     payments = pay[:n]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testbed.market.case import GRID_ID, MarketCase
-from testbed.market.result import MarketResult, Trade
+from testbed.market.result import TRADES, MarketResult
 
 TRADE_MIN_KW = 1e-6
 """Solver output (QP, ADMM) below this many kW is numerical noise and is not reported as a trade."""
@@ -101,12 +101,11 @@ def uniform_result(
     sell_price = np.concatenate([agent_price, [imp_price]])
     buy_price = np.concatenate([agent_price, [exp_price]])
     si, bi, q = match_flows(sell_q, buy_q)
-    trades = []
-    for s, b, x in zip(si.tolist(), bi.tolist(), q.tolist(), strict=True):
-        bp, sp = float(buy_price[b]), float(sell_price[s])
-        trades.append(Trade(seller=names[s], buyer=names[b], p_kw=x, price_per_kwh=bp,
-                            energy_class=classes[s],
-                            seller_price_per_kwh=None if abs(bp - sp) < 1e-12 else sp))
+    bps, sps = buy_price[bi].tolist(), sell_price[si].tolist()
+    trades = TRADES.validate_python([
+        {"seller": names[s], "buyer": names[b], "p_kw": x, "price_per_kwh": bp, "energy_class": classes[s],
+         "seller_price_per_kwh": None if abs(bp - sp) < 1e-12 else sp}
+        for s, b, x, bp, sp in zip(si.tolist(), bi.tolist(), q.tolist(), bps, sps, strict=True)])
     return MarketResult(
         mechanism=mechanism, status="optimal", reason=reason, interval_h=h, total_cost=cost, objective=cost,
         price=price, agent_prices=dict(zip(arr.ids, agent_price.tolist(), strict=True)),
