@@ -250,6 +250,39 @@ def _check_network(case: MarketCase, net: Network) -> list[str]:
     return problems
 
 
+def _raw_cross_checks(data: Mapping[str, Any]) -> list[str]:
+    """Best-effort cross checks on a case that failed field validation, so that one run reports the
+    duplicate ids, crossed bounds and unknown names too (only where the raw values have the right types)."""
+    agents = data.get("agents")
+    if not isinstance(agents, list):
+        return []
+    rows = [a if isinstance(a, Mapping) else {} for a in agents]
+    ids = [a.get("id") for a in rows]
+    known = {i for i in ids if isinstance(i, str)}
+    classes_raw = data.get("classes")
+    classes = (set(classes_raw) if isinstance(classes_raw, Mapping) else set()) | {GRID_ID}
+    problems = []
+    for name, n in Counter(i for i in ids if isinstance(i, str)).items():
+        if n > 1:
+            problems.append(f"agents{[k for k, x in enumerate(ids) if x == name]}.id: duplicate id {name!r}")
+    for i, a in enumerate(rows):
+        lo, hi = a.get("p_min_kw"), a.get("p_max_kw")
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+            problems.append(f"agents[{i}].p_max_kw: {float(hi)} is below p_min_kw {float(lo)}")
+        ec = a.get("energy_class")
+        if isinstance(ec, str) and ec not in classes:
+            problems.append(f"agents[{i}].energy_class: unknown class {ec!r} (declare it in classes)")
+        prefs = a.get("preferences")
+        if isinstance(prefs, Mapping):
+            for c in prefs.get("class_premium") or {}:
+                if c not in classes:
+                    problems.append(f"agents[{i}].preferences.class_premium.{c}: unknown class {c!r}")
+            for q in prefs.get("partner_premium") or {}:
+                if q not in known and q != GRID_ID:
+                    problems.append(f"agents[{i}].preferences.partner_premium.{q}: unknown agent {q!r}")
+    return problems
+
+
 def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
     """Validate a case given as a mapping (or re-check a :class:`MarketCase`).
 
@@ -267,6 +300,7 @@ def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
             case = MarketCase.model_validate(dict(data))
         except ValidationError as exc:
             problems = [f"{_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+            problems += [p for p in _raw_cross_checks(data) if p not in problems]
             raise UserError("market case is invalid", problems) from None
     problems = _check_semantics(case)
     if problems:

@@ -27,17 +27,18 @@ def test_every_problem_is_listed_with_its_path():
     ]}
     probs = _problems(case)
     text = "\n".join(probs)
-    # pydantic finds the field-level problems first (cost_a, NaN); the cross checks run on a valid model,
-    # so check each stage separately.
+    # field problems (negative cost_a, NaN) and cross checks come in one report
     assert "agents[3].cost_a" in text and "agents[5].cost_b" in text
-    case["agents"][3]["cost_a"] = 0.01
-    case["agents"][5]["cost_b"] = 0.1
-    text = "\n".join(_problems(case))
     for needle in ("agents[0, 1].id: duplicate id 'a'", "agents[2].p_max_kw: 1.0 is below p_min_kw 5.0",
                    "agents[4].energy_class: unknown class 'blue'",
                    "agents[4].preferences.class_premium.red: unknown class 'red'",
                    "agents[4].preferences.partner_premium.zz: unknown agent 'zz'"):
         assert needle in text
+    assert len(probs) == 7
+    # once the fields are valid the same cross checks come from the model
+    case["agents"][3]["cost_a"] = 0.01
+    case["agents"][5]["cost_b"] = 0.1
+    assert len(_problems(case)) == 5
 
 
 def test_unknown_fields_and_types():
