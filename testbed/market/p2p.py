@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from testbed.market.case import GRID_ID, MarketCase
 from testbed.market.network import network_rows
+from testbed.market.pool import clear_pool
 from testbed.market.result import TRADES, MarketResult, infeasible
 from testbed.market.settle import TRADE_MIN_KW, agent_arrays, grid_money
 
@@ -135,8 +136,6 @@ def _sides(case: MarketCase, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     seller = np.where(stated, [a.role == "seller" for a in case.agents], seller)
     open_ = ~stated & (lo < 0) & (hi > 0)
     if open_.any():
-        from testbed.market.pool import clear_pool
-
         pool = clear_pool(case)
         if pool.status == "optimal":
             p = np.array([pool.dispatch_kw[a.id] for a in case.agents])
