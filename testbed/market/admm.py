@@ -17,8 +17,8 @@ problem is solved exactly: for the multiplier ``m`` of ``sum_j p_ij``, each offe
 
 Stopping: primal residual ``rms(p_ij + p_ji)`` <= ``tol_kw`` and dual residual ``rho * rms(change of
 (p_ij - p_ji)/2)`` <= ``tol_price``. ``rho`` adapts by residual balancing (Boyd et al. 2011, §3.4.1) every
-``adapt_every`` rounds; that needs the two residual norms summed over agents (one scalar each per round,
-which the platform aggregates) and a broadcast of the new ``rho``.
+``adapt_every`` rounds during the first ``ADAPT_ROUNDS``; that needs the two residual norms summed over
+agents (one scalar each per round, which the platform aggregates) and a broadcast of the new ``rho``.
 """
 
 from __future__ import annotations
@@ -169,7 +169,12 @@ class Negotiation:
     rho: float
 
 
-def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = 1e-4, tol_price: float = 1e-6,
+ADAPT_ROUNDS = 2000
+TOL_KW = 1e-5
+TOL_PRICE = 1e-7
+
+
+def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = TOL_KW, tol_price: float = TOL_PRICE,
               max_iter: int = 20000, adapt_every: int = 10, adapt_rho: bool = True) -> Negotiation:
     e = Edges.of(g)
     m2 = len(e.owner)
@@ -197,10 +202,12 @@ def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = 1e-4, t
         if not (np.isfinite(r) and np.isfinite(s)):
             break
         if adapt_rho and k % adapt_every == 0:
-            # residual balancing: compare in the same units (kW) by dividing the dual residual by rho
-            if r > 10 * s / rho:
+            # residual balancing (Boyd et al. 2011, eq. 3.13) with both residuals in kW (the dual one
+            # divided by rho), frozen after ADAPT_ROUNDS so that the fixed-rho convergence guarantee
+            # applies to the tail
+            if k <= ADAPT_ROUNDS and r > 10 * s / rho:
                 rho = min(2.0 * rho, rho_max)
-            elif s / rho > 10 * r:
+            elif k <= ADAPT_ROUNDS and s / rho > 10 * r:
                 rho = max(0.5 * rho, rho_min)
     return Negotiation(p, lam, k, r, s, False, rho)
 
@@ -234,7 +241,7 @@ def clear_admm(
                           + (" of an islanded community" if case.grid is None else ""))
     neg = negotiate(g, **opts)
     x = 0.5 * (neg.offers_kw[0::2] - neg.offers_kw[1::2])
-    x[np.abs(x) < opts.get("tol_kw", 1e-4)] = 0.0  # below the stopping tolerance: negotiation noise
+    x[np.abs(x) < opts.get("tol_kw", TOL_KW)] = 0.0  # below the stopping tolerance: negotiation noise
     pair_price = 0.5 * (neg.price[0::2] + neg.price[1::2])
     status = "optimal" if neg.converged else "not_converged"
     reason = "" if neg.converged else (

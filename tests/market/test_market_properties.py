@@ -132,6 +132,6 @@ def test_p2p_invariants(case):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(max_agents=6, grid=True, prefs=True))
 def test_admm_invariants(case):
-    # ADMM stops at rms(p_ij + p_ji) <= 1e-4 kW; its dispatch and prices carry errors of that order times
+    # ADMM stops at rms(p_ij + p_ji) <= 1e-5 kW; its dispatch and prices carry errors of that order times
     # the number of trades, so allow 1e-2 (kW and currency) on these small cases.
     check_invariants(case, clear(case, "admm"), 1e-2, ir=True)
