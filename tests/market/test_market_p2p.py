@@ -171,3 +171,22 @@ def test_islanded_p2p_infeasible():
     for mech in ("p2p", "admm"):
         r = clear(case, mech)
         assert r.status == "infeasible" and "islanded" in r.reason
+
+
+def test_worked_example_p2p_prices():
+    # docs/market.md: chp is interior at 2 kW, so its marginal cost 0.12 pins the chain of prices.
+    # chp->flat = 0.12 + chp's charge 0.5*0.01*1 = 0.125; the flat's marginal value is then 0.125 + its
+    # own 0.005 = 0.13, so commpv->flat (same bus) = 0.13 and pv->flat = 0.13 - 0.01 (flat's half of the
+    # distance-2 charge) = 0.12; pv's marginal value is 0.12 - 0.01 = 0.11 and pv->house = 0.11 + 0.005.
+    # Operator: (6*0.01 + 4*0.02 + 2*0.01)*0.25 = 0.04; objective = -1.05875 - 0.03*6*0.25 + 0.04.
+    from pathlib import Path
+
+    from testbed.cli.market import read_case
+
+    case = read_case(Path(__file__).parent / "cases" / "community.yaml")
+    r = clear(case, "p2p")
+    prices = {(t.seller, t.buyer): t.price_per_kwh for t in r.trades}
+    assert prices == pytest.approx({("pv", "house"): 0.115, ("pv", "flat"): 0.12, ("chp", "flat"): 0.125,
+                                    ("commpv", "flat"): 0.13}, abs=1e-6)
+    assert r.operator_revenue == pytest.approx(0.04, abs=1e-6)
+    assert r.objective == pytest.approx(-1.06375, abs=1e-6)
