@@ -19,6 +19,11 @@ Stopping: primal residual ``rms(p_ij + p_ji)`` <= ``tol_kw`` and dual residual `
 (p_ij - p_ji)/2)`` <= ``tol_price``. ``rho`` adapts by residual balancing (Boyd et al. 2011, §3.4.1) every
 ``adapt_every`` rounds during the first ``ADAPT_ROUNDS``; that needs the two residual norms summed over
 agents (one scalar each per round, which the platform aggregates) and a broadcast of the new ``rho``.
+
+Network limits: the network operator is one more block (:class:`_NetworkOperator`): it projects its copy
+``y`` of the agents' injections onto the limits and prices the mismatch with ``kappa``; each agent adds
+``kappa_i p_i + rho/2 (p_i - y_i)^2`` to its local cost, so its step still uses only its own data plus two
+numbers from the operator.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from testbed.errors import UserError
 from testbed.market.case import MarketCase
+from testbed.market.network import NetworkRows, network_rows
 from testbed.market.p2p import TradingGraph, build_graph, p2p_result
 from testbed.market.result import MarketResult, infeasible
 
@@ -133,18 +139,24 @@ class AgentProblem:
     ub_kw: np.ndarray
 
 
-def agent_step(prob: AgentProblem, own_kw, partner_kw, price, rho: float):
+def agent_step(prob: AgentProblem, own_kw, partner_kw, price, rho: float,
+               network: tuple[float, float] | None = None):
     """One negotiation round of one agent: update its prices from the last offers, then its offers.
 
     ``own_kw[k]``: the agent's last offer to partner k; ``partner_kw[k]``: partner k's last offer to it;
-    ``price[k]``: their current price. Returns (new offers, new prices).
+    ``price[k]``: their current price; ``network``: the operator's (kappa_i, y_i) when there are network
+    limits. Returns (new offers, new prices).
     """
     own_kw, partner_kw = np.asarray(own_kw, float), np.asarray(partner_kw, float)
     price = np.asarray(price, float) - 0.5 * rho * (own_kw + partner_kw)
     t = 0.5 * (own_kw - partner_kw) + price / rho
     owner = np.zeros(len(t), int)
     one = lambda v: np.array([v], float)  # noqa: E731
-    offers, _ = local_solve(owner, 1, one(prob.cost_a), one(prob.cost_b), one(prob.p_min_kw),
+    cost_a, cost_b = prob.cost_a, prob.cost_b
+    if network is not None:
+        kappa, y = network
+        cost_a, cost_b = cost_a + rho, cost_b + kappa - rho * y
+    offers, _ = local_solve(owner, 1, one(cost_a), one(cost_b), one(prob.p_min_kw),
                             one(prob.p_max_kw), prob.premium, prob.charge, prob.lb_kw, prob.ub_kw, t, rho)
     return offers, price
 
@@ -174,9 +186,46 @@ TOL_KW = 1e-5
 TOL_PRICE = 1e-7
 
 
+class _NetworkOperator:
+    """The network operator's block: it keeps a copy ``y`` of the injections of the agents it monitors,
+    projected onto ``lower <= A y <= upper`` each round (OSQP), and a price ``kappa`` per agent for the
+    mismatch between an agent's injection and that copy. Agents see ``kappa_i * p_i + rho/2 (p_i - y_i)^2``
+    added to their cost: one number pair per agent per round."""
+
+    def __init__(self, rows: NetworkRows, n: int) -> None:
+        import osqp
+
+        self.n = n
+        self.solver = osqp.OSQP()
+        self.solver.setup(P=sp.eye(n, format="csc"), q=np.zeros(n), A=sp.csc_matrix(rows.A), l=rows.lower,
+                          u=rows.upper, eps_abs=1e-10, eps_rel=1e-10, polishing=False, verbose=False,
+                          max_iter=200000)
+        self.y = np.zeros(n)
+        self.kappa = np.zeros(n)
+
+    def cost_terms(self, a, b, rho):
+        a2, b2 = a.copy(), b.copy()
+        a2[: self.n] += rho
+        b2[: self.n] += self.kappa - rho * self.y
+        return a2, b2
+
+    def update(self, inj: np.ndarray, rho: float) -> tuple[float, float]:
+        """Project, update prices; returns (rms mismatch [kW], rho * rms change of the copy)."""
+        self.solver.update(q=-(inj + self.kappa / rho))
+        res = self.solver.solve(raise_error=False)
+        y_old = self.y
+        if res.x is not None and np.all(np.isfinite(res.x)):  # else keep the last copy (residuals show it)
+            self.y = np.asarray(res.x)
+        self.kappa = self.kappa + rho * (inj - self.y)
+        mismatch = float(np.sqrt(np.mean((inj - self.y) ** 2)))
+        return mismatch, float(rho * np.sqrt(np.mean((self.y - y_old) ** 2)))
+
+
 def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = TOL_KW, tol_price: float = TOL_PRICE,
-              max_iter: int = 20000, adapt_every: int = 10, adapt_rho: bool = True) -> Negotiation:
+              max_iter: int = 20000, adapt_every: int = 10, adapt_rho: bool = True,
+              rows: NetworkRows | None = None) -> Negotiation:
     e = Edges.of(g)
+    dso = None if rows is None or rows.empty else _NetworkOperator(rows, g.n_agents)
     m2 = len(e.owner)
     rev = np.arange(m2) ^ 1
     if rho is None:
@@ -192,11 +241,16 @@ def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = TOL_KW,
     for k in range(1, max_iter + 1):
         lam = lam - 0.5 * rho * (p + p[rev])
         t = 0.5 * (p - p[rev]) + lam / rho
-        p, mu = local_solve(e.owner, g.n, g.a, g.b, g.lo, g.hi, e.c, e.h, e.lb, e.ub, t, rho, mu)
+        a, b = (g.a, g.b) if dso is None else dso.cost_terms(g.a, g.b, rho)
+        p, mu = local_solve(e.owner, g.n, a, b, g.lo, g.hi, e.c, e.h, e.lb, e.ub, t, rho, mu)
         z = 0.5 * (p - p[rev])
         r = float(np.sqrt(np.mean((p + p[rev]) ** 2))) if m2 else 0.0
         s = float(rho * np.sqrt(np.mean((z - z_old) ** 2))) if m2 else 0.0
         z_old = z
+        if dso is not None:
+            inj = np.bincount(e.owner, p, minlength=g.n)[: g.n_agents]
+            r_net, s_net = dso.update(inj, rho)
+            r, s = max(r, r_net), max(s, s_net)
         if r <= tol_kw and s <= tol_price:
             return Negotiation(p, lam - 0.5 * rho * (p + p[rev]), k, r, s, True, rho)
         if not (np.isfinite(r) and np.isfinite(s)):
@@ -212,15 +266,19 @@ def negotiate(g: TradingGraph, rho: float | None = None, tol_kw: float = TOL_KW,
     return Negotiation(p, lam, k, r, s, False, rho)
 
 
-def _feasible(g: TradingGraph) -> bool:
-    """Can the agents' bounds be met through the graph at all? (an LP feasibility check, HiGHS)."""
+def _feasible(g: TradingGraph, rows: NetworkRows) -> bool:
+    """Can the agents' bounds (and network limits) be met through the graph? (LP feasibility, HiGHS)."""
     m = len(g.pi)
     if m == 0:
-        return bool(np.all((g.lo <= 0) & (g.hi >= 0)))
+        zero = np.zeros(g.n_agents)
+        return bool(np.all((g.lo <= 0) & (g.hi >= 0))) and not rows.violations(zero, tol=0.0)
     B = g.incidence()
-    from scipy.sparse import vstack
-
-    res = linprog(np.zeros(m), A_ub=vstack([B, -B]).tocsr(), b_ub=np.concatenate([g.hi, -g.lo]),
+    A_ub, b_ub = [B, -B], [g.hi, -g.lo]
+    if not rows.empty:
+        AB = sp.csr_matrix(rows.A) @ B[: g.n_agents]
+        A_ub += [AB, -AB]
+        b_ub += [rows.upper, -rows.lower]
+    res = linprog(np.zeros(m), A_ub=sp.vstack(A_ub).tocsr(), b_ub=np.concatenate(b_ub),
                   bounds=list(zip(np.where(np.isfinite(g.x_lo), g.x_lo, None),
                                   np.where(np.isfinite(g.x_hi), g.x_hi, None), strict=True)),
                   method="highs")
@@ -230,16 +288,14 @@ def _feasible(g: TradingGraph) -> bool:
 def clear_admm(
     case: MarketCase, mechanism: str = "admm", partners: int | None = None, **opts
 ) -> MarketResult:
-    if case.network is not None and case.network.has_limits:
-        raise UserError("admm cannot clear this case",
-                        ["network.lines/voltages: network limits couple all agents; use mechanism 'p2p' "
-                         "(central QP) or 'pool' for network-constrained clearing"])
     g = build_graph(case, partners)
-    if not _feasible(g):
+    rows = network_rows(case)
+    if not _feasible(g, rows):
         return infeasible(mechanism, case.interval_h,
                           "the agents' bounds cannot be met through the trading graph"
-                          + (" of an islanded community" if case.grid is None else ""))
-    neg = negotiate(g, **opts)
+                          + (" of an islanded community" if case.grid is None else "")
+                          + ("" if rows.empty else " with the network limits"))
+    neg = negotiate(g, rows=rows, **opts)
     x = 0.5 * (neg.offers_kw[0::2] - neg.offers_kw[1::2])
     x[np.abs(x) < opts.get("tol_kw", TOL_KW)] = 0.0  # below the stopping tolerance: negotiation noise
     pair_price = 0.5 * (neg.price[0::2] + neg.price[1::2])
