@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import osqp
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
@@ -193,8 +194,6 @@ class _NetworkOperator:
     added to their cost: one number pair per agent per round."""
 
     def __init__(self, rows: NetworkRows, n: int) -> None:
-        import osqp
-
         self.n = n
         self.solver = osqp.OSQP()
         self.solver.setup(P=sp.eye(n, format="csc"), q=np.zeros(n), A=sp.csc_matrix(rows.A), l=rows.lower,
