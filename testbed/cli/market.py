@@ -39,7 +39,10 @@ def read_case(path: Path) -> dict[str, Any]:
     """Read a case file; a missing file or a syntax error is a :class:`UserError` naming the file."""
     if not path.is_file():
         raise UserError(f"cannot read market case {path}", [f"{path}: no such file"])
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read market case {path}", [f"{path}: {exc}"]) from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
@@ -79,7 +82,11 @@ def run_clear(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text + "\n")
     else:
-        args.out.write_text(text + "\n", encoding="utf-8")
+        try:
+            args.out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            problem = f"{args.out}: {exc.strerror}"
+            raise UserError(f"cannot write the result to {args.out}", [problem]) from None
     return 0
 
 

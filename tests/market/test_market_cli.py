@@ -78,3 +78,8 @@ def test_infeasible_case_is_a_result_not_an_error(tmp_path):
     assert out.returncode == 0
     res = json.loads(out.stdout)
     assert res["status"] == "infeasible" and "demand exceeds" in res["reason"]
+
+
+def test_unwritable_out_is_a_user_error(tmp_path):
+    out = fpp("clear", str(CASES / "community.yaml"), "--out", str(tmp_path / "no" / "such" / "dir.json"))
+    assert out.returncode == 2 and "cannot write the result" in out.stderr and "Traceback" not in out.stderr
