@@ -25,6 +25,7 @@ from simulators.prosumers.profiles import ProfileSet, load_simbench_profiles
 from simulators.prosumers.setup import build_fleet_setup
 from testbed import __version__
 from testbed.errors import UserError
+from testbed.hil_extension import hil_extensions
 from testbed.scenario.fleet import LoadSite, expand_fleet
 from testbed.scenario.loader import read_scenario
 from testbed.scenario.models import Prosumer, Scenario, profiles_source
@@ -88,8 +89,9 @@ class Extension:
 
 
 #: Functions that look at a plan and return the extensions it needs (registered by the market and HIL).
-EXTENSION_FACTORIES: list = []
-#: Modules that register their factories when imported (imported on first use: they pull in MQTT etc.).
+EXTENSION_FACTORIES: list = [hil_extensions]
+#: Modules that register their factories when imported (imported on first use: they pull in MQTT, and the
+#: market extension subclasses Extension from this module).
 EXTENSION_MODULES: tuple[str, ...] = ("testbed.platform.extension",)
 
 

@@ -18,6 +18,8 @@ from testbed.errors import UserError
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.scenario_cmds",
+    "testbed.cli.hil",
+    "testbed.cli.market",
     "testbed.cli.platform",
 )
 

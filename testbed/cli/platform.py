@@ -111,7 +111,8 @@ def _check_mechanism(mechanism: str) -> None:
     except ImportError:
         raise UserError("the market library is missing", ["testbed.market cannot be imported"]) from None
     if mechanism not in MECHANISMS:
-        raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {', '.join(MECHANISMS)}"])
+        choices = ", ".join(MECHANISMS)
+        raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {choices}"])
 
 
 def run_platform(args: argparse.Namespace) -> int:
