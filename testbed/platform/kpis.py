@@ -44,11 +44,12 @@ def market_kpis(
             platform_bill[pid] += amount
     bills: dict[str, dict[str, float]] = {}
     retail_total = platform_total = 0.0
-    for pid, _k, e_exp, e_imp in telemetry:
+    # sums in a fixed order (prosumer, interval): telemetry arrives in any order, floating-point sums must not
+    for pid, _k, e_exp, e_imp in sorted(telemetry):
         b = bills.setdefault(pid, {"platform": 0.0, "retail": 0.0})
         if tariff is not None:
             b["retail"] += retail_bill(e_exp, e_imp, tariff)
-    for pid, b in bills.items():
+    for pid, b in sorted(bills.items()):
         b["platform"] = platform_bill.get(pid, 0.0)
         b["saving"] = b["retail"] - b["platform"]
         retail_total += b["retail"]

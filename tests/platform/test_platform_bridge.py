@@ -74,7 +74,6 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
     0.19 (mid-spread of 0.30/0.08, no premiums). Bids and asks meet at 0.19 for 3 kW; the two asks share
     it pro rata to their 3.5 : 1.5 kW: p00 sells 2.1 kW, p03 0.9 kW. Price 0.19.
     """
-    pytest.importorskip("testbed.market", reason="the market library is not merged yet")
     SEEN.clear()
     url = f"sqlite:///{tmp_path}/ledger.db"
     mqtt_id = {wid: wid.replace(" ", "_") for wid in IDS}
