@@ -9,7 +9,6 @@ from testbed.platform import protocol as p
 from testbed.platform.kpis import kpis_from_ledger
 from testbed.platform.testing import TARIFF, make_core, order
 
-
 PROSUMERS = [("p00", "bus0", "green"), ("p01", "bus1", None), ("p02", "bus2", None)]
 
 

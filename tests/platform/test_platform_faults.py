@@ -27,12 +27,12 @@ def own_broker():
     return MosquittoBroker() if mosquitto_available() else EmbeddedBrokerProcess()
 
 
-def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
+def test_broker_restart_mid_run_loses_no_acknowledged_order(ledger_url):
     broker = own_broker().start()
     try:
 
         async def main():
-            core = make_core(*sqlite_url, PROSUMERS)
+            core = make_core(*ledger_url, PROSUMERS)
             conn = Connection(broker.address)
             async with serving(core, conn) as service:
                 clients = {pid: ProsumerClient(pid, conn, retry_s=0.5) for pid in PIDS}
@@ -67,7 +67,7 @@ def test_broker_restart_mid_run_loses_no_acknowledged_order(sqlite_url):
     core.ledger.close()
 
 
-def start_platform(broker, url, registry, tmp_path):
+def start_platform(broker, url, prefix, registry, tmp_path):
     with open(tmp_path / "platform.log", "ab") as log_file:
         proc = subprocess.Popen(
             [
@@ -79,6 +79,8 @@ def start_platform(broker, url, registry, tmp_path):
                 broker.address.url,
                 "--ledger",
                 url,
+                "--ledger-prefix",
+                prefix,
                 "--prosumers",
                 str(registry),
             ],
@@ -95,12 +97,12 @@ def start_platform(broker, url, registry, tmp_path):
 
 
 @pytest.mark.slow
-def test_platform_killed_mid_interval_and_restarted(tmp_path):
+def test_platform_killed_mid_interval_and_restarted(tmp_path, ledger_url):
     registry = tmp_path / "prosumers.yaml"
     registry.write_text("prosumers:\n" + "".join(f"  - {{id: {pid}, bus: b{pid}}}\n" for pid in PIDS))
-    url = f"sqlite:///{tmp_path}/ledger.db"
+    url, prefix = ledger_url
     broker = own_broker().start()
-    proc = start_platform(broker, url, registry, tmp_path)
+    proc = start_platform(broker, url, prefix, registry, tmp_path)
     try:
 
         async def main():
@@ -125,7 +127,7 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)  # mid-interval, some of the second batch in flight
             proc.wait()
             await asyncio.sleep(0.5)
-            proc = await asyncio.to_thread(start_platform, broker, url, registry, tmp_path)
+            proc = await asyncio.to_thread(start_platform, broker, url, prefix, registry, tmp_path)
             acked += await asyncio.gather(*pending)
             for c in clients.values():
                 await c.__aexit__(None, None, None)
@@ -133,7 +135,7 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
             result = await close_gate(conn, 5, "gate-5", 4500.0)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-            proc = await asyncio.to_thread(start_platform, broker, url, registry, tmp_path)
+            proc = await asyncio.to_thread(start_platform, broker, url, prefix, registry, tmp_path)
             again = await close_gate(conn, 5, "gate-5", 4500.0)
             return acked, result, again
 
@@ -145,7 +147,7 @@ def test_platform_killed_mid_interval_and_restarted(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         broker.close()
-    led = Ledger(url)
+    led = Ledger(url, prefix=prefix)
     stored = [m.msg_id for m in led.messages("order", 5)]
     assert sorted(stored) == sorted({a.msg_id for a in acked}) and len(stored) == 48
     # sellers p0, p2, p4 offer 3 x 8 kW at 0.15, buyers p1, p3, p5 bid for 3 x 8 kW at 0.20: all 24 kW trade
