@@ -30,7 +30,8 @@ import aiomqtt
 
 from testbed.platform import protocol as p
 from testbed.platform.agent import ProsumerClient, Rejected
-from testbed.platform.policy import Preferences, State, battery_setpoint_kw, bid
+from testbed.platform.clearing import OFFER_MECHANISMS
+from testbed.platform.policy import Preferences, State, battery_setpoint_kw, bid, offer_from_bid
 from testbed.platform.service import Connection
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class MarketBridge:
         clock_password: str | None = None,
         timeout_s: float = 60.0,
         run_id: str = "run",
+        mechanism: str = "double-auction",
     ) -> None:
         self.specs = {a.pid: a for a in agents}
         self.connection = connection
@@ -83,6 +85,8 @@ class MarketBridge:
         self.clock_password = clock_password
         self.timeout_s = timeout_s
         self.run_id = run_id
+        self.send_offers = mechanism in OFFER_MECHANISMS
+        """pool, P2P and ADMM clear flexibility offers: the agents send offers instead of orders"""
         self.e_export_kwh = {pid: 0.0 for pid in self.specs}
         self.e_import_kwh = {pid: 0.0 for pid in self.specs}
         self.refused: list[str] = []
@@ -199,14 +203,30 @@ class MarketBridge:
             if state is None:
                 continue
             b = bid(state, spec.preferences, self.import_price, self.export_price, self.interval_h)
-            if b is not None:
+            if b is None:
+                continue
+            head = {"msg_id": f"{self.run_id}-{k}-{pid}", "prosumer": pid, "interval": k}
+            if self.send_offers:
+                lo, hi, a, c = offer_from_bid(b)
+                orders.append(
+                    p.FlexOffer.model_validate(
+                        {
+                            "schema": "fpp.offer/1",
+                            **head,
+                            "p_min_kw": lo,
+                            "p_max_kw": hi,
+                            "cost_a": a,
+                            "cost_b": c,
+                            "energy_class": b.energy_class,
+                        }
+                    )
+                )
+            else:
                 orders.append(
                     p.Order.model_validate(
                         {
                             "schema": "fpp.order/1",
-                            "msg_id": f"{self.run_id}-{k}-{pid}",
-                            "prosumer": pid,
-                            "interval": k,
+                            **head,
                             "side": b.side,
                             "quantity_kw": b.quantity_kw,
                             "price_per_kwh": b.price_per_kwh,

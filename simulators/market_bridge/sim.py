@@ -7,7 +7,7 @@ Model ``MarketBridge`` (one entity for the whole fleet). Params:
   ``soc_max``, ``password``;
 - ``fleet_ids``: world ids in the order of array-valued inputs (the prosumer fleet sends arrays);
 - ``broker_url``, ``interval_s``, ``import_price``, ``export_price``, optional ``clock_password``,
-  ``run_id``, ``timeout_s``.
+  ``run_id``, ``timeout_s``, ``mechanism`` (the platform's; pool, P2P and ADMM get flexibility offers).
 
 Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
 (>= 0; their values now are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw`` (metered
@@ -51,6 +51,7 @@ META = {
                 "export_price",
                 "clock_password",
                 "run_id",
+                "mechanism",
                 "timeout_s",
             ],
             "attrs": [*INPUTS, *OUTPUTS],
@@ -113,6 +114,7 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             export_price=float(params["export_price"]),
             clock_password=params.get("clock_password"),
             run_id=params.get("run_id", "run"),
+            mechanism=params.get("mechanism", "double-auction"),
             timeout_s=float(params.get("timeout_s", 60.0)),
         ).start()
         self.p_trade = {pid: 0.0 for pid in self.to_world}

@@ -124,6 +124,7 @@ class MarketExtension(runner.Extension):
             export_price=m.export_price_per_kwh,
             run_id=re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:60],
             timeout_s=m.timeout_s,
+            mechanism=m.mechanism,
         )
         ctx.world.connect(ctx.fleet, bridge, "load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
         ctx.world.connect(

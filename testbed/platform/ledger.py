@@ -223,7 +223,7 @@ class Ledger:
         return s, g, t, (json.loads(res) if res else None)
 
     def interval_state(self, k: int) -> str | None:
-        """"closed", "cleared" or None, without reading the stored result."""
+        """ "closed", "cleared" or None, without reading the stored result."""
         return self._scalar("SELECT state FROM {p}intervals WHERE interval_k = ?", (k,))
 
     def market_settlement_kw(self, k: int, prosumer: str) -> float | None:

@@ -103,3 +103,19 @@ def battery_setpoint_kw(s: State, p_trade_kw: float, interval_h: float) -> float
     dis, chg = battery_limits(s, interval_h)
     want = p_trade_kw - net if p_trade_kw != 0 else -net
     return max(-chg, min(dis, want))
+
+
+OFFER_COST_A = 1e-3
+"""Quadratic cost term of offers [currency/(kW²·h)]: small, so the pool optimum is unique."""
+
+
+def offer_from_bid(b: Bid) -> tuple[float, float, float, float]:
+    """The flexibility offer that mirrors an order: ``(p_min_kw, p_max_kw, cost_a, cost_b)``.
+
+    A seller offers ``[0, q]``, a buyer ``[-q, 0]`` (generator convention), with marginal cost
+    ``cost_a * p + cost_b``: the order's price plus a small slope (:data:`OFFER_COST_A`). Mechanisms that
+    clear offers (pool, P2P, ADMM) then see the same willingness to trade as the auctions.
+    """
+    if b.side == "sell":
+        return 0.0, b.quantity_kw, OFFER_COST_A, b.price_per_kwh
+    return -b.quantity_kw, 0.0, OFFER_COST_A, b.price_per_kwh

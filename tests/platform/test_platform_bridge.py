@@ -1,5 +1,6 @@
 """The mosaik bridge in a small world of its own: a toy fleet, the bridge, and the platform as a process."""
 
+import json
 import math
 import sys
 
@@ -67,13 +68,8 @@ class ToyFleet(mosaik_api_v3.Simulator):
 sys.modules.setdefault("fpp_test_toy_fleet", sys.modules[__name__])
 
 
-def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path):
-    """Four 15-minute intervals at 60 s steps; every interval has the same book (persistence forecast):
-
-    sells p00 3.5 kW and p03 1.5 kW at 0.19 (green, registered with PV), buys p01 2 kW and p02 1 kW at
-    0.19 (mid-spread of 0.30/0.08, no premiums). Bids and asks meet at 0.19 for 3 kW; the two asks share
-    it pro rata to their 3.5 : 1.5 kW: p00 sells 2.1 kW, p03 0.9 kW. Price 0.19.
-    """
+def run_world(broker, tmp_path, mechanism, premiums):
+    """Run the toy fleet and the bridge for four 15-minute intervals; return the ledger."""
     SEEN.clear()
     url = f"sqlite:///{tmp_path}/ledger.db"
     mqtt_id = {wid: wid.replace(" ", "_") for wid in IDS}
@@ -86,6 +82,7 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
         ledger_url=url,
         broker_url=broker.address.url,
         interval_s=900.0,
+        mechanism=mechanism,
         workdir=tmp_path / "platform",
     ):
         world = mosaik.World(
@@ -98,7 +95,15 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
         )
         fleet = world.start("Fleet", time_resolution=60.0).Fleet()
         bridge = world.start("Bridge", time_resolution=60.0).MarketBridge(
-            agents=[{"pid": mqtt_id[w], "source_id": w} for w in IDS],
+            agents=[
+                {
+                    "pid": mqtt_id[w],
+                    "source_id": w,
+                    "preferences": {"green_premium_per_kwh": premiums.get(w, 0.0)},
+                }
+                for w in IDS
+            ],
+            mechanism=mechanism,
             fleet_ids=IDS,
             broker_url=broker.address.url,
             interval_s=900.0,
@@ -116,7 +121,17 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
             initial_data={"p_trade_kw": {}, "battery_p_set_kw": {}},
         )
         world.run(until=60, print_progress=False)  # 60 steps of 60 s: intervals 0..3
-    led = Ledger(url)
+    return Ledger(url)
+
+
+def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path):
+    """Four 15-minute intervals at 60 s steps; every interval has the same book (persistence forecast):
+
+    sells p00 3.5 kW and p03 1.5 kW at 0.19 (green, registered with PV), buys p01 2 kW and p02 1 kW at
+    0.19 (mid-spread of 0.30/0.08, no premiums). Bids and asks meet at 0.19 for 3 kW; the two asks share
+    it pro rata to their 3.5 : 1.5 kW: p00 sells 2.1 kW, p03 0.9 kW. Price 0.19.
+    """
+    led = run_world(broker, tmp_path, "double-auction", {})
     rows = led.intervals()
     assert [r[0] for r in rows] == [0, 1, 2, 3] and all(r[1] == "cleared" for r in rows)
     trade_at_15 = SEEN[16]["p_trade_kw"]  # interval 1's result, seen one step later (time-shifted)
@@ -129,3 +144,20 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
     # p00 exported 3.5 kW for 15 min = 0.875 kWh, sold 2.1 kW = 0.525 kWh: 0.35 kWh at 0.08 imbalance
     imb = {(r[0], r[1]): r[5] for r in led.settlements() if r[2] == "imbalance"}
     assert imb[(1, "p_00")] == pytest.approx(-0.35 * 0.08)
+
+
+def test_bridge_sends_flexibility_offers_to_the_pool(broker, tmp_path):
+    """The same fleet under the pool, buyers with a green premium of 0.02 (bids 0.21, asks 0.19).
+
+    Offers mirror the orders with marginal cost 0.001 p + price: sellers p = 1000 (lambda - 0.19), buyers
+    take their whole 2 and 1 kW while lambda <= 0.208. Balance: 2 * 1000 (lambda - 0.19) = 3 kW, so
+    lambda = 0.1915 and each seller sells 1.5 kW (p03's cap), inside the tariff band.
+    """
+    led = run_world(broker, tmp_path, "pool", {"p 01": 0.02, "p 02": 0.02})
+    assert [r[1] for r in led.intervals()] == ["cleared"] * 4
+    result = json.loads(led.intervals()[1][4])
+    assert result["status"] == "optimal" and result["price_per_kwh"] == pytest.approx(0.1915, abs=1e-6)
+    assert SEEN[16]["p_trade_kw"] == pytest.approx(
+        {"p 00": 1.5, "p 01": -2.0, "p 02": -1.0, "p 03": 1.5}, abs=1e-6
+    )
+    assert led.count_messages("offer") == 16 and led.count_messages("order") == 0
