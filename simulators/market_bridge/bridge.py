@@ -118,7 +118,13 @@ class MarketBridge:
                 tls_context=self.connection.tls_context,
             )
             # a retry is harmless (idempotent) but wasted work under load: wait a sixth of the timeout
-            client = ProsumerClient(pid, conn, retry_s=max(2.0, self.timeout_s / 6), give_up_s=self.timeout_s)
+            client = ProsumerClient(
+                pid,
+                conn,
+                retry_s=max(2.0, self.timeout_s / 6),
+                give_up_s=self.timeout_s,
+                client_id=f"{self.run_id}-{pid}",
+            )
             await client.__aenter__()
             self._clients[pid] = client
         ready = asyncio.Event()

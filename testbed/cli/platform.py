@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import signal
@@ -164,7 +165,11 @@ def run_platform(args: argparse.Namespace) -> int:
             from testbed.platform.broker import EmbeddedBroker
 
             embedded = await EmbeddedBroker("127.0.0.1", args.listen_port).start()
-        service = PlatformService(core, conn, clock=args.clock, gate_lead_s=args.gate_lead_s)
+        # one MQTT session per ledger: a restarted platform resumes its session, two platforms never share one
+        digest = hashlib.sha1(f"{args.ledger}|{args.ledger_prefix}".encode()).hexdigest()[:10]
+        service = PlatformService(
+            core, conn, clock=args.clock, gate_lead_s=args.gate_lead_s, client_id=f"fpp-platform-{digest}"
+        )
         task = asyncio.create_task(service.run())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)

@@ -38,8 +38,10 @@ class ProsumerClient:
         retry_s: float = 2.0,
         give_up_s: float = 120.0,
         subscribe_results: bool = False,
+        client_id: str | None = None,
     ) -> None:
         self.pid = pid
+        self.client_id = client_id or f"fpp-{pid}"
         self.connection = connection
         self.retry_s = retry_s
         self.give_up_s = give_up_s
@@ -77,7 +79,7 @@ class ProsumerClient:
         delay = 0.1
         while True:
             try:
-                async with self.connection.client(f"fpp-{self.pid}") as client:
+                async with self.connection.client(self.client_id) as client:
                     for t in topics:
                         await client.subscribe(t, qos=1)
                     self._client = client
