@@ -45,6 +45,11 @@ def platform_ids(ids: list[str]) -> dict[str, str]:
     return out
 
 
+def ledger_prefix(run_dir: Path) -> str:
+    """Table prefix of a run in a shared ledger database (PostgreSQL): ``run_<run folder name>_``."""
+    return "run_" + re.sub(r"[^a-z0-9_]", "_", run_dir.name.lower())[:30] + "_"
+
+
 def draw_preferences(market: Market, ids: list[str], seed: int) -> dict[str, dict[str, float]]:
     """Each prosumer's preferences, uniform in the scenario's ranges, the same for the same seed."""
     rng = random.Random(f"market-preferences-{seed}")
@@ -76,7 +81,7 @@ class MarketExtension(runner.Extension):
         run_dir = Path(ctx.run_dir).resolve()
         if m.ledger:
             self.ledger_url = m.ledger
-            self.prefix = "run_" + re.sub(r"[^a-z0-9_]", "_", run_dir.name.lower())[:30] + "_"
+            self.prefix = ledger_prefix(run_dir)
         else:
             self.ledger_url = f"sqlite:///{run_dir / 'ledger.db'}"  # absolute path: four slashes
         registry = [

@@ -52,3 +52,11 @@ def ledger_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/ledger.db", "fpp_"
+
+
+@pytest.fixture
+def pg_url():
+    """The PostgreSQL URL, or a skip with the reason it is unreachable."""
+    if _PG_REASON:
+        pytest.skip(_PG_REASON)
+    return PG_URL

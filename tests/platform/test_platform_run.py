@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.platform.extension import ledger_prefix
 from testbed.platform.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,20 @@ def runs(tmp_path_factory):
     scenario = noon_demo(tmp)
     outs = []
     for name in ("a", "b"):
-        res = subprocess.run([sys.executable, "-m", "testbed", "run", str(scenario), "--out", str(tmp / name),
-                              "--no-progress"], capture_output=True, text=True)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "testbed",
+                "run",
+                str(scenario),
+                "--out",
+                str(tmp / name),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         assert "market (double-auction)" in res.stdout
         outs.append(tmp / name)
@@ -63,7 +76,9 @@ def test_market_books_balance_against_the_grid(runs):
         from_grid = sum(t[4] for t in tk if t[2] == "grid")
         net = sum(s[3] for s in market if s[0] == k)
         assert net == pytest.approx(to_grid - from_grid, abs=1e-6)
-        grid_money = sum(t[5] * t[6] for t in tk if t[2] == "grid") - sum(t[5] * t[6] for t in tk if t[3] == "grid")
+        grid_money = sum(t[5] * t[6] for t in tk if t[2] == "grid") - sum(
+            t[5] * t[6] for t in tk if t[3] == "grid"
+        )
         assert sum(s[5] for s in market if s[0] == k) == pytest.approx(grid_money, abs=1e-6)
 
 
@@ -80,3 +95,28 @@ def test_kpis_agree_with_the_ledger_and_provenance_file(runs):
     assert rows and all(r["seller_bus"].startswith("LV3.101 Bus") for r in rows)
     # at noon in July the PV owners sell: green energy is traded between neighbours
     assert 0 < k["green_kwh"] <= k["traded_kwh"] + 1e-9
+
+
+@pytest.mark.postgres
+def test_postgresql_ledger_gives_the_same_market(runs, pg_url, tmp_path):
+    text = (runs[0].parent / "noon.yaml").read_text()
+    text = text.replace("  mechanism: double-auction", f"  mechanism: double-auction\n  ledger: {pg_url}")
+    scenario = tmp_path / "noon-pg.yaml"
+    scenario.write_text(text)
+    out = tmp_path / "pg-run"
+    res = subprocess.run(
+        [sys.executable, "-m", "testbed", "run", str(scenario), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    led = Ledger(pg_url, prefix=ledger_prefix(out.resolve()))
+    try:
+        assert not (out / "ledger.db").exists()
+        assert (
+            json.loads((out / "kpis.json").read_text())["market"]
+            == json.loads((runs[0] / "kpis.json").read_text())["market"]
+        )
+        assert led.trades() == Ledger(f"sqlite:///{runs[0] / 'ledger.db'}").trades()
+    finally:
+        led.drop_all()
