@@ -10,15 +10,18 @@ Model ``MarketBridge`` (one entity for the whole fleet). Params:
   ``run_id``, ``timeout_s``, ``mechanism`` (the platform's; pool, P2P and ADMM get flexibility offers).
 
 Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
-(>= 0; their values now are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw`` (metered
-net power, generator convention). Outputs: ``p_trade_kw`` (world id -> kW, every prosumer, 0 without a
-trade), ``battery_p_set_kw`` (world id -> kW for prosumers with a battery: the setpoint that makes the
-home's net power meet its trade, recomputed every step from the current load and PV), ``price_per_kwh``
-(NaN when no price), ``traded_kwh`` and ``market_status`` of the current interval.
+(>= 0; the last measured values are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw``
+(metered net power, generator convention). Outputs: ``p_trade_kw`` (world id -> kW, every prosumer, 0
+without a trade), ``battery_p_set_kw`` (world id -> kW for prosumers with a battery and a trade this
+interval: the setpoint that makes the home's net power meet its trade, recomputed every step from the last
+measured load and PV), ``price_per_kwh`` (NaN when no price), ``traded_kwh`` and ``market_status`` of the
+current interval.
 
-It steps every ``step_size`` mosaik steps and runs the market whenever simulation time reaches a multiple of
-``interval_s``. Its outputs feed the prosumer simulator, whose outputs feed it: wire the bridge ->
-prosumers direction time-shifted (``initial_data={"battery_p_set_kw": {}}``).
+Wiring: fleet -> bridge time-shifted (``initial_data`` of empty mappings), bridge -> fleet direct. At step t
+the bridge sees the fleet's state at the end of step t-1 (the agents' measurement and persistence
+forecast; at step 0 there is none, so interval 0 has no orders), runs the market when t is a multiple of
+``interval_s``, and its battery setpoints apply in step t itself. It meters ``p_kw`` over the step it
+describes; the last interval of a run gets no telemetry (its last step is never seen).
 """
 
 from __future__ import annotations
@@ -67,8 +70,6 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.bridge: MarketBridge | None = None
         self.time_resolution = 1.0
         self.step_size = 1
-        self.last_t_s: float | None = None
-        self.last_p_kw: dict[str, float] = {}
         self.to_pid: dict[str, str] = {}
         self.fleet_ids: list[str] = []
         self.p_trade: dict[str, float] = {}
@@ -159,10 +160,9 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             raise RuntimeError("market bridge stepped before create()")
         data = inputs.get(self.eid, {})
         t_s = time * self.time_resolution
-        if self.last_t_s is not None and self.last_p_kw:
-            self.bridge.meter(self.last_p_kw, t_s - self.last_t_s)
-        self.last_t_s = t_s
-        self.last_p_kw = self._by_pid(data.get("p_kw"))
+        # the inputs are the fleet's outputs of the previous step (time-shifted): meter them over that step
+        # first, so that the telemetry of the interval that just ended has all of its steps
+        self.bridge.meter(self._by_pid(data.get("p_kw")), self.step_size * self.time_resolution)
         states = self._states(data)
         if t_s % self.interval_s == 0:
             res = self.bridge.market_step(int(t_s // self.interval_s), states)
@@ -177,10 +177,12 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
                 }
             )
         h = self.interval_s / 3600.0
+        # only homes that traded get a setpoint; the others keep their own controller, which sees the
+        # current step's load and PV (the agent only knows the previous step's)
         self.out["battery_p_set_kw"] = {
-            self.to_world[pid]: battery_setpoint_kw(s, self.p_trade.get(pid, 0.0), h)
+            self.to_world[pid]: battery_setpoint_kw(s, self.p_trade[pid], h)
             for pid, s in states.items()
-            if s.capacity_kwh > 0
+            if s.capacity_kwh > 0 and self.p_trade.get(pid, 0.0) != 0.0
         }
         return time + self.step_size
 
@@ -188,9 +190,6 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         return {eid: {attr: self.out[attr] for attr in attrs} for eid, attrs in outputs.items()}
 
     def finalize(self) -> None:
+        # The last interval is not metered: its last step's output never reaches the bridge (no next step).
         if self.bridge is not None:
-            if self.last_t_s is not None and self.last_p_kw:
-                self.bridge.meter(self.last_p_kw, self.time_resolution * self.step_size)
-            if self.steps:
-                self.bridge.finish(self.steps[-1].interval)
             self.bridge.stop()

@@ -111,15 +111,9 @@ def run_world(broker, tmp_path, mechanism, premiums):
             export_price=0.08,
             run_id="t1",
         )
-        world.connect(fleet, bridge, "load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
-        world.connect(
-            bridge,
-            fleet,
-            "p_trade_kw",
-            "battery_p_set_kw",
-            time_shifted=True,
-            initial_data={"p_trade_kw": {}, "battery_p_set_kw": {}},
-        )
+        inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
+        world.connect(fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})
+        world.connect(bridge, fleet, "p_trade_kw", "battery_p_set_kw")
         world.run(until=60, print_progress=False)  # 60 steps of 60 s: intervals 0..3
     return Ledger(url)
 
@@ -134,13 +128,16 @@ def test_bridge_runs_a_market_each_interval_in_simulation_time(broker, tmp_path)
     led = run_world(broker, tmp_path, "double-auction", {})
     rows = led.intervals()
     assert [r[0] for r in rows] == [0, 1, 2, 3] and all(r[1] == "cleared" for r in rows)
-    trade_at_15 = SEEN[16]["p_trade_kw"]  # interval 1's result, seen one step later (time-shifted)
+    # interval 0: the agents have measured nothing yet at step 0, so nobody bids
+    assert json.loads(rows[0][4])["status"] == "no_orders"
+    assert SEEN[0]["p_trade_kw"] == {w: 0.0 for w in IDS}
+    trade_at_15 = SEEN[15]["p_trade_kw"]  # interval 1's result acts in the step of its gate closure
     assert trade_at_15 == pytest.approx({"p 00": 2.1, "p 01": -2.0, "p 02": -1.0, "p 03": 0.9})
     prices = {t[6] for t in led.trades()}
     assert len(prices) == 1 and math.isclose(prices.pop(), 0.19, abs_tol=1e-9)
-    # telemetry for every interval including the last (sent when the world finishes)
+    # telemetry for every interval but the last, whose last step the bridge never sees
     tele = led.messages_of_kind("telemetry")
-    assert sorted({m.interval for m in tele}) == [0, 1, 2, 3] and len(tele) == 16
+    assert sorted({m.interval for m in tele}) == [0, 1, 2] and len(tele) == 12
     # p00 exported 3.5 kW for 15 min = 0.875 kWh, sold 2.1 kW = 0.525 kWh: 0.35 kWh at 0.08 imbalance
     imb = {(r[0], r[1]): r[5] for r in led.settlements() if r[2] == "imbalance"}
     assert imb[(1, "p_00")] == pytest.approx(-0.35 * 0.08)
@@ -157,7 +154,7 @@ def test_bridge_sends_flexibility_offers_to_the_pool(broker, tmp_path):
     assert [r[1] for r in led.intervals()] == ["cleared"] * 4
     result = json.loads(led.intervals()[1][4])
     assert result["status"] == "optimal" and result["price_per_kwh"] == pytest.approx(0.1915, abs=1e-6)
-    assert SEEN[16]["p_trade_kw"] == pytest.approx(
+    assert SEEN[15]["p_trade_kw"] == pytest.approx(
         {"p 00": 1.5, "p 01": -2.0, "p 02": -1.0, "p 03": 1.5}, abs=1e-6
     )
-    assert led.count_messages("offer") == 16 and led.count_messages("order") == 0
+    assert led.count_messages("offer") == 12 and led.count_messages("order") == 0  # intervals 1..3
