@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from testbed.errors import UserError
 from testbed.platform.broker import BrokerAddress, free_port, parse_broker_url
 
 log = logging.getLogger(__name__)
@@ -74,14 +76,22 @@ class PlatformProcess:
         self.log_path = self.workdir / "platform.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> PlatformProcess:
+    def start(self, timeout_s: float = 60.0) -> PlatformProcess:
+        """Start the process and wait until it serves (it prints one line when connected to its broker).
+
+        Raises :class:`UserError` with the end of its log if it exits or is not serving within ``timeout_s``
+        (an unreachable broker, a ledger it cannot open, a bad option).
+        """
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log_file, text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""  # blocks until ready or exit
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        line = self.proc.stdout.readline() if ready and self.proc.stdout else ""
         if "serving" not in line:
             self.stop()
-            raise RuntimeError(
-                f"the platform did not start: {line!r}\n{self.log_path.read_text(errors='replace')[-3000:]}"
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-8:]
+            raise UserError(
+                f"the platform did not come up within {timeout_s:g} s (broker {self.address.url})",
+                [f"{self.log_path}: {t}" for t in tail] or [f"{self.log_path}: (empty)"],
             )
         log.info("platform process %d: %s", self.proc.pid, line.strip())
         return self

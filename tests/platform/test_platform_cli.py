@@ -74,3 +74,17 @@ def test_bad_registry_lists_every_problem(tmp_path, capsys):
     assert fpp(["platform", "--ledger", f"sqlite:///{tmp_path}/l.db", "--prosumers", str(reg)]) == 2
     err = capsys.readouterr().err
     assert "prosumers.0.id" in err and "prosumers.2.colour" in err
+
+
+def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
+    from testbed.errors import UserError
+    from testbed.platform.broker import free_port
+
+    dead = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = PlatformProcess(
+        [{"id": "p0"}], ledger_url=f"sqlite:///{tmp_path}/l.db", broker_url=dead, workdir=tmp_path / "run"
+    )
+    with pytest.raises(UserError) as err:
+        proc.start(timeout_s=3.0)
+    assert "did not come up" in str(err.value) and "lost the broker" in str(err.value)
+    assert proc.proc is None  # stopped
