@@ -4,11 +4,13 @@ import asyncio
 import json
 import random
 
+import pytest
+
 from testbed.platform import protocol as p
 from testbed.platform.agent import ProsumerClient, Rejected
 from testbed.platform.ledger import Ledger
 from testbed.platform.service import Connection
-from testbed.platform.testing import make_core, order, serving
+from testbed.platform.testing import close_gate, make_core, order, serving
 
 PROSUMERS = [(f"p{i:02d}", f"bus{i}", "green" if i % 2 else None) for i in range(12)]
 
@@ -136,14 +138,28 @@ def test_fuzz_thousands_of_random_payloads_leave_the_platform_correct(broker, sq
             async with asyncio.timeout(30):  # replies are published in order; wait for the last stragglers
                 while len(c.acks) < expected_acks + 1 or len(c.errors) < expected_errors:
                     await asyncio.sleep(0.05)
-            return core, c, final
+            # and it still clears correctly: p00 asks 2 kW at 0.15, p01 bids 1 kW at 0.20 for interval 60.
+            # 1 kW trades; the ask is partly filled, so the clearing interval is [0.15, 0.15]: price 0.15.
+            async with ProsumerClient("p01", conn) as c1:
+                await c.submit(
+                    p.Order.model_validate(order("p00", "after-s", 60, side="sell", q=2.0, price=0.15))
+                )
+                await c1.submit(
+                    p.Order.model_validate(order("p01", "after-b", 60, side="buy", q=1.0, price=0.20))
+                )
+            result = await close_gate(conn, 60, "gate-60", 54000.0)
+            return core, c, final, result
 
-    core, c, final = asyncio.run(main())
+    core, c, final, result = asyncio.run(main())
+    assert result["status"] == "optimal" and result["price_per_kwh"] == pytest.approx(0.15)
+    assert [(t["seller"], t["buyer"], t["p_kw"]) for t in result["trades"]] == [
+        ("p00", "p01", pytest.approx(1.0))
+    ]
     assert final.duplicate is False
-    assert len(c.errors) == expected_errors and len(c.acks) == expected_acks + 1
+    assert len(c.errors) == expected_errors and len(c.acks) == expected_acks + 2
     stored = {m.msg_id for k in range(1, 51) for m in core.ledger.messages("order", k)}
     assert stored == expected_stored | {"final"}
-    assert core.ledger.count_messages("order") == len(expected_stored) + 1
+    assert core.ledger.count_messages("order") == len(expected_stored) + 3
     assert core.stats["errors"] == expected_errors
     core.ledger.close()
     # the ledger agrees with what was acknowledged, read back from a fresh connection
