@@ -165,7 +165,14 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.bridge.meter(self._by_pid(data.get("p_kw")), self.step_size * self.time_resolution)
         states = self._states(data)
         if t_s % self.interval_s == 0:
-            res = self.bridge.market_step(int(t_s // self.interval_s), states)
+            k = int(t_s // self.interval_s)
+            try:
+                res = self.bridge.market_step(k, states)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"market bridge: the platform did not answer within {self.bridge.timeout_s:g} s in interval {k} "
+                    "(is the platform process still running? see its log in the run folder)"
+                ) from None
             self.steps.append(res)
             self.p_trade = res.p_trade_kw
             self.out.update(
