@@ -96,7 +96,6 @@ def start_platform(broker, url, prefix, registry, tmp_path):
     return proc
 
 
-@pytest.mark.slow
 def test_platform_killed_mid_interval_and_restarted(tmp_path, ledger_url):
     registry = tmp_path / "prosumers.yaml"
     registry.write_text("prosumers:\n" + "".join(f"  - {{id: {pid}, bus: b{pid}}}\n" for pid in PIDS))
