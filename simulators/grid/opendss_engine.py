@@ -1,0 +1,393 @@
+"""The OpenDSS grid engine (``opendssdirect.py``), balanced or per phase.
+
+A circuit comes either from the pandapower exporter (:mod:`simulators.grid.dss_export`; bus, line and
+transformer ids are then the pandapower engine's) or from an OpenDSS ``.dss`` file with its redirects (ids are
+OpenDSS's own lower-case names).
+
+Injections: the engine adds one constant-power ``Load`` per OpenDSS bus (named ``fpp_<k>``), connected to all
+of the bus's phase nodes; a bus's injection is split equally between its phases. OpenDSS loads use the
+consumer convention, so ``set_injections`` flips the sign once (``kW = -p_kw``). Injections are written with
+the DSS C-API batch interface (one call for all loads), and each step is one ``Solution.Solve()``.
+
+Outputs: per-phase voltage magnitudes against each bus's base voltage (pandapower's ``vn_kv`` for exported
+circuits, OpenDSS's ``kVBase`` for files), ``vm_pu`` is their mean over the bus's phases, ``va_degree`` the
+angle of its first phase (plus the exporter's phase-shift correction). Loadings are the largest conductor
+current of any terminal against the line's ``normamps`` or the transformer winding's rated current. Losses
+are OpenDSS's circuit losses (lines, transformers and other power-delivery elements); the source power is
+``-Circuit.TotalPower`` (OpenDSS reports power flowing *into* the source terminal, hence the second flip).
+Each engine holds its own OpenDSS context, so several engines live in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from pathlib import Path
+
+import numpy as np
+import opendssdirect as odd
+
+from simulators.grid.dss_export import DssCircuit
+from simulators.grid.engine import NetworkInfo, Snapshot
+from testbed.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_INJ_PREFIX = "fpp_"
+_KEPT_CLASSES = ("Load", "Generator", "PVSystem", "Storage")
+_SOLVER_SETTINGS = ("Set MaxIterations=100", "Set Tolerance=1e-10")
+_V_MIN_PU = 0.05
+_V_MAX_PU = 5.0
+_SQRT3 = math.sqrt(3.0)
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class OpenDSSEngine:
+    """An OpenDSS circuit with one injection point per bus.
+
+    Parameters
+    ----------
+    source:
+        A :class:`DssCircuit` from the exporter, or the path of a ``.dss`` file.
+    keep_elements:
+        Keep the circuit's own loads, generators, PV systems and storage (True), or disable them (False).
+    name:
+        A label for messages and results.
+    """
+
+    def __init__(self, source: DssCircuit | Path, *, keep_elements: bool, name: str = "network") -> None:
+        self._dss = odd.NewContext()
+        self._dss.Basic.AllowChangeDir(False)
+        self._dss.Basic.AllowForms(False)
+        self._name = name
+        if isinstance(source, DssCircuit):
+            self._load_commands(source.commands, f"{name} (exported from pandapower)")
+            bus_ids, bus_dss, base_v = source.bus_ids, source.bus_dss, source.bus_vn_kv * 1000.0 / _SQRT3
+            line_ids, line_dss = source.line_ids, source.line_dss
+            trafo_ids, trafo_dss = source.trafo_ids, source.trafo_dss
+            self._angle_offset = np.asarray(source.angle_offset_deg, dtype=float)
+            kept = source.kept_elements
+            unbalanced = False
+        else:
+            self._compile(Path(source))
+            bus_ids, bus_dss, base_v, line_ids, line_dss, trafo_ids, trafo_dss = self._describe_file()
+            self._angle_offset = np.zeros(len(bus_ids))
+            kept = self._own_elements()
+            unbalanced = None
+        d = self._dss
+        self._run(*_SOLVER_SETTINGS)
+        if not keep_elements:
+            for el in kept:
+                self._run(f"{el}.enabled=no")
+
+        # Node layout: the columns of each bus's phases 1..3 in AllBusVolts (-1 where the bus lacks the phase).
+        d.Solution.Solve()  # builds the bus list
+        node_pos = {n.lower(): i for i, n in enumerate(d.Circuit.AllNodeNames())}
+        uniq = list(dict.fromkeys(bus_dss))
+        self._phase_cols = np.full((len(uniq), 3), -1, dtype=np.int64)
+        for k, b in enumerate(uniq):
+            for ph in (1, 2, 3):
+                self._phase_cols[k, ph - 1] = node_pos.get(f"{b}.{ph}", -1)
+        missing = [bus_ids[i] for i, b in enumerate(bus_dss) if (self._phase_cols[uniq.index(b)] < 0).all()]
+        if missing:
+            raise UserError(f"{name}: buses without phase conductors in OpenDSS", [f"bus {b}" for b in missing[:20]])
+        uniq_pos = {b: k for k, b in enumerate(uniq)}
+        self._bus_to_uniq = np.array([uniq_pos[b] for b in bus_dss], dtype=np.int64)
+        self._base_v = np.asarray(base_v, dtype=float)
+        n_phases = (self._phase_cols >= 0).sum(axis=1)
+        if unbalanced is None:
+            unbalanced = bool((n_phases < 3).any()) or self._has_single_phase_elements()
+        self._unbalanced = unbalanced
+
+        # One injection load per OpenDSS bus, on all its phases.
+        uniq_kv_ln = np.zeros(len(uniq))
+        uniq_kv_ln[self._bus_to_uniq] = self._base_v / 1000.0
+        cmds = []
+        for k, b in enumerate(uniq):
+            phases = [str(p + 1) for p in range(3) if self._phase_cols[k, p] >= 0]
+            kv = uniq_kv_ln[k] * (_SQRT3 if len(phases) > 1 else 1.0)
+            cmds.append(
+                f"New Load.{_INJ_PREFIX}{k} bus1={b}.{'.'.join(phases)} phases={len(phases)} conn=wye kV={float(kv)!r} "
+                f"kW=0 kvar=0 model=1 vminpu={_V_MIN_PU} vmaxpu={_V_MAX_PU}"
+            )
+        self._run(*cmds)
+        self._inj_batch = self._make_batch("Load", f"^{_INJ_PREFIX}[0-9]+$", len(uniq))
+        self._n_inj = len(uniq)
+        self._check_batch_order()
+
+        self.info = NetworkInfo(
+            name=name,
+            bus_ids=tuple(bus_ids),
+            bus_vn_kv=np.asarray(self._base_v) * _SQRT3 / 1000.0,
+            line_ids=tuple(line_ids),
+            trafo_ids=tuple(trafo_ids),
+            unbalanced=unbalanced,
+        )
+        self._line_dss, self._trafo_dss = tuple(line_dss), tuple(trafo_dss)
+        self._p_kw = np.zeros(self._n_inj)
+        self._q_kvar = np.zeros(self._n_inj)
+        self._reinit = False
+        d.Solution.Solve()
+        self._layout_branches()
+        self._check_supplied(bus_ids)
+
+    # -- building -----------------------------------------------------------------------------------------
+    def _run(self, *commands: str) -> None:
+        text = self._dss.Text
+        for cmd in commands:
+            text.Command(cmd)
+
+    def _load_commands(self, commands, where: str) -> None:
+        try:
+            self._run(*commands)
+        except odd.DSSException as exc:
+            raise UserError(f"{where}: OpenDSS rejected the circuit: {_short(exc)}") from None
+
+    def _compile(self, path: Path) -> None:
+        if path.suffix.lower() != ".dss":
+            raise UserError(f"{path}: an OpenDSS network must be a .dss file")
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        try:
+            self._run("Clear", f'Compile "{path.resolve()}"')
+        except odd.DSSException as exc:
+            raise UserError(f"{path}: OpenDSS could not compile it: {_short(exc)}") from None
+        if self._dss.Circuit.NumBuses() == 0 and not self._dss.Circuit.Name():
+            raise UserError(f"{path}: defines no circuit (it needs a 'New Circuit.<name> ...' line)")
+
+    def _describe_file(self):
+        d = self._dss
+        try:
+            d.Solution.Solve()
+        except odd.DSSException as exc:
+            raise UserError(f"{self._name}: OpenDSS cannot solve the circuit: {_short(exc)}") from None
+        names = [b.lower() for b in d.Circuit.AllBusNames()]
+        base_v = []
+        no_base = []
+        for b in names:
+            d.Circuit.SetActiveBus(b)
+            kv = d.Bus.kVBase()
+            if not kv > 0:
+                no_base.append(b)
+            base_v.append(kv * 1000.0)
+        if no_base:
+            raise UserError(
+                f"{self._name}: buses without a voltage base (add 'Set VoltageBases=[...]' and 'CalcVoltageBases')",
+                [f"bus {b}" for b in no_base[:20]],
+            )
+        lines = [n.lower() for n in d.Lines.AllNames() if n.lower() != "none"]
+        trafos = [n.lower() for n in d.Transformers.AllNames() if n.lower() != "none"]
+        return tuple(names), tuple(names), np.array(base_v), tuple(lines), tuple(lines), tuple(trafos), tuple(trafos)
+
+    def _own_elements(self) -> tuple[str, ...]:
+        d = self._dss
+        out = []
+        for cls in _KEPT_CLASSES:
+            d.Basic.SetActiveClass(cls)
+            if d.ActiveClass.Count() == 0:
+                continue
+            out += [f"{cls}.{n}" for n in d.ActiveClass.AllNames()]
+        return tuple(out)
+
+    def _has_single_phase_elements(self) -> bool:
+        d = self._dss
+        for cls in _KEPT_CLASSES:
+            d.Basic.SetActiveClass(cls)
+            if d.ActiveClass.Count() == 0:
+                continue
+            for n in d.ActiveClass.AllNames():
+                d.Circuit.SetActiveElement(f"{cls}.{n}")
+                if d.CktElement.NumPhases() < 3:
+                    return True
+        return False
+
+    def _make_batch(self, cls: str, regexp: str, expected: int):
+        api = self._dss.to_dss_python()._api_util
+        ffi, lib = api.ffi, api.lib
+        ptr = ffi.new("void***")
+        dims = ffi.new("int32_t[4]")
+        lib.Batch_CreateByRegExpS(ptr, dims, cls.encode(), regexp.encode())  # this lib binds the context itself
+        api._check_for_error()
+        count = int(dims[0])
+        if count != expected:
+            raise RuntimeError(f"batch of {cls} matched {count} elements, expected {expected}")
+        self._api, self._ffi, self._lib = api, ffi, lib
+        weakref.finalize(self, lib.Batch_Dispose, ptr[0])
+        return ptr[0], count
+
+    def _check_batch_order(self) -> None:
+        """The batch must list fpp_0, fpp_1, ... in order: write k to load k and read it back by name."""
+        d = self._dss
+        marks = np.arange(self._n_inj, dtype=float)
+        self._write_batch(marks, marks)
+        for k in range(self._n_inj):
+            d.Loads.Name(f"{_INJ_PREFIX}{k}")
+            if d.Loads.kW() != float(k):
+                raise RuntimeError(f"OpenDSS batch order differs from creation order at load {k}")
+        zero = np.zeros(self._n_inj)
+        self._write_batch(zero, zero)
+
+    def _write_batch(self, kw: np.ndarray, kvar: np.ndarray) -> None:
+        batch, count = self._inj_batch
+        lib, ffi = self._lib, self._ffi
+        for prop, values in ((b"kW", kw), (b"kvar", kvar)):
+            buf = np.ascontiguousarray(values, dtype=np.float64)
+            lib.Batch_Float64ArrayS(batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), 0)
+        self._api._check_for_error()
+
+    def _layout_branches(self) -> None:
+        """Where each line's and transformer's currents sit in ``PDElements.AllCurrents``, and their ratings."""
+        d = self._dss
+        names = [n.lower() for n in d.PDElements.AllNames()]
+        n_term = np.asarray(d.PDElements.AllNumTerminals(), dtype=np.int64)
+        n_cond = np.asarray(d.PDElements.AllNumConductors(), dtype=np.int64)
+        n_phase = np.asarray(d.PDElements.AllNumPhases(), dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(n_term * n_cond)[:-1]])
+        pos = {n: i for i, n in enumerate(names)}
+
+        def cols(kind: str, element: str) -> list[list[int]] | None:
+            i = pos.get(f"{kind}.{element}")
+            if i is None:
+                return None  # disabled
+            return [
+                [int(start[i] + t * n_cond[i] + c) for c in range(n_phase[i])] for t in range(int(n_term[i]))
+            ]
+
+        self._line_cols, self._line_rating, self._line_valid = self._branch_table(
+            "line", self._line_dss, cols, self._line_amps
+        )
+        self._trafo_cols, self._trafo_rating, self._trafo_valid = self._branch_table(
+            "transformer", self._trafo_dss, cols, self._trafo_amps
+        )
+
+    def _branch_table(self, kind, names, cols, rating):
+        """Arrays (n, 2, 3) of current columns and ratings per terminal; invalid (disabled) rows flagged."""
+        n = len(names)
+        col = np.zeros((n, 2, 3), dtype=np.int64)
+        rate = np.full((n, 2, 3), np.inf)
+        valid = np.zeros(n, dtype=bool)
+        for k, nm in enumerate(names):
+            c = cols(kind, nm)
+            if c is None:
+                continue
+            amps = rating(nm)
+            valid[k] = True
+            for t in range(min(len(c), 2)):
+                ph = c[t]
+                col[k, t, : len(ph)] = ph
+                col[k, t, len(ph) :] = ph[0]
+                rate[k, t, :] = amps[t] if amps[t] > 0 else np.inf
+        return col, rate, valid
+
+    def _line_amps(self, name: str) -> tuple[float, float]:
+        d = self._dss
+        d.Lines.Name(name)
+        a = d.Lines.NormAmps()
+        return a, a
+
+    def _trafo_amps(self, name: str) -> tuple[float, float]:
+        d = self._dss
+        d.Transformers.Name(name)
+        out = []
+        phases = d.CktElement.NumPhases() if d.Circuit.SetActiveElement(f"Transformer.{name}") >= 0 else 3
+        for w in (1, 2):
+            d.Transformers.Wdg(w)
+            kva, kv = d.Transformers.kVA(), d.Transformers.kV()
+            if phases > 1:
+                out.append(kva / (_SQRT3 * kv) if kv > 0 else 0.0)
+            else:
+                out.append(kva / kv if kv > 0 else 0.0)
+        return out[0], out[1]
+
+    def _check_supplied(self, bus_ids) -> None:
+        """An island without a source shows as buses at zero voltage after the no-load solve."""
+        if not self._dss.Solution.Converged():
+            return  # reported by solve() as a flagged step
+        vm = self._phase_magnitudes()
+        dead = np.nanmax(np.where(np.isnan(vm), 0.0, vm), axis=1) < 1e-6
+        if dead.any():
+            names = [bus_ids[i] for i in np.flatnonzero(dead)]
+            raise UserError(
+                f"{self._name}: {len(names)} bus(es) are not connected to any source (an island without a source)",
+                [f"bus {b}" for b in names[:20]] + ([f"... and {len(names) - 20} more"] if len(names) > 20 else []),
+            )
+
+    # -- the contract -------------------------------------------------------------------------------------
+    def set_injections(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
+        p_kw = np.asarray(p_kw, dtype=float)
+        q_kvar = np.asarray(q_kvar, dtype=float)
+        n = len(self.info.bus_ids)
+        if p_kw.shape != (n,) or q_kvar.shape != (n,):
+            raise ValueError(f"injections must have one value per bus ({n}), got {p_kw.shape} and {q_kvar.shape}")
+        # The one sign flip of the OpenDSS boundary: OpenDSS loads are consumer convention [kW, kvar].
+        self._p_kw = -np.bincount(self._bus_to_uniq, weights=p_kw, minlength=self._n_inj)
+        self._q_kvar = -np.bincount(self._bus_to_uniq, weights=q_kvar, minlength=self._n_inj)
+        self._write_batch(self._p_kw, self._q_kvar)
+
+    def solve(self) -> Snapshot:
+        d = self._dss
+        if self._reinit:
+            # Start again from the no-load voltages rather than from a diverged state.
+            d.Solution.InitSnap()
+            self._reinit = False
+        try:
+            d.Solution.Solve()
+        except odd.DSSException as exc:
+            self._reinit = True
+            return Snapshot.failed(self.info, f"power flow did not converge: {_short(exc)}")
+        if not d.Solution.Converged():
+            self._reinit = True
+            return Snapshot.failed(
+                self.info, f"power flow did not converge in {d.Solution.Iterations()} iterations"
+            )
+        vm_phase = self._phase_magnitudes()
+        if not np.isfinite(np.nanmax(vm_phase)) or np.nanmin(vm_phase) < _V_MIN_PU:
+            self._reinit = True
+            return Snapshot.failed(self.info, "power flow did not converge: voltage collapse (below 0.05 pu)")
+        v = self._volts
+        first = self._phase_cols[self._bus_to_uniq].max(axis=1)
+        has1 = self._phase_cols[self._bus_to_uniq, 0]
+        first = np.where(has1 >= 0, has1, first)
+        va = np.degrees(np.angle(v[first])) + self._angle_offset
+        va = (va + 180.0) % 360.0 - 180.0
+        currents = self._currents()
+        losses = d.Circuit.Losses()
+        total = d.Circuit.TotalPower()
+        return Snapshot(
+            converged=True,
+            vm_pu=np.nanmean(vm_phase, axis=1),
+            va_degree=va,
+            line_loading_pct=self._loading(currents, self._line_cols, self._line_rating, self._line_valid),
+            trafo_loading_pct=self._loading(currents, self._trafo_cols, self._trafo_rating, self._trafo_valid),
+            losses_kw=float(losses[0]) / 1000.0,
+            ext_grid_p_kw=-float(total[0]),
+            ext_grid_q_kvar=-float(total[1]),
+            vm_pu_phase=vm_phase if self._unbalanced else None,
+            iterations=int(d.Solution.Iterations()),
+        )
+
+    # -- results ------------------------------------------------------------------------------------------
+    def _phase_magnitudes(self) -> np.ndarray:
+        """(n_bus, 3) phase voltage magnitudes [pu], NaN where a bus lacks the phase."""
+        raw = np.asarray(self._dss.Circuit.AllBusVolts(), dtype=float)
+        v = raw[0::2] + 1j * raw[1::2]
+        self._volts = v
+        cols = self._phase_cols[self._bus_to_uniq]
+        mag = np.where(cols >= 0, np.abs(v[np.maximum(cols, 0)]), np.nan)
+        return mag / self._base_v[:, None]
+
+    def _currents(self) -> np.ndarray:
+        raw = np.asarray(self._dss.PDElements.AllCurrents(), dtype=float)
+        return np.abs(raw[0::2] + 1j * raw[1::2])
+
+    @staticmethod
+    def _loading(currents, cols, rating, valid) -> np.ndarray:
+        if len(cols) == 0:
+            return np.zeros(0)
+        pct = (currents[cols] / rating).max(axis=(1, 2)) * 100.0
+        pct[~valid] = np.nan
+        return pct
