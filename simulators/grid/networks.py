@@ -12,6 +12,8 @@ OpenDSS ``.dss`` files are read by the OpenDSS engine, not here.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import logging
 import warnings
@@ -43,6 +45,12 @@ def load_pandapower(ref: str, *, base_dir: Path | None = None) -> pp.pandapowerN
 
 
 def _load_simbench(code: str) -> pp.pandapowerNet:
+    # Building a SimBench grid from its CSV files takes seconds; keep each one and hand out copies.
+    return copy.deepcopy(_simbench_cached(code))
+
+
+@functools.lru_cache(maxsize=8)
+def _simbench_cached(code: str) -> pp.pandapowerNet:
     import simbench
 
     try:

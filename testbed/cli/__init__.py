@@ -17,6 +17,7 @@ from testbed.errors import UserError
 
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
+    "testbed.cli.scenario_cmds",
 )
 
 
@@ -33,11 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_mosaik(verbose: bool) -> None:
+    """mosaik logs through loguru at INFO level to stderr; keep that for -v only."""
+    import mosaik  # noqa: F401  (mosaik enables its logger when imported: import it first)
+    from loguru import logger
+
+    if verbose:
+        logger.enable("mosaik")
+    else:
+        logger.disable("mosaik")
+        logger.disable("mosaik_api_v3")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_mosaik(verbose=args.verbose > 0)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,0 +1,153 @@
+"""mosaik recorder: writes ``timeseries.parquet`` and ``kpis.json`` of a run.
+
+One ``Recorder`` entity takes any attributes. Column names are ``<attr>/<element id>``:
+
+- an array value takes its element ids from the ``series`` model parameter (``{attr: [ids]}``);
+- a dict value (``{id: value}``) takes its keys;
+- a scalar value is named ``<attr>`` (or ``<attr>/<source entity>`` when several sources send it).
+
+Rows are buffered and written in chunks, so a year-long run does not hold its whole time series in memory.
+The KPIs (see :mod:`testbed.kpis`) are accumulated at every step and written when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import mosaik_api_v3
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from testbed.kpis import KpiAccumulator
+
+log = logging.getLogger(__name__)
+
+META = {
+    "api_version": "3.0",
+    "type": "time-based",
+    "models": {"Recorder": {"public": True, "params": ["series"], "attrs": [], "any_inputs": True}},
+    "extra_methods": ["kpis"],
+}
+CHUNK_ROWS = 2048
+
+
+class RecorderSimulator(mosaik_api_v3.Simulator):
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.eid = "recorder"
+        self.columns: list[str] | None = None
+        self.rows: list[np.ndarray] = []
+        self.times: list[datetime] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.kpi: KpiAccumulator | None = None
+        self.bar = None
+
+    def init(
+        self,
+        sid,
+        time_resolution=1.0,
+        out_dir: str = "results",
+        start: str = "",
+        resolution_s: int = 1,
+        n_steps: int = 0,
+        v_min_pu: float = 0.9,
+        v_max_pu: float = 1.1,
+        prosumer_ids: tuple[str, ...] = (),
+        write_timeseries: bool = True,
+        progress: bool = True,
+    ):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.start = datetime.fromisoformat(start)
+        self.resolution_s = resolution_s
+        self.n_steps = n_steps
+        self.write_timeseries = write_timeseries
+        self.kpi = KpiAccumulator(
+            dt_h=resolution_s / 3600.0, v_min_pu=v_min_pu, v_max_pu=v_max_pu, prosumer_ids=tuple(prosumer_ids)
+        )
+        # Shown only on a terminal, and only once a run has taken more than 2 s.
+        self.bar = tqdm(
+            total=n_steps, unit="step", delay=2.0, disable=not progress or not sys.stderr.isatty(), leave=False
+        )
+        return self.meta
+
+    def create(self, num, model, series: dict[str, list[str]] | None = None):
+        if num != 1:
+            raise ValueError("a RecorderSimulator holds exactly one Recorder entity")
+        self.series = {k: list(v) for k, v in (series or {}).items()}
+        return [{"eid": self.eid, "type": model}]
+
+    def _flatten(self, inputs: dict) -> tuple[list[str], list[float], dict]:
+        names: list[str] = []
+        values: list[float] = []
+        merged: dict = {}
+        for attr in sorted(inputs):
+            sources = inputs[attr]
+            for src in sorted(sources):
+                value = sources[src]
+                merged.setdefault(attr, value)
+                if isinstance(value, dict):
+                    for key in value:
+                        names.append(f"{attr}/{key}")
+                        values.append(float(value[key]))
+                elif isinstance(value, (np.ndarray, list, tuple)):
+                    ids = self.series.get(attr)
+                    arr = np.asarray(value, dtype=float)
+                    if ids is None or len(ids) != len(arr):
+                        raise ValueError(f"recorder: no element ids of the right length for array attribute {attr!r}")
+                    names.extend(f"{attr}/{i}" for i in ids)
+                    values.extend(arr.tolist())
+                else:
+                    names.append(attr if len(sources) == 1 else f"{attr}/{src}")
+                    values.append(float(value))
+        return names, values, merged
+
+    def step(self, time, inputs, max_advance):
+        names, values, merged = self._flatten(inputs.get(self.eid, {}))
+        self.kpi.update(merged)
+        if self.write_timeseries:
+            if self.columns is None:
+                self.columns = names
+            elif names != self.columns:
+                raise ValueError(f"recorder: the columns changed at step {time}")
+            self.rows.append(np.asarray(values, dtype=float))
+            self.times.append(self.start + timedelta(seconds=time * self.resolution_s))
+            if len(self.rows) >= CHUNK_ROWS:
+                self._flush()
+        self.bar.update(1)
+        return time + 1
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        block = np.vstack(self.rows)
+        arrays = [pa.array(self.times, type=pa.timestamp("s"))]
+        arrays += [pa.array(block[:, j]) for j in range(block.shape[1])]
+        table = pa.Table.from_arrays(arrays, names=["time", *self.columns])
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.out_dir / "timeseries.parquet", table.schema, compression="zstd")
+        self.writer.write_table(table)
+        self.rows.clear()
+        self.times.clear()
+
+    def kpis(self) -> dict:
+        return self.kpi.result()
+
+    def get_data(self, outputs):
+        return {}
+
+    def finalize(self):
+        if self.write_timeseries:
+            self._flush()
+            if self.writer is not None:
+                self.writer.close()
+        self.bar.close()
+        with open(self.out_dir / "kpis.json", "w", encoding="utf-8") as fh:
+            json.dump(self.kpi.result(), fh, indent=2, sort_keys=True)
+            fh.write("\n")

@@ -1,0 +1,87 @@
+"""``fpp run``, ``fpp validate`` and ``fpp schema``: scenario files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from testbed.scenario.models import Scenario
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a scenario and write its results folder")
+    p.add_argument("scenario", type=Path, help="scenario YAML file")
+    p.add_argument("--out", type=Path, help="results folder of this run (default: <outputs.dir>/<run-id>)")
+    p.add_argument("--seed", type=int, help="seed instead of the scenario's")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("validate", help="check a scenario and everything it names, reporting every problem")
+    p.add_argument("scenario", type=Path, help="scenario YAML file")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("schema", help="print the scenario JSON Schema (for editor completion)")
+    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.set_defaults(func=_schema)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from testbed.runner import load_plan, run
+
+    plan = load_plan(args.scenario, seed=args.seed)
+    sc = plan.scenario
+    print(
+        f"running {sc.name}: {sc.time.n_steps} steps of {sc.time.resolution_s} s, {len(plan.prosumers)} prosumers, "
+        f"{plan.engine.info.name} on {sc.grid.engine}, seed {sc.seed}",
+        file=sys.stderr,
+    )
+    result = run(plan, args.out, progress=not args.no_progress)
+    k = result.kpis
+    print(f"results: {result.run_dir}")
+    print(
+        f"  {k['steps']} steps in {result.wall_s:.1f} s; non-converged steps: {k['non_converged_steps']}\n"
+        f"  voltage {k['v_min_pu']:.4f}..{k['v_max_pu']:.4f} pu, "
+        f"{k['minutes_outside_voltage_limits']:.0f} min outside limits; "
+        f"peak transformer loading {k['peak_trafo_loading_pct']:.1f} %\n"
+        f"  grid import {k['grid_import_kwh']:.1f} kWh, export {k['grid_export_kwh']:.1f} kWh; "
+        f"self-sufficiency {_pct(k['self_sufficiency'])}"
+    )
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from testbed.runner import load_plan
+
+    plan = load_plan(args.scenario)
+    sc = plan.scenario
+    n_pv = sum(p.pv is not None for p in plan.prosumers)
+    n_bat = sum(p.battery is not None for p in plan.prosumers)
+    n_ev = sum(p.ev is not None for p in plan.prosumers)
+    print(
+        f"{args.scenario}: valid. {len(plan.prosumers)} prosumers ({n_pv} with PV, {n_bat} with batteries, "
+        f"{n_ev} with EVs) on {plan.engine.info.name} ({len(plan.engine.info.bus_ids)} buses, {sc.grid.engine}); "
+        f"{sc.time.n_steps} steps of {sc.time.resolution_s} s from {sc.time.start.isoformat()}."
+    )
+    return 0
+
+
+def scenario_json_schema() -> dict:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "fpp-testbed scenario"
+    return schema
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,178 @@
+"""Running a scenario: resolve it against its grid and profiles, build the mosaik world, write results.
+
+A run folder holds ``scenario.yaml`` (the file as given), ``run.json`` (run id, seed, steps, wall time),
+``versions.json`` (Python and package versions), ``timeseries.parquet`` and ``kpis.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time as wallclock
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import mosaik
+
+from simulators.grid.engine import GridEngine
+from simulators.grid.factory import build_engine
+from simulators.prosumers.profiles import ProfileSet, load_simbench_profiles
+from simulators.prosumers.setup import build_fleet_setup
+from testbed import __version__
+from testbed.errors import UserError
+from testbed.scenario.fleet import LoadSite, expand_fleet
+from testbed.scenario.loader import read_scenario
+from testbed.scenario.models import Prosumer, Scenario, profiles_source
+from testbed.scenario.references import reference_problems
+
+log = logging.getLogger(__name__)
+
+SIM_CONFIG = {
+    "Grid": {"python": "simulators.grid.mosaik_sim:GridSimulator"},
+    "Prosumers": {"python": "simulators.prosumers.mosaik_sim:FleetSimulator"},
+    "Recorder": {"python": "simulators.recorder.mosaik_sim:RecorderSimulator"},
+}
+GRID_SERIES = ("vm_pu", "line_loading_pct", "trafo_loading_pct", "losses_kw", "ext_grid_p_kw", "ext_grid_q_kvar",
+               "converged")
+FLEET_SERIES = ("p_kw", "load_kw", "pv_kw", "ev_kw", "battery_kw", "soc", "ev_soc")
+PACKAGES = ("mosaik", "mosaik-api-v3", "pandapower", "simbench", "lightsim2grid", "numpy", "pandas", "pydantic",
+            "pyarrow", "opendssdirect.py")
+
+
+@dataclass
+class RunPlan:
+    """A scenario resolved against its grid and profiles, ready to run."""
+
+    scenario: Scenario
+    source: Path | None
+    prosumers: list[Prosumer]
+    profiles: ProfileSet
+    engine: GridEngine
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    kpis: dict
+    wall_s: float
+
+
+def prepare(scenario: Scenario, *, base_dir: Path, source: Path | None = None) -> RunPlan:
+    """Load the grid and profiles, expand the fleet and check every reference; raise UserError listing all."""
+    g = scenario.grid
+    engine = build_engine(g.network, engine=g.engine, keep_elements=g.keep_elements, base_dir=base_dir)
+    profiles = load_simbench_profiles(profiles_source(scenario))
+    prosumers = list(scenario.prosumers)
+    if scenario.fleet is not None:
+        sites = [LoadSite(name=gl.name, bus_id=gl.bus_id) for gl in profiles.grid_loads]
+        prosumers += expand_fleet(scenario.fleet, sites, scenario.seed)
+    problems = reference_problems(
+        scenario.prosumers,
+        bus_ids=set(engine.info.bus_ids),
+        load_profiles=set(profiles.load_p),
+        pv_profiles=set(profiles.pv),
+        grid_loads={gl.name for gl in profiles.grid_loads},
+    )
+    if scenario.fleet is not None:
+        explicit = {p.id for p in scenario.prosumers}
+        for p in prosumers[len(scenario.prosumers) :]:
+            if p.id in explicit:
+                problems.append(f"fleet: generates prosumer {p.id!r}, which prosumers already defines")
+            if p.bus not in engine.info.bus_ids:
+                problems.append(f"fleet: load {p.id!r} of {profiles.source} sits at bus {p.bus!r}, not in the grid")
+    if problems:
+        where = str(source) if source else "scenario"
+        raise UserError(f"{where}: {len(problems)} problem(s) in the scenario", problems)
+    return RunPlan(scenario=scenario, source=source, prosumers=prosumers, profiles=profiles, engine=engine)
+
+
+def load_plan(path: str | Path, *, seed: int | None = None) -> RunPlan:
+    path = Path(path)
+    scenario = read_scenario(path)
+    if seed is not None:
+        if seed < 0:
+            raise UserError(f"--seed: must be >= 0, got {seed}")
+        scenario = scenario.model_copy(update={"seed": seed})
+    return prepare(scenario, base_dir=path.parent, source=path)
+
+
+def default_run_dir(scenario: Scenario) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return Path(scenario.outputs.dir) / f"{scenario.name}-{stamp}-seed{scenario.seed}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "fpp-testbed": __version__}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True) -> RunResult:
+    """Simulate the plan in a mosaik world and write the run folder."""
+    sc = plan.scenario
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(sc)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if plan.source is not None:
+        (run_dir / "scenario.yaml").write_text(plan.source.read_text(encoding="utf-8"), encoding="utf-8")
+    else:
+        (run_dir / "scenario.yaml").write_text(json.dumps(sc.model_dump(mode="json"), indent=2), encoding="utf-8")
+    (run_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n", encoding="utf-8")
+
+    setup = build_fleet_setup(plan.prosumers, plan.profiles, sc.time)
+    n_steps = sc.time.n_steps
+    world = mosaik.World(SIM_CONFIG, time_resolution=float(sc.time.resolution_s), skip_greetings=True)
+    t0 = wallclock.perf_counter()
+    try:
+        grid_sim = world.start("Grid", engine=plan.engine)
+        grid = grid_sim.Grid()
+        info = grid_sim.network_info()
+        fleet = world.start("Prosumers", setup=setup).Fleet()
+        recorder = world.start(
+            "Recorder",
+            out_dir=str(run_dir),
+            start=sc.time.start.isoformat(),
+            resolution_s=sc.time.resolution_s,
+            n_steps=n_steps,
+            v_min_pu=sc.grid.v_min_pu,
+            v_max_pu=sc.grid.v_max_pu,
+            prosumer_ids=setup.ids,
+            write_timeseries=sc.outputs.timeseries,
+            progress=progress,
+        ).Recorder(
+            series={
+                "vm_pu": info["bus_ids"],
+                "line_loading_pct": info["line_ids"],
+                "trafo_loading_pct": info["trafo_ids"],
+                **{attr: list(setup.ids) for attr in FLEET_SERIES},
+            }
+        )
+        world.connect(fleet, grid, "p_kw_by_bus", "q_kvar_by_bus")
+        world.connect(grid, recorder, *GRID_SERIES)
+        world.connect(fleet, recorder, *FLEET_SERIES)
+        world.run(until=n_steps, print_progress=False)
+    finally:
+        if not getattr(world, "_shutdown_performed", True):
+            world.shutdown()
+    wall_s = wallclock.perf_counter() - t0
+    kpis = json.loads((run_dir / "kpis.json").read_text(encoding="utf-8"))
+    run_info = {
+        "run_id": run_dir.name,
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "steps": n_steps,
+        "resolution_s": sc.time.resolution_s,
+        "prosumers": len(setup.ids),
+        "engine": sc.grid.engine,
+        "wall_s": round(wall_s, 3),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (run_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    return RunResult(run_dir=run_dir, kpis=kpis, wall_s=wall_s)

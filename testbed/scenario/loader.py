@@ -1,0 +1,102 @@
+"""Reading a scenario file: YAML syntax, then the schema, every problem reported at once with its place.
+
+A problem is written as ``<field path> (line N): <reason>``, e.g.
+``prosumers[3].battery.capacity_kwh (line 41): must be greater than 0, got -5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from testbed.errors import UserError
+from testbed.scenario.models import Scenario
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """``('prosumers', 3, 'battery', 'capacity_kwh')`` -> ``prosumers[3].battery.capacity_kwh``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc``, or of its closest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check the spelling; see `fpp schema` for the fields)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    value = err.get("input")
+    if isinstance(value, (int, float, str, bool)) and err["type"] not in ("value_error",):
+        msg += f", got {value!r}"
+    return msg
+
+
+def validation_problems(exc: ValidationError, root: yaml.Node | None = None) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        line = _line_of(root, loc)
+        where = field_path(loc) + (f" (line {line})" if line else "")
+        problems.append(f"{where}: {_reason(err)}")
+    return problems
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario YAML text; raise :class:`UserError` listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{source}:{where} is not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(
+            f"{source}: a scenario is a YAML mapping (name: ..., time: ..., grid: ...), got {type(data).__name__}"
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc, root)
+        raise UserError(f"{source}: {len(problems)} problem(s) in the scenario", problems) from None
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such scenario file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read ({exc})") from None
+    return parse_scenario(text, str(path))

@@ -1,0 +1,250 @@
+"""The scenario file's schema: pydantic models with units in the field names.
+
+A scenario says what to simulate (the grid, the prosumers and their devices), over which window and at
+which resolution, with which seed, and where results go. These models are pure data: reading the YAML file
+and checking references against the grid (bus names, profile names) live in :mod:`testbed.scenario.load`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+PROFILE_SLOT_S = 900  # SimBench profiles have one value per 15 minutes
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Hour = Annotated[float, Field(ge=0, lt=24, allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeWindow(_Model):
+    """The simulated window. Profiles are indexed by time of year, so any year may be named."""
+
+    start: datetime = Field(description="First instant simulated (local time of the profiles, no time zone).")
+    duration_h: PositiveFloat = Field(description="Length of the run [h].")
+    resolution_s: int = Field(
+        gt=0,
+        description="Length of one simulation step [s]; must divide 900 s or be a multiple of it "
+        "(the 15-minute SimBench profile slot).",
+    )
+
+    @field_validator("resolution_s")
+    @classmethod
+    def _fits_profile_slot(cls, v: int) -> int:
+        if PROFILE_SLOT_S % v != 0 and v % PROFILE_SLOT_S != 0:
+            raise ValueError(f"must divide {PROFILE_SLOT_S} s or be a multiple of it, got {v} s")
+        return v
+
+    @field_validator("start")
+    @classmethod
+    def _naive(cls, v: datetime) -> datetime:
+        if v.tzinfo is not None:
+            raise ValueError("give a local time without a time zone (profiles are in local time)")
+        return v
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> TimeWindow:
+        total_s = self.duration_h * 3600.0
+        if abs(total_s / self.resolution_s - round(total_s / self.resolution_s)) > 1e-9:
+            raise ValueError(f"duration_h ({self.duration_h} h) is not a whole number of {self.resolution_s} s steps")
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        """Number of simulation steps in the window."""
+        return round(self.duration_h * 3600.0 / self.resolution_s)
+
+
+class Grid(_Model):
+    network: str = Field(
+        description="simbench:<code>, pandapower:<function of pandapower.networks>, or a path to a pandapower "
+        ".json file (relative to the scenario file)."
+    )
+    engine: Literal["pandapower", "opendss"] = Field("pandapower", description="Power-flow engine.")
+    keep_elements: bool = Field(
+        False,
+        description="Keep the network's own loads and generators (true) or replace them by the prosumers (false).",
+    )
+    v_min_pu: PositiveFloat = Field(0.9, description="Lower voltage limit for the KPIs [pu] (EN 50160: 0.9).")
+    v_max_pu: PositiveFloat = Field(1.1, description="Upper voltage limit for the KPIs [pu] (EN 50160: 1.1).")
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> Grid:
+        if self.v_min_pu >= self.v_max_pu:
+            raise ValueError(f"v_min_pu ({self.v_min_pu}) must be below v_max_pu ({self.v_max_pu})")
+        return self
+
+
+class Load(_Model):
+    """Household demand from a SimBench profile.
+
+    Either ``grid_load`` (a load of a SimBench grid: its profile and its peak power, as SimBench scales it),
+    or ``profile`` with ``annual_kwh`` (the profile scaled so that a year of it is that energy).
+    """
+
+    grid_load: str | None = Field(None, description="Name of a load in the SimBench grid.")
+    profile: str | None = Field(None, description="SimBench load profile, e.g. H0-A, H0-G, G1-C.")
+    annual_kwh: PositiveFloat | None = Field(None, description="Yearly energy of this load [kWh].")
+    power_factor: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.93,
+        description="With profile: power factor of the load's rating, which scales the reactive profile "
+        "(SimBench rates its loads at q/p = 0.395, i.e. 0.93).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Load:
+        if self.grid_load is not None and (self.profile is not None or self.annual_kwh is not None):
+            raise ValueError("give either grid_load, or profile with annual_kwh, not both")
+        if self.grid_load is None and (self.profile is None or self.annual_kwh is None):
+            raise ValueError("give grid_load, or both profile and annual_kwh")
+        return self
+
+
+class PV(_Model):
+    kwp: PositiveFloat = Field(description="Peak power of the array [kWp].")
+    profile: str = Field("PV3", description="SimBench PV profile (per unit of peak power), e.g. PV1..PV8.")
+
+
+class Battery(_Model):
+    capacity_kwh: PositiveFloat = Field(description="Usable energy capacity [kWh].")
+    power_kw: PositiveFloat = Field(description="Charge and discharge power limit at the AC terminals [kW].")
+    round_trip_efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.9, description="AC-to-AC round-trip efficiency; split equally between charging and discharging."
+    )
+    initial_soc: Fraction = Field(0.5, description="State of charge at the start [0..1].")
+    soc_min: Fraction = Field(0.0, description="Lowest allowed state of charge [0..1].")
+    soc_max: Fraction = Field(1.0, description="Highest allowed state of charge [0..1].")
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> Battery:
+        if not self.soc_min < self.soc_max:
+            raise ValueError(f"soc_min ({self.soc_min}) must be below soc_max ({self.soc_max})")
+        if not self.soc_min <= self.initial_soc <= self.soc_max:
+            raise ValueError(f"initial_soc ({self.initial_soc}) must lie in [soc_min, soc_max]")
+        return self
+
+
+class EV(_Model):
+    """An electric vehicle charged at home, uncontrolled: at full power from arrival until full."""
+
+    capacity_kwh: PositiveFloat = Field(description="Battery capacity [kWh].")
+    charge_kw: PositiveFloat = Field(description="Home charger power [kW].")
+    charge_efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.9, description="Grid-to-battery efficiency."
+    )
+    trip_kwh: NonNegativeFloat = Field(description="Energy used on each day's trip [kWh].")
+    depart_h: Hour = Field(description="Time of day the car leaves [h].")
+    arrive_h: Hour = Field(description="Time of day the car comes back [h].")
+    initial_soc: Fraction = Field(0.8, description="State of charge at the start [0..1].")
+
+    @model_validator(mode="after")
+    def _trip_fits(self) -> EV:
+        if self.trip_kwh > self.capacity_kwh:
+            raise ValueError(f"trip_kwh ({self.trip_kwh}) exceeds capacity_kwh ({self.capacity_kwh})")
+        if self.depart_h == self.arrive_h:
+            raise ValueError("depart_h and arrive_h must differ")
+        return self
+
+
+class Prosumer(_Model):
+    id: str = Field(min_length=1, description="Unique name of the prosumer.")
+    bus: str = Field(min_length=1, description="Bus id in the grid where the prosumer is connected.")
+    load: Load
+    pv: PV | None = None
+    battery: Battery | None = None
+    ev: EV | None = None
+
+
+class Range(_Model):
+    min: NonNegativeFloat
+    max: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class FleetPV(_Model):
+    share: Fraction = Field(description="Share of the fleet's prosumers with PV.")
+    kwp: Range = Field(description="Peak power drawn uniformly from this range [kWp].")
+    profiles: list[str] = Field(["PV3"], min_length=1, description="PV profiles assigned in turn.")
+
+
+class FleetBattery(Battery):
+    share: Fraction = Field(description="Share of the PV owners that also have a battery.")
+
+
+class FleetEV(_Model):
+    share: Fraction = Field(description="Share of the fleet's prosumers with an EV.")
+    capacity_kwh: PositiveFloat
+    charge_kw: PositiveFloat
+    charge_efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.9
+    trip_kwh: Range
+    depart_h: Range
+    arrive_h: Range
+
+
+class Fleet(_Model):
+    """Prosumers generated from the grid's own loads, reproducibly from the scenario's seed."""
+
+    from_grid_loads: Literal[True] = Field(
+        description="One prosumer per load of the SimBench grid, at its bus, with its profile and size."
+    )
+    pv: FleetPV | None = None
+    battery: FleetBattery | None = None
+    ev: FleetEV | None = None
+
+
+class Outputs(_Model):
+    dir: str = Field("results", description="Folder under which each run gets results/<run-id>/.")
+    timeseries: bool = Field(True, description="Write timeseries.parquet.")
+
+
+class Scenario(_Model):
+    """A whole run: what to simulate, over which window, and where results go."""
+
+    schema_version: Literal[1] = Field(description="Version of this file format (1).")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name used in the run id.")
+    description: str = ""
+    seed: int = Field(ge=0, description="Seed of every random choice, so that runs repeat exactly.")
+    time: TimeWindow
+    grid: Grid
+    profiles: str | None = Field(
+        None,
+        pattern=r"^simbench:.+$",
+        description="simbench:<code> whose year-long load and PV profiles (and, for a fleet, loads) are used; "
+        "by default the grid's own, when the grid is a SimBench grid.",
+    )
+    prosumers: list[Prosumer] = Field(default_factory=list)
+    fleet: Fleet | None = None
+    outputs: Outputs = Field(default_factory=Outputs)
+
+    @model_validator(mode="after")
+    def _has_prosumers(self) -> Scenario:
+        if not self.prosumers and self.fleet is None:
+            raise ValueError("the scenario has no prosumers: give prosumers, fleet, or both")
+        if self.profiles is None and not self.grid.network.startswith("simbench:"):
+            raise ValueError(
+                "profiles: required when the grid is not a SimBench grid (e.g. simbench:1-LV-rural3--0-sw)"
+            )
+        ids = [p.id for p in self.prosumers]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"prosumer ids must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def profiles_source(scenario: Scenario) -> str:
+    """The SimBench code whose profiles the scenario uses."""
+    ref = scenario.profiles or scenario.grid.network
+    return ref.removeprefix("simbench:")
