@@ -61,6 +61,7 @@ class OpenDSSEngine:
 
     def __init__(self, source: DssCircuit | Path, *, keep_elements: bool, name: str = "network") -> None:
         self._dss = odd.NewContext()
+        self._circuit = self._dss.to_dss_python().ActiveCircuit
         self._dss.Basic.AllowChangeDir(False)
         self._dss.Basic.AllowForms(False)
         self._name = name
@@ -373,7 +374,7 @@ class OpenDSSEngine:
     # -- results ------------------------------------------------------------------------------------------
     def _phase_magnitudes(self) -> np.ndarray:
         """(n_bus, 3) phase voltage magnitudes [pu], NaN where a bus lacks the phase."""
-        raw = np.asarray(self._dss.Circuit.AllBusVolts(), dtype=float)
+        raw = self._circuit.AllBusVolts  # dss-python's view: a NumPy array, no list conversion
         v = raw[0::2] + 1j * raw[1::2]
         self._volts = v
         cols = self._phase_cols[self._bus_to_uniq]
@@ -381,7 +382,7 @@ class OpenDSSEngine:
         return mag / self._base_v[:, None]
 
     def _currents(self) -> np.ndarray:
-        raw = np.asarray(self._dss.PDElements.AllCurrents(), dtype=float)
+        raw = self._circuit.PDElements.AllCurrents
         return np.abs(raw[0::2] + 1j * raw[1::2])
 
     @staticmethod
