@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandapower as pp
 
-from simulators.grid.networks import element_ids
+from simulators.grid.networks import check_supplied, element_ids
 from testbed.errors import UserError
 
 _SOURCE_Z_OHM = (1e-7, 1e-6)  # (r, x) of the Vsource: negligible against any line [ohm]
@@ -59,7 +59,7 @@ class DssCircuit:
     line_dss: tuple[str, ...]  # OpenDSS Line names, same order as line_ids
     trafo_ids: tuple[str, ...]
     trafo_dss: tuple[str, ...]
-    angle_offset_deg: np.ndarray  # per pandapower bus: OpenDSS angle - pandapower angle [degree]
+    angle_offset_deg: np.ndarray  # per pandapower bus: pandapower angle = OpenDSS angle + offset [degree]
     kept_elements: tuple[str, ...] = field(default=())  # full names of the network's own loads etc.
     base_frequency_hz: float = 50.0
 
@@ -103,7 +103,8 @@ def export_pandapower(net: pp.pandapowerNet, *, name: str = "network") -> DssCir
     problems = _unsupported(net)
     if problems:
         raise UserError(f"{name}: cannot export this network to OpenDSS", problems)
-    f_hz = float(net.f_hz) if np.isfinite(float(getattr(net, "f_hz", 50.0) or 50.0)) else 50.0
+    check_supplied(net, name)
+    f_hz = float(net.f_hz)
     bus = net.bus
     fuse = _Fuse(bus.index)
     sw = net.switch

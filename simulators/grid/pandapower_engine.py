@@ -21,7 +21,7 @@ from pandapower.pypower.idx_brch import F_BUS, T_BUS
 from pandapower.pypower.idx_bus import BASE_KV, PD, QD, VA, VM
 
 from simulators.grid.engine import NetworkInfo, Snapshot
-from simulators.grid.networks import element_ids
+from simulators.grid.networks import check_supplied, element_ids
 from testbed.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class PandapowerEngine:
             "slack" in net.gen and net.gen.slack.fillna(False).astype(bool).any()
         ):
             raise UserError(f"{name}: the network has no external grid or slack generator to balance it")
+        check_supplied(net, name)
         if not keep_elements:
             for table in ("load", "sgen", "storage"):
                 net[table]["in_service"] = False

@@ -18,6 +18,7 @@ from testbed.errors import UserError
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.scenario_cmds",
+    "testbed.cli.grid",
 )
 
 
