@@ -22,7 +22,8 @@ voltages (tests: ≤ 1e-4 pu on SimBench LV grids). The choices that make it exa
   **storage** are written as ``Load`` elements with negated power (OpenDSS loads accept negative kW), which
   keeps them constant-power at any voltage, as in pandapower. ``Vminpu``/``Vmaxpu`` are widened so that
   OpenDSS does not turn them into impedances away from 1 pu.
-- **Bus voltage bases** are each bus's ``vn_kv`` (``setkvbase``), so per-unit values match pandapower's.
+- **Bus voltage bases** are each bus's ``vn_kv`` (``CalcVoltageBases`` over the network's levels, then
+  ``SetkVBase`` per bus), so per-unit values match pandapower's also when the file is compiled on its own.
 
 Sign conventions in the written file: OpenDSS loads are consumer convention (kW > 0 consumed), like
 pandapower loads and storage; pandapower static generators are generator convention, hence their flip.
@@ -187,6 +188,8 @@ def export_pandapower(net: pp.pandapowerNet, *, name: str = "network") -> DssCir
             if bool(row.in_service):
                 kept.append(f"Load.{nm}")
 
+    bases = ", ".join(_g(v) for v in sorted(set(bus.vn_kv.astype(float)), reverse=True))
+    cmds += [f"Set VoltageBases=[{bases}]", "CalcVoltageBases"]
     seen = set()
     for b in bus.index:
         db = dss_bus[int(b)]
