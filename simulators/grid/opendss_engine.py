@@ -100,6 +100,11 @@ class OpenDSSEngine:
         self._bus_to_uniq = np.array([uniq_pos[b] for b in bus_dss], dtype=np.int64)
         self._base_v = np.asarray(base_v, dtype=float)
         n_phases = (self._phase_cols >= 0).sum(axis=1)
+        bus_cols = self._phase_cols[self._bus_to_uniq]
+        self._has_phase = bus_cols >= 0
+        self._n_phase = self._has_phase.sum(axis=1).astype(float)
+        # The angle is phase a's where the bus has it, else its first phase's.
+        self._angle_col = np.where(bus_cols[:, 0] >= 0, bus_cols[:, 0], bus_cols.max(axis=1))
         if unbalanced is None:
             unbalanced = bool((n_phases < 3).any()) or self._has_single_phase_elements()
         self._unbalanced = unbalanced
@@ -349,18 +354,16 @@ class OpenDSSEngine:
         if not np.isfinite(np.nanmax(vm_phase)) or np.nanmin(vm_phase) < _V_MIN_PU:
             self._reinit = True
             return Snapshot.failed(self.info, "power flow did not converge: voltage collapse (below 0.05 pu)")
-        v = self._volts
-        first = self._phase_cols[self._bus_to_uniq].max(axis=1)
-        has1 = self._phase_cols[self._bus_to_uniq, 0]
-        first = np.where(has1 >= 0, has1, first)
-        va = np.degrees(np.angle(v[first])) + self._angle_offset
+        va = np.degrees(np.angle(self._volts[self._angle_col])) + self._angle_offset
         va = (va + 180.0) % 360.0 - 180.0
         currents = self._currents()
-        losses = d.Circuit.Losses()
-        total = d.Circuit.TotalPower()
+        circuit = self._circuit
+        losses = circuit.Losses
+        total = circuit.TotalPower
+        vm = np.where(self._has_phase, vm_phase, 0.0).sum(axis=1) / self._n_phase
         return Snapshot(
             converged=True,
-            vm_pu=np.nanmean(vm_phase, axis=1),
+            vm_pu=vm,
             va_degree=va,
             line_loading_pct=self._loading(currents, self._line_cols, self._line_rating, self._line_valid),
             trafo_loading_pct=self._loading(currents, self._trafo_cols, self._trafo_rating, self._trafo_valid),
@@ -368,7 +371,7 @@ class OpenDSSEngine:
             ext_grid_p_kw=-float(total[0]),
             ext_grid_q_kvar=-float(total[1]),
             vm_pu_phase=vm_phase if self._unbalanced else None,
-            iterations=int(d.Solution.Iterations()),
+            iterations=int(self._circuit.Solution.Iterations),
         )
 
     # -- results ------------------------------------------------------------------------------------------
