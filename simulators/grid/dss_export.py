@@ -196,7 +196,7 @@ def export_pandapower(net: pp.pandapowerNet, *, name: str = "network") -> DssCir
         if db not in seen:
             seen.add(db)
             cmds.append(f"SetkVBase bus={db} kVLL={_g(bus.at[b, 'vn_kv'])}")
-    cmds += ["Set MaxIterations=100", "Set Tolerance=1e-10", "Set Mode=Snap"]
+    cmds += ["Set MaxIterations=100", "Set Tolerance=1e-8", "Set Mode=Snap"]
 
     bus_ids = element_ids(bus, "bus ")
     return DssCircuit(

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _INJ_PREFIX = "fpp_"
 _KEPT_CLASSES = ("Load", "Generator", "PVSystem", "Storage")
-_SOLVER_SETTINGS = ("Set MaxIterations=100", "Set Tolerance=1e-10")
+_SOLVER_SETTINGS = ("Set MaxIterations=100", "Set Tolerance=1e-8")
 _V_MIN_PU = 0.05
 _V_MAX_PU = 5.0
 _SQRT3 = math.sqrt(3.0)
