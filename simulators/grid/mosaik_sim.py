@@ -3,7 +3,8 @@
 Inputs (from any number of sources, summed per bus): ``p_kw_by_bus``, ``q_kvar_by_bus`` as
 ``{bus_id: value}`` in generator convention. Outputs: ``vm_pu``, ``va_degree`` (arrays in bus order),
 ``line_loading_pct``, ``trafo_loading_pct`` (arrays in line/transformer order), ``losses_kw``,
-``ext_grid_p_kw`` (> 0: the feeder imports), ``ext_grid_q_kvar`` and ``converged``. The element order is
+``ext_grid_p_kw`` (> 0: the feeder imports), ``ext_grid_q_kvar``, ``converged`` and ``vm_pu_phase`` (an
+(n_bus, 3) array of phase voltages for unbalanced networks, None for balanced ones). The element order is
 given by the extra method ``network_info()``. A step whose power flow fails yields NaN values and
 ``converged = False``; the run goes on.
 """
@@ -30,6 +31,7 @@ OUTPUTS = (
     "ext_grid_p_kw",
     "ext_grid_q_kvar",
     "converged",
+    "vm_pu_phase",
 )
 META = {
     "api_version": "3.0",

@@ -102,6 +102,9 @@ class OpenDSSEngine:
         n_phases = (self._phase_cols >= 0).sum(axis=1)
         bus_cols = self._phase_cols[self._bus_to_uniq]
         self._has_phase = bus_cols >= 0
+        self._all_three = bool(self._has_phase.all())
+        self._bus_cols = np.maximum(bus_cols, 0)
+        self._inv_base = 1.0 / np.asarray(base_v, dtype=float)[:, None]
         self._n_phase = self._has_phase.sum(axis=1).astype(float)
         # The angle is phase a's where the bus has it, else its first phase's.
         self._angle_col = np.where(bus_cols[:, 0] >= 0, bus_cols[:, 0], bus_cols.max(axis=1))
@@ -335,23 +338,25 @@ class OpenDSSEngine:
         self._write_batch(self._p_kw, self._q_kvar)
 
     def solve(self) -> Snapshot:
-        d = self._dss
+        solution = self._circuit.Solution
         if self._reinit:
             # Start again from the no-load voltages rather than from a diverged state.
-            d.Solution.InitSnap()
+            solution.InitSnap()
             self._reinit = False
         try:
-            d.Solution.Solve()
+            solution.Solve()
         except odd.DSSException as exc:
             self._reinit = True
             return Snapshot.failed(self.info, f"power flow did not converge: {_short(exc)}")
-        if not d.Solution.Converged():
+        if not solution.Converged:
             self._reinit = True
-            return Snapshot.failed(
-                self.info, f"power flow did not converge in {d.Solution.Iterations()} iterations"
-            )
+            return Snapshot.failed(self.info, f"power flow did not converge in {solution.Iterations} iterations")
         vm_phase = self._phase_magnitudes()
-        if not np.isfinite(np.nanmax(vm_phase)) or np.nanmin(vm_phase) < _V_MIN_PU:
+        if self._all_three:
+            vm = vm_phase.mean(axis=1)
+        else:
+            vm = np.where(self._has_phase, vm_phase, 0.0).sum(axis=1) / self._n_phase
+        if not (vm.min() >= _V_MIN_PU and np.isfinite(vm).all()):
             self._reinit = True
             return Snapshot.failed(self.info, "power flow did not converge: voltage collapse (below 0.05 pu)")
         va = np.degrees(np.angle(self._volts[self._angle_col])) + self._angle_offset
@@ -360,7 +365,6 @@ class OpenDSSEngine:
         circuit = self._circuit
         losses = circuit.Losses
         total = circuit.TotalPower
-        vm = np.where(self._has_phase, vm_phase, 0.0).sum(axis=1) / self._n_phase
         return Snapshot(
             converged=True,
             vm_pu=vm,
@@ -371,22 +375,21 @@ class OpenDSSEngine:
             ext_grid_p_kw=-float(total[0]),
             ext_grid_q_kvar=-float(total[1]),
             vm_pu_phase=vm_phase if self._unbalanced else None,
-            iterations=int(self._circuit.Solution.Iterations),
+            iterations=int(solution.Iterations),
         )
 
     # -- results ------------------------------------------------------------------------------------------
     def _phase_magnitudes(self) -> np.ndarray:
         """(n_bus, 3) phase voltage magnitudes [pu], NaN where a bus lacks the phase."""
-        raw = self._circuit.AllBusVolts  # dss-python's view: a NumPy array, no list conversion
-        v = raw[0::2] + 1j * raw[1::2]
+        v = self._circuit.AllBusVolts.view(np.complex128)  # dss-python's NumPy array, (re, im) pairs
         self._volts = v
-        cols = self._phase_cols[self._bus_to_uniq]
-        mag = np.where(cols >= 0, np.abs(v[np.maximum(cols, 0)]), np.nan)
-        return mag / self._base_v[:, None]
+        mag = np.abs(v)[self._bus_cols] * self._inv_base
+        if not self._all_three:
+            mag[~self._has_phase] = np.nan
+        return mag
 
     def _currents(self) -> np.ndarray:
-        raw = self._circuit.PDElements.AllCurrents
-        return np.abs(raw[0::2] + 1j * raw[1::2])
+        return np.abs(self._circuit.PDElements.AllCurrents.view(np.complex128))
 
     @staticmethod
     def _loading(currents, cols, rating, valid) -> np.ndarray:

@@ -165,3 +165,18 @@ def test_island_without_source_is_refused_on_both_engines(tmp_path, engine):
 def test_unknown_engine():
     with pytest.raises(UserError, match="unknown engine"):
         build_engine("pandapower:case33bw", engine="powerfactory")
+
+
+def test_grid_simulator_outputs_phase_voltages_of_an_opendss_feeder():
+    from simulators.grid.mosaik_sim import GridSimulator
+
+    sim = GridSimulator()
+    sim.init("Grid-0", engine=OpenDSSEngine(FEEDER, keep_elements=True, name="unbalanced_lv"))
+    sim.create(1, "Grid")
+    # A 3 kW exporter at n2 (generator convention), sent the way the prosumer simulator sends it.
+    assert sim.step(0, {"grid": {"p_kw_by_bus": {"Fleet-0.fleet": {"n2": 3.0}}}}, 10) == 1
+    data = sim.get_data({"grid": ["vm_pu_phase", "converged", "ext_grid_p_kw"]})["grid"]
+    assert data["converged"]
+    assert data["vm_pu_phase"].shape == (3, 3)
+    # The barn at n2 (6 kW) now takes 3 kW from the grid: the source supplies 23 - 3 kW plus losses.
+    assert 20.0 < data["ext_grid_p_kw"] < 20.0 + 0.789
