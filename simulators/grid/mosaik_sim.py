@@ -95,11 +95,13 @@ class GridSimulator(mosaik_api_v3.Simulator):
     def _sum_inputs(self, values: dict, out: np.ndarray) -> None:
         out[:] = 0.0
         for per_bus in values.values():
-            for bus, v in per_bus.items():
-                try:
-                    out[self._bus_pos[bus]] += v
-                except KeyError:
-                    raise ValueError(f"grid input names bus {bus!r}, which the network does not have") from None
+            # Vectorised: per-element numpy += costs ~1 ms per 9,000 buses and step (benchmarks/grid_engines.py).
+            try:
+                idx = np.fromiter(map(self._bus_pos.__getitem__, per_bus), dtype=np.int64, count=len(per_bus))
+            except KeyError as exc:
+                raise ValueError(f"grid input names bus {exc.args[0]!r}, which the network does not have") from None
+            weights = np.fromiter(per_bus.values(), dtype=float, count=len(per_bus))
+            out += np.bincount(idx, weights=weights, minlength=len(out))
 
     def step(self, time, inputs, max_advance):
         attrs = inputs.get(self.eid, {})
