@@ -11,7 +11,9 @@ For each grid (SimBench LV and a SimBench MV/LV grid of ~9,100 buses) and each e
   simulator included).
 
 The injections change every step (seeded, the same for every variant): each step is a real solve. Each variant
-runs ``--repeats`` times, interleaved, and the fastest repeat is reported (the 2-core machine is shared).
+runs ``--repeats`` times, interleaved, and the median step over all repeats is reported (the 2-core machine is
+shared with other jobs; the median is robust to their bursts). Co-simulation steps are timed between consecutive
+calls of the replay simulator's ``step``.
 
 Run: ``.venv/bin/python benchmarks/grid_engines.py [--steps-lv 200] [--steps-mvlv 20]``.
 """
@@ -44,41 +46,43 @@ def injections(n_bus: int, n_steps: int, scale_kw: float, seed: int = 1) -> tupl
     return p, q
 
 
-def bare_pandapower(eng, p, q) -> float:
+def bare_pandapower(eng, p, q) -> np.ndarray:
     net = eng.net
     idx = eng._inj_index
     opts = eng._options
-    total = 0.0
+    out = np.zeros(len(p))
     for k in range(len(p)):
         net.load.loc[idx, "p_mw"] = -p[k] / 1000.0
         net.load.loc[idx, "q_mvar"] = -q[k] / 1000.0
-        t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            t = time.perf_counter()
             pp.runpp(net, **opts)
-        total += time.perf_counter() - t
-    return total / len(p)
+            out[k] = time.perf_counter() - t
+    return out
 
 
-def bare_opendss(eng, p, q) -> float:
+def bare_opendss(eng, p, q) -> np.ndarray:
     solution = eng._dss.Solution
-    total = 0.0
+    out = np.zeros(len(p))
     for k in range(len(p)):
         eng.set_injections(p[k], q[k])
         t = time.perf_counter()
         solution.Solve()
-        total += time.perf_counter() - t
-    return total / len(p)
+        out[k] = time.perf_counter() - t
+    return out
 
 
-def engine_step(eng, p, q) -> float:
-    t = time.perf_counter()
+def engine_step(eng, p, q) -> np.ndarray:
+    out = np.zeros(len(p))
     for k in range(len(p)):
+        t = time.perf_counter()
         eng.set_injections(p[k], q[k])
         snap = eng.solve()
+        out[k] = time.perf_counter() - t
         if not snap.converged:
             raise RuntimeError(snap.message)
-    return (time.perf_counter() - t) / len(p)
+    return out
 
 
 class Replay(mosaik_api_v3.Simulator):
@@ -92,14 +96,17 @@ class Replay(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, bus_ids=(), p=None, q=None):
         self.bus_ids, self.p, self.q = list(bus_ids), p, q
+        self.stamps: list[float] = []
+        Replay.last = self
         return self.meta
 
     def create(self, num, model, **params):
         return [{"eid": "replay", "type": model}]
 
-    def step(self, time, inputs, max_advance):
-        self.t = time
-        return time + 1
+    def step(self, t, inputs, max_advance):
+        self.t = t
+        self.stamps.append(time.perf_counter())  # one co-simulation step lies between two stamps
+        return t + 1
 
     def get_data(self, outputs):
         row = self.t
@@ -107,28 +114,26 @@ class Replay(mosaik_api_v3.Simulator):
                            "q_kvar_by_bus": dict(zip(self.bus_ids, self.q[row].tolist(), strict=True))}}
 
 
-def cosim_step(eng, p, q) -> float:
+def cosim_step(eng, p, q) -> np.ndarray:
     config = {"Grid": {"python": "simulators.grid.mosaik_sim:GridSimulator"}, "Replay": {"python": "__main__:Replay"}}
     world = mosaik.World(config, skip_greetings=True)
     try:
         grid = world.start("Grid", engine=eng).Grid()
         replay = world.start("Replay", bus_ids=eng.info.bus_ids, p=p, q=q).Replay()
         world.connect(replay, grid, "p_kw_by_bus", "q_kvar_by_bus")
-        t = time.perf_counter()
         world.run(until=len(p), print_progress=False)
-        wall = time.perf_counter() - t
     finally:
         if not getattr(world, "_shutdown_performed", True):
             world.shutdown()
-    return wall / len(p)
+    return np.diff(Replay.last.stamps)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps-lv", type=int, default=200)
-    ap.add_argument("--steps-mvlv", type=int, default=20)
+    ap.add_argument("--steps-mvlv", type=int, default=40)
     ap.add_argument("--grids", nargs="*", default=list(GRIDS))
-    ap.add_argument("--repeats", type=int, default=3, help="repeats per variant; the fastest is reported")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats per variant (interleaved)")
     args = ap.parse_args()
     import logging
 
@@ -152,12 +157,13 @@ def main() -> None:
             p, q = injections(n, steps + 1, scale)
             engine_step(eng, p[:1], q[:1])  # warm-up (first solve builds pandapower's structures)
             bare_fn = bare_pandapower if engine == "pandapower" else bare_opendss
-            # The machine is shared: interleave the variants and keep each one's best repeat.
-            bare, step, co = np.inf, np.inf, np.inf
+            # The machine is shared: interleave the variants over repeats and report each one's median step.
+            samples = {"bare": [], "engine": [], "cosim": []}
             for _ in range(args.repeats):
-                bare = min(bare, bare_fn(eng, p, q))
-                step = min(step, engine_step(eng, p, q))
-                co = min(co, cosim_step(eng, p, q))
+                samples["bare"].append(bare_fn(eng, p, q))
+                samples["engine"].append(engine_step(eng, p, q))
+                samples["cosim"].append(cosim_step(eng, p, q))
+            bare, step, co = (float(np.median(np.concatenate(samples[k]))) for k in ("bare", "engine", "cosim"))
             print(f"{label:<6} {engine:<10} {n:>6} {steps:>5} {bare * 1e3:>9.3f} {step * 1e3:>9.3f} {co * 1e3:>9.3f} "
                   f"{step / bare:>11.2f} {co / bare:>10.2f}", flush=True)
 

@@ -15,7 +15,8 @@ angle of its first phase (plus the exporter's phase-shift correction). Loadings 
 current of any terminal against the line's ``normamps`` or the transformer winding's rated current. Losses
 are OpenDSS's circuit losses (lines, transformers and other power-delivery elements); the source power is
 ``-Circuit.TotalPower`` (OpenDSS reports power flowing *into* the source terminal, hence the second flip).
-Each engine holds its own OpenDSS context, so several engines live in one process.
+Each engine holds its own OpenDSS context, so several engines live in one process. The engine sets the solver's
+tolerance (1e-8 pu voltage change between iterations) and iteration limit (100), also for ``.dss`` files.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class OpenDSSEngine:
             bus_ids, bus_dss, base_v, line_ids, line_dss, trafo_ids, trafo_dss = self._describe_file()
             self._angle_offset = np.zeros(len(bus_ids))
             kept = self._own_elements()
+            taken = [el for el in kept if el.lower().startswith(f"load.{_INJ_PREFIX}")]
+            if taken:
+                raise UserError(f"{name}: load names starting with '{_INJ_PREFIX}' are reserved for the testbed", taken)
             unbalanced = None
         d = self._dss
         self._run(*_SOLVER_SETTINGS)
@@ -93,10 +97,10 @@ class OpenDSSEngine:
         for k, b in enumerate(uniq):
             for ph in (1, 2, 3):
                 self._phase_cols[k, ph - 1] = node_pos.get(f"{b}.{ph}", -1)
-        missing = [bus_ids[i] for i, b in enumerate(bus_dss) if (self._phase_cols[uniq.index(b)] < 0).all()]
+        uniq_pos = {b: k for k, b in enumerate(uniq)}
+        missing = [bus_ids[i] for i, b in enumerate(bus_dss) if (self._phase_cols[uniq_pos[b]] < 0).all()]
         if missing:
             raise UserError(f"{name}: buses without phase conductors in OpenDSS", [f"bus {b}" for b in missing[:20]])
-        uniq_pos = {b: k for k, b in enumerate(uniq)}
         self._bus_to_uniq = np.array([uniq_pos[b] for b in bus_dss], dtype=np.int64)
         self._base_v = np.asarray(base_v, dtype=float)
         n_phases = (self._phase_cols >= 0).sum(axis=1)
