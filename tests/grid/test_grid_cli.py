@@ -70,3 +70,17 @@ def test_user_errors_exit_2_without_traceback(capsys, argv, fragment):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("engine", ["pandapower", "opendss"])
+def test_solve_reports_non_convergence_with_exit_code_1(tmp_path, capsys, engine):
+    import pandapower as pp
+
+    from simulators.grid.networks import load_pandapower
+
+    net = load_pandapower("pandapower:case33bw")
+    net.load["scaling"] = 6.0  # six times the base load: beyond the feeder's loadability, no solution exists
+    path = tmp_path / "heavy.json"
+    pp.to_json(net, str(path))
+    assert main(["grid", "solve", str(path), "--engine", engine]) == 1
+    assert "converged: no" in capsys.readouterr().out
