@@ -180,3 +180,25 @@ def test_grid_simulator_outputs_phase_voltages_of_an_opendss_feeder():
     assert data["vm_pu_phase"].shape == (3, 3)
     # The barn at n2 (6 kW) now takes 3 kW from the grid: the source supplies 23 - 3 kW plus losses.
     assert 20.0 < data["ext_grid_p_kw"] < 20.0 + 0.789
+
+
+def test_injections_written_only_when_changed_stay_exact():
+    # set_injections skips unchanged arrays: q must survive a step that changes p alone, and the other way round.
+    rng = np.random.default_rng(3)
+    eng = build_engine("pandapower:case33bw", engine="opendss")
+    n = len(eng.info.bus_ids)
+    p1, p2, q = rng.normal(-50, 20, n), rng.normal(-50, 20, n), rng.normal(-20, 5, n)
+    eng.set_injections(p1, q)
+    eng.solve()
+    eng.set_injections(p2, q)
+    stepped = eng.solve()
+    fresh = build_engine("pandapower:case33bw", engine="opendss")
+    fresh.set_injections(p2, q)
+    direct = fresh.solve()
+    np.testing.assert_allclose(stepped.vm_pu, direct.vm_pu, atol=1e-8)
+    assert stepped.ext_grid_q_kvar == pytest.approx(direct.ext_grid_q_kvar, abs=1e-4)
+    # And q only: the new kvar is applied, kW stays.
+    q2 = q + 5.0
+    eng.set_injections(p2, q2)
+    fresh.set_injections(p2, q2)
+    np.testing.assert_allclose(eng.solve().vm_pu, fresh.solve().vm_pu, atol=1e-8)
