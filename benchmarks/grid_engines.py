@@ -2,34 +2,36 @@
 
 For each grid (SimBench LV and a SimBench MV/LV grid of ~9,100 buses) and each engine:
 
-- **bare**: only the solver call the engine makes, on the same network and the same injections
-  (pandapower: ``runpp`` with the engine's options, i.e. recycle + only_v_results + lightsim2grid where exact;
-  OpenDSS: ``Solution.Solve()``); the injections are written before the clock starts;
+- **bare**: the solver call the engine makes (pandapower: ``runpp`` with the engine's options, i.e. recycle +
+  only_v_results + lightsim2grid where exact; OpenDSS: ``Solution.Solve()``), timed by a thin wrapper around
+  that call *inside* the engine, so that every step yields its own bare time;
 - **engine**: ``set_injections`` + ``solve`` (writes the injections, solves, builds the Snapshot);
 - **co-simulation**: a mosaik world with the testbed's ``GridSimulator`` fed by a replay simulator that sends the
-  same per-bus injections as ``{bus_id: p_kw}`` dicts, wall time per step (mosaik, the dict inputs and the replay
-  simulator included).
+  per-bus injections as ``{bus_id: p_kw}`` dicts; a step is the time between two calls of the replay
+  simulator's ``step`` (mosaik, the dict inputs, the replay simulator and the grid step included).
 
-The injections change every step (seeded, the same for every variant): each step is a real solve. Each variant
-runs ``--repeats`` times, interleaved, and the median step over all repeats is reported (the 2-core machine is
-shared with other jobs; the median is robust to their bursts). Co-simulation steps are timed between consecutive
-calls of the replay simulator's ``step``.
+The injections change every step (seeded): each step is a real solve. The machine (2 cores) is shared with other
+jobs, so ratios are taken **per step** (step time / bare time of the same step) and the medians over all steps
+and ``--repeats`` repeats are reported; the bare column is the median bare time over the engine and
+co-simulation runs.
 
-Run: ``.venv/bin/python benchmarks/grid_engines.py [--steps-lv 200] [--steps-mvlv 20]``.
+Run: ``.venv/bin/python benchmarks/grid_engines.py [--steps-lv 200] [--steps-mvlv 40] [--repeats 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import logging
 import platform
 import time
-import warnings
 
 import mosaik
 import mosaik_api_v3
 import numpy as np
-import pandapower as pp
+import pandapower
+from dss.ISolution import ISolution
 
 from simulators.grid.factory import build_engine
 
@@ -38,55 +40,64 @@ GRIDS = {
     "MV/LV": ("simbench:1-MVLV-semiurb-all-0-sw", 0.5),
 }
 
+_solver_times: list[float] = []
+
+
+@contextlib.contextmanager
+def timed_solver():
+    """Record the duration of every pandapower ``runpp`` / OpenDSS ``Solution.Solve`` call made meanwhile."""
+    orig_runpp = pandapower.runpp
+    orig_solve = ISolution.Solve
+
+    def runpp(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return orig_runpp(*args, **kwargs)
+        finally:
+            _solver_times.append(time.perf_counter() - t)
+
+    def solve(self):
+        t = time.perf_counter()
+        try:
+            return orig_solve(self)
+        finally:
+            _solver_times.append(time.perf_counter() - t)
+
+    pandapower.runpp = runpp
+    ISolution.Solve = solve
+    try:
+        yield
+    finally:
+        pandapower.runpp = orig_runpp
+        ISolution.Solve = orig_solve
+
 
 def injections(n_bus: int, n_steps: int, scale_kw: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     p = rng.normal(-scale_kw / 2, scale_kw, (n_steps, n_bus))
-    q = 0.3 * p
-    return p, q
+    return p, 0.3 * p
 
 
-def bare_pandapower(eng, p, q) -> np.ndarray:
-    net = eng.net
-    idx = eng._inj_index
-    opts = eng._options
-    out = np.zeros(len(p))
+def engine_steps(eng, p, q) -> tuple[np.ndarray, np.ndarray]:
+    """(step time, bare solver time) per step."""
+    step = np.zeros(len(p))
+    bare = np.zeros(len(p))
     for k in range(len(p)):
-        net.load.loc[idx, "p_mw"] = -p[k] / 1000.0
-        net.load.loc[idx, "q_mvar"] = -q[k] / 1000.0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t = time.perf_counter()
-            pp.runpp(net, **opts)
-            out[k] = time.perf_counter() - t
-    return out
-
-
-def bare_opendss(eng, p, q) -> np.ndarray:
-    solution = eng._dss.Solution
-    out = np.zeros(len(p))
-    for k in range(len(p)):
-        eng.set_injections(p[k], q[k])
-        t = time.perf_counter()
-        solution.Solve()
-        out[k] = time.perf_counter() - t
-    return out
-
-
-def engine_step(eng, p, q) -> np.ndarray:
-    out = np.zeros(len(p))
-    for k in range(len(p)):
+        _solver_times.clear()
         t = time.perf_counter()
         eng.set_injections(p[k], q[k])
         snap = eng.solve()
-        out[k] = time.perf_counter() - t
+        step[k] = time.perf_counter() - t
+        bare[k] = sum(_solver_times)
         if not snap.converged:
             raise RuntimeError(snap.message)
-    return out
+    return step, bare
 
 
 class Replay(mosaik_api_v3.Simulator):
-    """Sends precomputed per-bus injections, one row per step."""
+    """Sends precomputed per-bus injections, one row per step, and time-stamps its steps."""
+
+    last: Replay | None = None
 
     def __init__(self) -> None:
         super().__init__({"api_version": "3.0", "type": "time-based",
@@ -97,6 +108,7 @@ class Replay(mosaik_api_v3.Simulator):
     def init(self, sid, time_resolution=1.0, bus_ids=(), p=None, q=None):
         self.bus_ids, self.p, self.q = list(bus_ids), p, q
         self.stamps: list[float] = []
+        self.solver: list[float] = []
         Replay.last = self
         return self.meta
 
@@ -106,6 +118,8 @@ class Replay(mosaik_api_v3.Simulator):
     def step(self, t, inputs, max_advance):
         self.t = t
         self.stamps.append(time.perf_counter())  # one co-simulation step lies between two stamps
+        self.solver.append(sum(_solver_times))  # solver time of the previous step
+        _solver_times.clear()
         return t + 1
 
     def get_data(self, outputs):
@@ -114,7 +128,8 @@ class Replay(mosaik_api_v3.Simulator):
                            "q_kvar_by_bus": dict(zip(self.bus_ids, self.q[row].tolist(), strict=True))}}
 
 
-def cosim_step(eng, p, q) -> np.ndarray:
+def cosim_steps(eng, p, q) -> tuple[np.ndarray, np.ndarray]:
+    """(co-simulation step time, bare solver time) per step."""
     config = {"Grid": {"python": "simulators.grid.mosaik_sim:GridSimulator"}, "Replay": {"python": "__main__:Replay"}}
     world = mosaik.World(config, skip_greetings=True)
     try:
@@ -125,28 +140,26 @@ def cosim_step(eng, p, q) -> np.ndarray:
     finally:
         if not getattr(world, "_shutdown_performed", True):
             world.shutdown()
-    return np.diff(Replay.last.stamps)
+    rec = Replay.last
+    # Stamp k+1 closes step k (replay k, grid k); the solver time of grid step k is recorded at stamp k+1.
+    return np.diff(rec.stamps), np.asarray(rec.solver[1:])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps-lv", type=int, default=200)
     ap.add_argument("--steps-mvlv", type=int, default=40)
-    ap.add_argument("--grids", nargs="*", default=list(GRIDS))
-    ap.add_argument("--repeats", type=int, default=3, help="repeats per variant (interleaved)")
+    ap.add_argument("--grids", nargs="*", default=list(GRIDS), choices=list(GRIDS))
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the engine and co-simulation runs")
     args = ap.parse_args()
-    import logging
-
     logging.getLogger("mosaik").setLevel(logging.WARNING)
-    try:
+    with contextlib.suppress(ImportError):
         from loguru import logger
 
         logger.remove()
-    except ImportError:
-        pass
-    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {len(_cpus())} cores, "
           f"python {platform.python_version()}")
-    print(f"{'grid':<6} {'engine':<10} {'buses':>6} {'steps':>5} {'bare ms':>9} {'engine ms':>9} {'cosim ms':>9} "
+    print(f"{'grid':<6} {'engine':<10} {'buses':>6} {'steps':>5} {'bare ms':>8} {'engine ms':>9} {'cosim ms':>9} "
           f"{'engine/bare':>11} {'cosim/bare':>10}")
     for label in args.grids:
         ref, scale = GRIDS[label]
@@ -155,17 +168,28 @@ def main() -> None:
             eng = build_engine(ref, engine=engine, keep_elements=False)
             n = len(eng.info.bus_ids)
             p, q = injections(n, steps + 1, scale)
-            engine_step(eng, p[:1], q[:1])  # warm-up (first solve builds pandapower's structures)
-            bare_fn = bare_pandapower if engine == "pandapower" else bare_opendss
-            # The machine is shared: interleave the variants over repeats and report each one's median step.
-            samples = {"bare": [], "engine": [], "cosim": []}
-            for _ in range(args.repeats):
-                samples["bare"].append(bare_fn(eng, p, q))
-                samples["engine"].append(engine_step(eng, p, q))
-                samples["cosim"].append(cosim_step(eng, p, q))
-            bare, step, co = (float(np.median(np.concatenate(samples[k]))) for k in ("bare", "engine", "cosim"))
-            print(f"{label:<6} {engine:<10} {n:>6} {steps:>5} {bare * 1e3:>9.3f} {step * 1e3:>9.3f} {co * 1e3:>9.3f} "
-                  f"{step / bare:>11.2f} {co / bare:>10.2f}", flush=True)
+            with timed_solver():
+                engine_steps(eng, p[:2], q[:2])  # warm-up: the first solve builds pandapower's structures
+                eng_step, eng_bare, co_step, co_bare = [], [], [], []
+                for _ in range(args.repeats):
+                    s, b = engine_steps(eng, p, q)
+                    eng_step.append(s)
+                    eng_bare.append(b)
+                    s, b = cosim_steps(eng, p, q)
+                    co_step.append(s)
+                    co_bare.append(b)
+            eng_step, eng_bare = np.concatenate(eng_step), np.concatenate(eng_bare)
+            co_step, co_bare = np.concatenate(co_step), np.concatenate(co_bare)
+            bare = np.median(np.concatenate([eng_bare, co_bare]))
+            print(f"{label:<6} {engine:<10} {n:>6} {steps:>5} {bare * 1e3:>8.3f} {np.median(eng_step) * 1e3:>9.3f} "
+                  f"{np.median(co_step) * 1e3:>9.3f} {np.median(eng_step / eng_bare):>11.2f} "
+                  f"{np.median(co_step / co_bare):>10.2f}", flush=True)
+
+
+def _cpus() -> set[int]:
+    import os
+
+    return os.sched_getaffinity(0)
 
 
 if __name__ == "__main__":

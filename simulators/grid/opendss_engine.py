@@ -12,8 +12,9 @@ the DSS C-API batch interface (one call for all loads), and each step is one ``S
 Outputs: per-phase voltage magnitudes against each bus's base voltage (pandapower's ``vn_kv`` for exported
 circuits, OpenDSS's ``kVBase`` for files), ``vm_pu`` is their mean over the bus's phases, ``va_degree`` the
 angle of its first phase (plus the exporter's phase-shift correction). Loadings are the largest conductor
-current of any terminal against the line's ``normamps`` or the transformer winding's rated current. Losses
-are OpenDSS's circuit losses (lines, transformers and other power-delivery elements); the source power is
+current of any terminal against the line's ``normamps`` or the transformer winding's rated current (NaN when out
+of service). Losses are those of all power-delivery elements (lines, transformers, ...), summed as V * conj(I)
+over their terminals from the arrays already read (equal to ``Circuit.Losses``, tested); the source power is
 ``-Circuit.TotalPower`` (OpenDSS reports power flowing *into* the source terminal, hence the second flip).
 Each engine holds its own OpenDSS context, so several engines live in one process. The engine sets the solver's
 tolerance (1e-8 pu voltage change between iterations) and iteration limit (100), also for ``.dss`` files.
@@ -26,6 +27,7 @@ import math
 import weakref
 from pathlib import Path
 
+import dss
 import numpy as np
 import opendssdirect as odd
 
@@ -41,6 +43,9 @@ _SOLVER_SETTINGS = ("Set MaxIterations=100", "Set Tolerance=1e-8")
 _V_MIN_PU = 0.05
 _V_MAX_PU = 5.0
 _SQRT3 = math.sqrt(3.0)
+# DSS C-API setter flag: a load's power changes without rebuilding its primitive admittance (and so the system Y
+# matrix), as the classic Loads interface does; OpenDSS's compensation currents keep the solution exact.
+_AVOID_FULL_RECALC = int(dss.SetterFlags.AvoidFullRecalc)
 
 
 def _short(exc: BaseException) -> str:
@@ -251,7 +256,9 @@ class OpenDSSEngine:
             if values is None:
                 continue
             buf = np.ascontiguousarray(values, dtype=np.float64)
-            lib.Batch_Float64ArrayS(batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), 0)
+            lib.Batch_Float64ArrayS(
+                batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), _AVOID_FULL_RECALC
+            )
         self._api._check_for_error()
 
     def _layout_branches(self) -> None:
@@ -267,7 +274,10 @@ class OpenDSSEngine:
         def cols(kind: str, element: str) -> list[list[int]] | None:
             i = pos.get(f"{kind}.{element}")
             if i is None:
-                return None  # disabled
+                return None
+            d.Circuit.SetActiveElement(f"{kind}.{element}")
+            if not d.CktElement.Enabled():
+                return None  # out of service: NaN loading, as the pandapower engine gives
             return [
                 [int(start[i] + t * n_cond[i] + c) for c in range(n_phase[i])] for t in range(int(n_term[i]))
             ]
@@ -278,6 +288,29 @@ class OpenDSSEngine:
         self._trafo_cols, self._trafo_rating, self._trafo_valid = self._branch_table(
             "transformer", self._trafo_dss, cols, self._trafo_amps
         )
+        self._layout_loss_nodes(names, n_term * n_cond)
+
+    def _layout_loss_nodes(self, names: list[str], sizes: np.ndarray) -> None:
+        """For every entry of ``PDElements.AllCurrents``, its node's position in ``AllBusVolts`` (ground: the
+        extra last slot, 0 V). The losses are then sum(V * conj(I)) over all power-delivery terminals: the same
+        sum ``Circuit.Losses`` makes, but from arrays already read (saves a second pass over the elements)."""
+        d = self._dss
+        node_pos = {n.lower(): i for i, n in enumerate(d.Circuit.AllNodeNames())}
+        ground = len(node_pos)
+        idx = []
+        for name, size in zip(names, sizes, strict=True):
+            d.Circuit.SetActiveElement(name)
+            if not d.CktElement.Enabled():
+                idx += [ground] * int(size)  # a disabled element carries no current
+                continue
+            buses = [b.split(".")[0].lower() for b in d.CktElement.BusNames()]
+            nodes = d.CktElement.NodeOrder()
+            per_term = len(nodes) // max(len(buses), 1)
+            for k, node in enumerate(nodes):
+                idx.append(ground if node == 0 else node_pos[f"{buses[k // per_term]}.{node}"])
+        if len(idx) != int(sizes.sum()):
+            raise RuntimeError(f"OpenDSS current layout: {len(idx)} node entries for {int(sizes.sum())} currents")
+        self._loss_nodes = np.asarray(idx, dtype=np.int64)
 
     def _branch_table(self, kind, names, cols, rating):
         """Arrays (n, 2, 3) of current columns and ratings per terminal; invalid (disabled) rows flagged."""
@@ -373,17 +406,18 @@ class OpenDSSEngine:
             return Snapshot.failed(self.info, "power flow did not converge: voltage collapse (below 0.05 pu)")
         va = np.degrees(np.angle(self._volts[self._angle_col])) + self._angle_offset
         va = (va + 180.0) % 360.0 - 180.0
-        currents = self._currents()
-        circuit = self._circuit
-        losses = circuit.Losses
-        total = circuit.TotalPower
+        i_all = self._circuit.PDElements.AllCurrents.view(np.complex128)
+        currents = np.abs(i_all)
+        v_ext = np.append(self._volts, 0.0)  # the ground node at 0 V
+        losses_w = float(np.dot(v_ext[self._loss_nodes], np.conj(i_all)).real)
+        total = self._circuit.TotalPower
         return Snapshot(
             converged=True,
             vm_pu=vm,
             va_degree=va,
             line_loading_pct=self._loading(currents, self._line_cols, self._line_rating, self._line_valid),
             trafo_loading_pct=self._loading(currents, self._trafo_cols, self._trafo_rating, self._trafo_valid),
-            losses_kw=float(losses[0]) / 1000.0,
+            losses_kw=losses_w / 1000.0,
             ext_grid_p_kw=-float(total[0]),
             ext_grid_q_kvar=-float(total[1]),
             vm_pu_phase=vm_phase if self._unbalanced else None,
@@ -399,9 +433,6 @@ class OpenDSSEngine:
         if not self._all_three:
             mag[~self._has_phase] = np.nan
         return mag
-
-    def _currents(self) -> np.ndarray:
-        return np.abs(self._circuit.PDElements.AllCurrents.view(np.complex128))
 
     @staticmethod
     def _loading(currents, cols, rating, valid) -> np.ndarray:

@@ -202,3 +202,15 @@ def test_injections_written_only_when_changed_stay_exact():
     eng.set_injections(p2, q2)
     fresh.set_injections(p2, q2)
     np.testing.assert_allclose(eng.solve().vm_pu, fresh.solve().vm_pu, atol=1e-8)
+
+
+@pytest.mark.parametrize("ref", ["simbench:1-LV-rural3--0-sw", str(FEEDER)])
+def test_losses_from_terminal_powers_equal_opendss_circuit_losses(ref):
+    # The engine sums V * conj(I) over all power-delivery terminals itself; OpenDSS's Circuit.Losses is the
+    # reference (same sum, computed by OpenDSS). Tolerance: floating-point summation order.
+    eng = build_engine(ref, engine="opendss", keep_elements=True)
+    n = len(eng.info.bus_ids)
+    eng.set_injections(np.random.default_rng(5).normal(0.0, 2.0, n), np.zeros(n))
+    snap = eng.solve()
+    assert snap.converged
+    assert snap.losses_kw == pytest.approx(eng._dss.Circuit.Losses()[0] / 1000.0, rel=1e-9)
