@@ -10,6 +10,11 @@ For each grid (SimBench LV and a SimBench MV/LV grid of ~9,100 buses) and each e
   per-bus injections as ``{bus_id: p_kw}`` dicts; a step is the time between two calls of the replay
   simulator's ``step`` (mosaik, the dict inputs, the replay simulator and the grid step included).
 
+Row ``opendss-rebuild``: the same OpenDSS engine with OpenDSS's default property setter, which rebuilds each
+load's primitive admittance (and so the system Y matrix) whenever its power is written; the engine itself writes
+with DSS C-API's ``AvoidFullRecalc`` flag, which avoids that. It shows what the "bare" ``Solution.Solve`` costs
+when the injections are written the usual way.
+
 The injections change every step (seeded): each step is a real solve. The machine (2 cores) is shared with other
 jobs, so ratios are taken **per step** (step time / bare time of the same step) and the medians over all steps
 and ``--repeats`` repeats are reported; the bare column is the median bare time over the engine and
@@ -159,13 +164,15 @@ def main() -> None:
         logger.remove()
     print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {len(_cpus())} cores, "
           f"python {platform.python_version()}")
-    print(f"{'grid':<6} {'engine':<10} {'buses':>6} {'steps':>5} {'bare ms':>8} {'engine ms':>9} {'cosim ms':>9} "
+    print(f"{'grid':<6} {'engine':<16} {'buses':>6} {'steps':>5} {'bare ms':>8} {'engine ms':>9} {'cosim ms':>9} "
           f"{'engine/bare':>11} {'cosim/bare':>10}")
     for label in args.grids:
         ref, scale = GRIDS[label]
         steps = args.steps_lv if label == "LV" else args.steps_mvlv
-        for engine in ("pandapower", "opendss"):
-            eng = build_engine(ref, engine=engine, keep_elements=False)
+        for engine in ("pandapower", "opendss", "opendss-rebuild"):
+            eng = build_engine(ref, engine=engine.split("-")[0], keep_elements=False)
+            if engine == "opendss-rebuild":
+                eng._setter_flags = 0  # OpenDSS's default setter: every kW/kvar write rebuilds the load's YPrim
             n = len(eng.info.bus_ids)
             p, q = injections(n, steps + 1, scale)
             with timed_solver():
@@ -181,7 +188,7 @@ def main() -> None:
             eng_step, eng_bare = np.concatenate(eng_step), np.concatenate(eng_bare)
             co_step, co_bare = np.concatenate(co_step), np.concatenate(co_bare)
             bare = np.median(np.concatenate([eng_bare, co_bare]))
-            print(f"{label:<6} {engine:<10} {n:>6} {steps:>5} {bare * 1e3:>8.3f} {np.median(eng_step) * 1e3:>9.3f} "
+            print(f"{label:<6} {engine:<16} {n:>6} {steps:>5} {bare * 1e3:>8.3f} {np.median(eng_step) * 1e3:>9.3f} "
                   f"{np.median(co_step) * 1e3:>9.3f} {np.median(eng_step / eng_bare):>11.2f} "
                   f"{np.median(co_step / co_bare):>10.2f}", flush=True)
 

@@ -71,6 +71,7 @@ class OpenDSSEngine:
         self._dss.Basic.AllowChangeDir(False)
         self._dss.Basic.AllowForms(False)
         self._name = name
+        self._setter_flags = _AVOID_FULL_RECALC  # 0 rebuilds YPrim on every write (benchmarks/grid_engines.py)
         if isinstance(source, DssCircuit):
             self._load_commands(source.commands, f"{name} (exported from pandapower)")
             bus_ids, bus_dss, base_v = source.bus_ids, source.bus_dss, source.bus_vn_kv * 1000.0 / _SQRT3
@@ -257,7 +258,7 @@ class OpenDSSEngine:
                 continue
             buf = np.ascontiguousarray(values, dtype=np.float64)
             lib.Batch_Float64ArrayS(
-                batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), _AVOID_FULL_RECALC
+                batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), self._setter_flags
             )
         self._api._check_for_error()
 
@@ -313,7 +314,7 @@ class OpenDSSEngine:
         self._loss_nodes = np.asarray(idx, dtype=np.int64)
 
     def _branch_table(self, kind, names, cols, rating):
-        """Arrays (n, 2, 3) of current columns and ratings per terminal; invalid (disabled) rows flagged."""
+        """Per element: the 6 current columns (2 terminals x 3 phases), % of rating per ampere, in service."""
         n = len(names)
         col = np.zeros((n, 2, 3), dtype=np.int64)
         rate = np.full((n, 2, 3), np.inf)
@@ -329,7 +330,7 @@ class OpenDSSEngine:
                 col[k, t, : len(ph)] = ph
                 col[k, t, len(ph) :] = ph[0]
                 rate[k, t, :] = amps[t] if amps[t] > 0 else np.inf
-        return col, rate, valid
+        return col.reshape(n, 6), (100.0 / rate).reshape(n, 6), valid
 
     def _line_amps(self, name: str) -> tuple[float, float]:
         d = self._dss
@@ -438,9 +439,9 @@ class OpenDSSEngine:
         return mag
 
     @staticmethod
-    def _loading(currents, cols, rating, valid) -> np.ndarray:
+    def _loading(currents, cols, pct_per_amp, valid) -> np.ndarray:
         if len(cols) == 0:
             return np.zeros(0)
-        pct = (currents[cols] / rating).max(axis=(1, 2)) * 100.0
+        pct = (currents[cols] * pct_per_amp).max(axis=1)
         pct[~valid] = np.nan
         return pct
