@@ -24,6 +24,7 @@ from simulators.prosumers.profiles import ProfileSet, load_simbench_profiles
 from simulators.prosumers.setup import build_fleet_setup
 from testbed import __version__
 from testbed.errors import UserError
+from testbed.hil_extension import hil_extensions
 from testbed.scenario.fleet import LoadSite, expand_fleet
 from testbed.scenario.loader import read_scenario
 from testbed.scenario.models import Prosumer, Scenario, profiles_source
@@ -52,6 +53,46 @@ class RunPlan:
     prosumers: list[Prosumer]
     profiles: ProfileSet
     engine: GridEngine
+
+
+@dataclass
+class WorldContext:
+    """What an extension sees while the world is built: the core entities and where the run writes."""
+
+    world: mosaik.World
+    plan: RunPlan
+    run_dir: Path
+    grid: object  # the Grid entity
+    fleet: object  # the Fleet entity
+    network: dict  # GridSimulator.network_info()
+    prosumer_ids: tuple[str, ...]
+    real_time: bool
+    #: Extra array series for the recorder ({attr: element ids}); extensions add theirs before it is created.
+    series: dict[str, list[str]]
+
+
+class Extension:
+    """A part of the world that only some scenarios have (the market, HIL devices).
+
+    ``build`` adds simulators and connections, and returns the attributes it wants recorded as
+    ``[(entity, [attr, ...]), ...]``; ``kpis`` returns extra KPIs merged into kpis.json after the run.
+    """
+
+    name = "extension"
+
+    def build(self, ctx: WorldContext) -> list[tuple[object, list[str]]]:
+        raise NotImplementedError
+
+    def kpis(self, ctx: WorldContext) -> dict:
+        return {}
+
+
+#: Functions that look at a plan and return the extensions it needs (registered by the market and HIL).
+EXTENSION_FACTORIES: list = [hil_extensions]
+
+
+def extensions_for(plan: RunPlan) -> list[Extension]:
+    return [ext for factory in EXTENSION_FACTORIES for ext in factory(plan)]
 
 
 @dataclass(frozen=True)
@@ -115,8 +156,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True) -> RunResult:
-    """Simulate the plan in a mosaik world and write the run folder."""
+def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, real_time: bool = False) -> RunResult:
+    """Simulate the plan in a mosaik world and write the run folder.
+
+    ``real_time`` paces the world at wall-clock speed (one step of ``time.resolution_s`` per as many seconds).
+    """
     sc = plan.scenario
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(sc)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,13 +172,21 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True) ->
 
     setup = build_fleet_setup(plan.prosumers, plan.profiles, sc.time)
     n_steps = sc.time.n_steps
-    world = mosaik.World(SIM_CONFIG, time_resolution=float(sc.time.resolution_s), skip_greetings=True)
+    world = mosaik.World(
+        SIM_CONFIG, time_resolution=float(sc.time.resolution_s), skip_greetings=True, configure_logging=False
+    )
     t0 = wallclock.perf_counter()
     try:
         grid_sim = world.start("Grid", engine=plan.engine)
         grid = grid_sim.Grid()
         info = grid_sim.network_info()
         fleet = world.start("Prosumers", setup=setup).Fleet()
+        ctx = WorldContext(
+            world=world, plan=plan, run_dir=run_dir, grid=grid, fleet=fleet, network=info,
+            prosumer_ids=setup.ids, real_time=real_time, series={},
+        )
+        extensions = extensions_for(plan)
+        recorded = [(ext, ext.build(ctx)) for ext in extensions]
         recorder = world.start(
             "Recorder",
             out_dir=str(run_dir),
@@ -152,17 +204,27 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True) ->
                 "line_loading_pct": info["line_ids"],
                 "trafo_loading_pct": info["trafo_ids"],
                 **{attr: list(setup.ids) for attr in FLEET_SERIES},
+                **ctx.series,
             }
         )
         world.connect(fleet, grid, "p_kw_by_bus", "q_kvar_by_bus")
         world.connect(grid, recorder, *GRID_SERIES)
         world.connect(fleet, recorder, *FLEET_SERIES)
-        world.run(until=n_steps, print_progress=False)
+        for _ext, wanted in recorded:
+            for entity, attrs in wanted:
+                world.connect(entity, recorder, *attrs)
+        world.run(until=n_steps, print_progress=False, rt_factor=1.0 if real_time else None)
     finally:
         if not getattr(world, "_shutdown_performed", True):
             world.shutdown()
     wall_s = wallclock.perf_counter() - t0
     kpis = json.loads((run_dir / "kpis.json").read_text(encoding="utf-8"))
+    for ext in extensions:
+        extra = ext.kpis(ctx)
+        if extra:
+            kpis[ext.name] = extra
+    if extensions:
+        (run_dir / "kpis.json").write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     run_info = {
         "run_id": run_dir.name,
         "scenario": sc.name,

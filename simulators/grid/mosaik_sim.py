@@ -50,6 +50,7 @@ class GridSimulator(mosaik_api_v3.Simulator):
         self.eid = "grid"
         self.step_size = 1
         self.snapshot: Snapshot | None = None
+        self._created = False
 
     def init(
         self,
@@ -78,8 +79,9 @@ class GridSimulator(mosaik_api_v3.Simulator):
         return self.meta
 
     def create(self, num, model, **model_params):
-        if num != 1 or self.snapshot is not None:
+        if num != 1 or self._created:
             raise ValueError("a GridSimulator holds exactly one Grid entity")
+        self._created = True
         return [{"eid": self.eid, "type": model}]
 
     def network_info(self) -> dict:

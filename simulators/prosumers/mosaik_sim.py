@@ -1,6 +1,10 @@
 """mosaik adapter for the prosumer fleet: one ``Fleet`` entity holding every prosumer as arrays.
 
 Input: ``battery_p_set_kw`` as ``{prosumer_id: kW}`` (optional; overrides a home's controller).
+Inputs from hardware in the loop (optional, ``{prosumer_id: value}``): ``battery_kw_measured``,
+``pv_kw_measured``, ``soc_measured`` replace the model's battery power, PV power and state of charge of those
+prosumers in every output (the device takes the model's place); the model keeps running beside it and its own
+values stay visible as ``battery_model_kw`` / ``pv_model_kw`` (the setpoint for, and stand-in of, the device).
 Outputs: ``p_kw_by_bus`` / ``q_kvar_by_bus`` (``{bus_id: value}``, what the grid consumes) and per-prosumer
 arrays in the order of the fleet's ids: ``p_kw``, ``q_kvar``, ``load_kw``, ``pv_kw``, ``ev_kw``,
 ``battery_kw``, ``soc``, ``ev_soc``. Step ``k`` of mosaik time is step ``k`` of the scenario window.
@@ -8,12 +12,15 @@ arrays in the order of the fleet's ids: ``p_kw``, ``q_kvar``, ``load_kw``, ``pv_
 
 from __future__ import annotations
 
+import dataclasses
+
 import mosaik_api_v3
 import numpy as np
 
 from simulators.prosumers.fleet import FleetSetup, FleetState, ProsumerFleet
 
 ARRAYS = ("p_kw", "q_kvar", "load_kw", "pv_kw", "ev_kw", "battery_kw", "soc", "ev_soc")
+MEASURED = {"battery_kw_measured": "battery_kw", "pv_kw_measured": "pv_kw", "soc_measured": "soc"}
 META = {
     "api_version": "3.0",
     "type": "time-based",
@@ -21,7 +28,8 @@ META = {
         "Fleet": {
             "public": True,
             "params": [],
-            "attrs": ["battery_p_set_kw", "p_kw_by_bus", "q_kvar_by_bus", *ARRAYS],
+            "attrs": ["battery_p_set_kw", "p_kw_by_bus", "q_kvar_by_bus", *ARRAYS, *MEASURED,
+                      "battery_model_kw", "pv_model_kw"],
         },
     },
     "extra_methods": ["prosumer_ids"],
@@ -59,8 +67,26 @@ class FleetSimulator(mosaik_api_v3.Simulator):
             for per_prosumer in given.values():
                 for pid, p_kw in per_prosumer.items():
                     setpoints[self._pos[pid]] = p_kw
-        self.state = self.fleet.step(time, setpoints)
+        self.model_state = self.fleet.step(time, setpoints)
+        self.state = self._measured(self.model_state, inputs.get(self.eid, {}))
         return time + self.step_size
+
+    def _measured(self, state: FleetState, attrs: dict) -> FleetState:
+        """``state`` with device measurements in place of the model's values; net power recomputed."""
+        replaced = {}
+        for attr, field_name in MEASURED.items():
+            given = attrs.get(attr)
+            if not given:
+                continue
+            values = getattr(state, field_name).copy()
+            for per_prosumer in given.values():
+                for pid, value in per_prosumer.items():
+                    values[self._pos[pid]] = value
+            replaced[field_name] = values
+        if not replaced:
+            return state
+        s = dataclasses.replace(state, **replaced)
+        return dataclasses.replace(s, p_kw=s.pv_kw - s.load_kw - s.ev_kw + s.battery_kw)
 
     def get_data(self, outputs):
         s = self.state
@@ -72,6 +98,10 @@ class FleetSimulator(mosaik_api_v3.Simulator):
                     out[attr] = self.fleet.by_bus(s.p_kw)
                 elif attr == "q_kvar_by_bus":
                     out[attr] = self.fleet.by_bus(s.q_kvar)
+                elif attr == "battery_model_kw":
+                    out[attr] = self.model_state.battery_kw
+                elif attr == "pv_model_kw":
+                    out[attr] = self.model_state.pv_kw
                 else:
                     out[attr] = getattr(s, {"battery_p_set_kw": "battery_kw"}.get(attr, attr))
             data[eid] = out

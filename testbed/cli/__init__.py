@@ -18,6 +18,7 @@ from testbed.errors import UserError
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.scenario_cmds",
+    "testbed.cli.hil",
     "testbed.cli.grid",
 )
 
@@ -35,16 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_mosaik(verbose: bool) -> None:
-    """mosaik logs through loguru at INFO level to stderr; keep that for -v only."""
-    import mosaik  # noqa: F401  (mosaik enables its logger when imported: import it first)
-    from loguru import logger
-
+def _mosaik_logging(verbose: bool) -> None:
+    """mosaik logs through loguru; the runner keeps it off (configure_logging=False) unless -v is given."""
     if verbose:
+        from loguru import logger
+
         logger.enable("mosaik")
-    else:
-        logger.disable("mosaik")
-        logger.disable("mosaik_api_v3")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _quiet_mosaik(verbose=args.verbose > 0)
+    _mosaik_logging(verbose=args.verbose > 0)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="results folder of this run (default: <outputs.dir>/<run-id>)")
     p.add_argument("--seed", type=int, help="seed instead of the scenario's")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--real-time", action="store_true", help="pace the run at wall-clock speed (for hardware in the loop)"
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("validate", help="check a scenario and everything it names, reporting every problem")
@@ -37,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{plan.engine.info.name} on {sc.grid.engine}, seed {sc.seed}",
         file=sys.stderr,
     )
-    result = run(plan, args.out, progress=not args.no_progress)
+    result = run(plan, args.out, progress=not args.no_progress, real_time=args.real_time)
     k = result.kpis
     print(f"results: {result.run_dir}")
     print(

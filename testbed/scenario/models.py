@@ -108,9 +108,41 @@ class Load(_Model):
         return self
 
 
+class HilDevice(_Model):
+    """A real or emulated device on Modbus TCP (SunSpec) that takes the simulated PV's or battery's place.
+
+    The simulated model keeps running beside it: it decides the battery's setpoint (the home's controller),
+    feeds an emulated PV's DC source, and stands in for the device under ``fallback-to-model``.
+    """
+
+    address: str = Field(
+        pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$", description="host:port of the device's Modbus TCP server."
+    )
+    unit: int = Field(1, ge=0, le=247, description="Modbus unit id of the device.")
+    fault_policy: Literal["hold", "fallback-to-model", "abort"] = Field(
+        "hold",
+        description="What the run uses when a sample is invalid (timeout, refused connection, Modbus exception, "
+        "sentinel or out-of-range value): hold the last valid one, the simulated model's value, or abort.",
+    )
+    grid_simulator: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$",
+        description="host:port of an emulated grid simulator (fpp hil emulate) that applies the bus voltage to "
+        "the device; leave out for real devices.",
+    )
+    grid_channel: int | None = Field(None, ge=1, description="The device's channel on the grid simulator.")
+
+    @model_validator(mode="after")
+    def _channel_with_simulator(self) -> HilDevice:
+        if (self.grid_simulator is None) != (self.grid_channel is None):
+            raise ValueError("give grid_simulator and grid_channel together, or neither")
+        return self
+
+
 class PV(_Model):
     kwp: PositiveFloat = Field(description="Peak power of the array [kWp].")
     profile: str = Field("PV3", description="SimBench PV profile (per unit of peak power), e.g. PV1..PV8.")
+    hil: HilDevice | None = Field(None, description="A device on Modbus TCP in place of this PV array.")
 
 
 class Battery(_Model):
@@ -122,6 +154,7 @@ class Battery(_Model):
     initial_soc: Fraction = Field(0.5, description="State of charge at the start [0..1].")
     soc_min: Fraction = Field(0.0, description="Lowest allowed state of charge [0..1].")
     soc_max: Fraction = Field(1.0, description="Highest allowed state of charge [0..1].")
+    hil: HilDevice | None = Field(None, description="A device on Modbus TCP in place of this battery.")
 
     @model_validator(mode="after")
     def _soc_window(self) -> Battery:
@@ -182,6 +215,12 @@ class FleetPV(_Model):
 
 class FleetBattery(Battery):
     share: Fraction = Field(description="Share of the PV owners that also have a battery.")
+
+    @model_validator(mode="after")
+    def _no_hil(self) -> FleetBattery:
+        if self.hil is not None:
+            raise ValueError("hil: a device takes the place of one prosumer's battery; give it under prosumers")
+        return self
 
 
 class FleetEV(_Model):

@@ -1,0 +1,111 @@
+"""Hardware in the loop in a scenario run: every prosumer PV or battery with ``hil:`` becomes a device on
+Modbus TCP (orchestration; the adapter itself is :mod:`hil.mosaik_sim`).
+
+Wiring, per device (``k`` is the step):
+
+- fleet → HIL (step k): the simulated model's own power (``battery_model_kw`` / ``pv_model_kw``) is the
+  battery's setpoint (the home's controller decided it) and the stand-in for ``fallback-to-model``; for an
+  emulated PV it drives the grid simulator's DC source;
+- grid → HIL (step k): the bus voltage, applied by an emulated grid simulator when the device has one;
+- HIL → fleet (time-shifted, step k+1): the device's measured power (and SoC) replace the model's values of
+  that prosumer in every fleet output, so the grid, the recorder and the KPIs see the device;
+- HIL → recorder: ``hil/<prosumer>.<kind>.p_kw|q_kvar|valid|soc`` columns.
+
+After the run, ``kpis.json`` gets a ``hil`` section (tick and step lateness p50/p99/max, missed deadlines,
+invalid samples, fault events) and the run folder ``hil_samples.parquet`` (every 20 Hz sample with its
+timestamp and lateness) and ``hil_events.json`` (fault and policy events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from mosaik.starters import PythonStarter
+
+log = logging.getLogger(__name__)
+
+HIL_PERIOD_S = 0.05  # the adapter's wall-clock tick: 20 Hz, as frequency services need
+
+
+class HilExtension:
+    """Adds the HIL simulator and its devices to a run (see the module docstring)."""
+
+    name = "hil"
+
+    def __init__(self, devices: list[tuple[str, str, object, object]]) -> None:
+        self.devices = devices  # (prosumer id, kind, HilDevice, PV | Battery)
+        self.sink: dict = {}
+
+    def build(self, ctx) -> list[tuple[object, list[str]]]:
+        from hil.mosaik_sim import HilSimulator
+
+        sim = ctx.world.start(
+            PythonStarter(HilSimulator),
+            sim_id="HIL",
+            step_size=1,
+            period_s=HIL_PERIOD_S,
+            rt_factor=1.0 if ctx.real_time else None,
+            report_sink=self.sink,
+            samples_path=str(ctx.run_dir / "hil_samples.parquet"),
+        )
+        positions = {pid: i for i, pid in enumerate(ctx.prosumer_ids)}
+        bus_index = {b: i for i, b in enumerate(ctx.network["bus_ids"])}
+        buses = {p.id: p.bus for p in ctx.plan.prosumers}
+        recorded = []
+        for pid, kind, hil, spec in self.devices:
+            dev = sim.Device(
+                kind=kind,
+                address=hil.address,
+                unit=hil.unit,
+                prosumer_id=pid,
+                bus=buses[pid],
+                rated_kw=spec.kwp if kind == "pv" else spec.power_kw,
+                fault_policy=hil.fault_policy,
+                capacity_kwh=getattr(spec, "capacity_kwh", None),
+                grid_address=hil.grid_simulator,
+                grid_channel=hil.grid_channel,
+                fleet_index=positions[pid],
+                bus_index=bus_index[buses[pid]],
+            )
+            if kind == "battery":
+                ctx.world.connect(ctx.fleet, dev, ("battery_model_kw", "p_set_kw"), ("battery_model_kw", "p_model_kw"))
+                ctx.world.connect(
+                    dev,
+                    ctx.fleet,
+                    ("p_kw_by_prosumer", "battery_kw_measured"),
+                    ("soc_by_prosumer", "soc_measured"),
+                    time_shifted=True,
+                    initial_data={"p_kw_by_prosumer": {}, "soc_by_prosumer": {}},
+                )
+            else:
+                ctx.world.connect(ctx.fleet, dev, ("pv_model_kw", "p_model_kw"))
+                ctx.world.connect(
+                    dev,
+                    ctx.fleet,
+                    ("p_kw_by_prosumer", "pv_kw_measured"),
+                    time_shifted=True,
+                    initial_data={"p_kw_by_prosumer": {}},
+                )
+            ctx.world.connect(ctx.grid, dev, "vm_pu")
+            recorded.append((dev, ["hil"]))
+        return recorded
+
+    def kpis(self, ctx) -> dict:
+        if not self.sink:
+            return {}
+        report = self.sink["report"]
+        (ctx.run_dir / "hil_events.json").write_text(
+            json.dumps({"events": report["events"], "devices": report["devices"]}, indent=2) + "\n", encoding="utf-8"
+        )
+        return self.sink["kpis"]
+
+
+def hil_extensions(plan) -> list[HilExtension]:
+    """The HIL extension when any prosumer of the plan has a ``hil:`` PV or battery."""
+    devices = []
+    for p in plan.prosumers:
+        for kind, spec in (("pv", p.pv), ("battery", p.battery)):
+            if spec is not None and spec.hil is not None:
+                devices.append((p.id, kind, spec.hil, spec))
+    return [HilExtension(devices)] if devices else []
