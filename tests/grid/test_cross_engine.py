@@ -145,3 +145,18 @@ def test_exported_file_compiles_on_its_own(tmp_path):
     rows = [pos[b] for b in circuit.bus_dss]
     np.testing.assert_allclose(f.vm_pu[rows], m.vm_pu, atol=1e-9)
     assert f.losses_kw == pytest.approx(m.losses_kw, rel=1e-9)
+
+
+def test_open_line_switch_leaves_the_line_charging_from_its_closed_end():
+    import pandapower as pp
+
+    net = load_pandapower("pandapower:case33bw")
+    tie = net.line.index[(net.line.from_bus == 20) & (net.line.to_bus == 7)][0]  # a tie line, normally open
+    net.line.loc[tie, ["in_service", "c_nf_per_km", "length_km"]] = [True, 400.0, 20.0]  # a long cable
+    pp.create_switch(net, bus=20, element=tie, et="l", closed=False)  # open at bus 20: energised from bus 7 only
+    n = len(net.bus)
+    a, b = _solve(_pair(net, "open switch"), np.zeros(n), np.zeros(n))
+    _assert_agree(a, b)
+    # The charging current of 20 km of cable raises the voltage at bus 7 against the published base case.
+    base = _solve(_pair(load_pandapower("pandapower:case33bw"), "base"), np.zeros(n), np.zeros(n))
+    assert b.vm_pu[7] - base[1].vm_pu[7] > 1e-4
