@@ -160,3 +160,12 @@ def test_open_line_switch_leaves_the_line_charging_from_its_closed_end():
     # The charging current of 20 km of cable raises the voltage at bus 7 against the published base case.
     base = _solve(_pair(load_pandapower("pandapower:case33bw"), "base"), np.zeros(n), np.zeros(n))
     assert b.vm_pu[7] - base[1].vm_pu[7] > 1e-4
+
+
+@pytest.mark.parametrize("ref", ["simbench:1-MV-rural--0-sw", "simbench:1-HV-mixed--0-sw"])
+def test_simbench_mv_and_hv_grids_agree(ref):
+    # The acceptance limits hold beyond LV: MV rings with open switches, HV meshes with several transformers.
+    net = load_pandapower(ref)
+    n = len(net.bus)
+    a, b = _solve(_pair(net, ref), np.zeros(n), np.zeros(n))
+    _assert_agree(a, b)
