@@ -17,7 +17,7 @@ voltages (tests: ≤ 1e-4 pu on SimBench LV grids). The choices that make it exa
   current from ``pfe_kw`` and ``i0_percent``; ratio taps as per-unit winding taps. The vector group's phase
   shift is not reproduced in OpenDSS (a delta-wye bank shifts by 30°, pandapower's ``shift_degree`` may be
   150°): both windings are wye, voltage magnitudes are unaffected, and :attr:`DssCircuit.angle_offset_deg`
-  holds, per pandapower bus, the angle to subtract from OpenDSS's angle to get pandapower's.
+  holds, per pandapower bus, the angle to add to OpenDSS's angle to get pandapower's (minus the summed shifts).
 - **Loads** are constant-power ``Load`` elements (ZIP shares through ``model=8``); **static generators** and
   **storage** are written as ``Load`` elements with negated power (OpenDSS loads accept negative kW), which
   keeps them constant-power at any voltage, as in pandapower. ``Vminpu``/``Vmaxpu`` are widened so that
