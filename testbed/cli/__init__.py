@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.scenario_cmds",
     "testbed.cli.hil",
     "testbed.cli.grid",
+    "testbed.cli.market",
 )
 
 

@@ -1,0 +1,30 @@
+"""P2P energy market engine: pure clearing library (no I/O, no clocks).
+
+    from testbed.market import MarketCase, Agent, Order, GridTariff, MarketResult, Trade, clear, MECHANISMS
+
+Mechanisms: uniform-price double auction and pay-as-bid (:mod:`.auction`), the pool welfare optimum
+(:mod:`.pool`), P2P with product differentiation as a central QP (:mod:`.p2p`) and as a distributed ADMM
+negotiation (:mod:`.admm`). The case format is in :mod:`.case`, results in :mod:`.result`; docs/market.md
+explains both with a worked example.
+"""
+
+from testbed.market.case import (
+    GRID_ID,
+    Agent,
+    EnergyClass,
+    GridTariff,
+    LineLimit,
+    MarketCase,
+    Network,
+    Order,
+    Preferences,
+    VoltageLimit,
+    parse_case,
+)
+from testbed.market.clearing import MECHANISMS, clear
+from testbed.market.result import MarketResult, Trade
+
+__all__ = [
+    "GRID_ID", "MECHANISMS", "Agent", "EnergyClass", "GridTariff", "LineLimit", "MarketCase", "MarketResult",
+    "Network", "Order", "Preferences", "Trade", "VoltageLimit", "clear", "parse_case",
+]
