@@ -17,7 +17,8 @@ of service). Losses are those of all power-delivery elements (lines, transformer
 over their terminals from the arrays already read (equal to ``Circuit.Losses``, tested); the source power is
 ``-Circuit.TotalPower`` (OpenDSS reports power flowing *into* the source terminal, hence the second flip).
 Each engine holds its own OpenDSS context, so several engines live in one process. The engine sets the solver's
-tolerance (1e-8 pu voltage change between iterations) and iteration limit (100), also for ``.dss`` files.
+snapshot mode, tolerance (1e-8 pu voltage change between iterations) and iteration limit (100), also for
+``.dss`` files (a file that sets a daily or yearly mode is solved as one snapshot per step).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _INJ_PREFIX = "fpp_"
 _KEPT_CLASSES = ("Load", "Generator", "PVSystem", "Storage")
-_SOLVER_SETTINGS = ("Set MaxIterations=100", "Set Tolerance=1e-8")
+_SOLVER_SETTINGS = ("Set Mode=Snap", "Set MaxIterations=100", "Set Tolerance=1e-8")
 _V_MIN_PU = 0.05
 _V_MAX_PU = 5.0
 _SQRT3 = math.sqrt(3.0)
