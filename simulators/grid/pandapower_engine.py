@@ -61,10 +61,9 @@ class PandapowerEngine:
             for table in ("load", "sgen", "storage", "asymmetric_load", "asymmetric_sgen"):
                 net[table]["in_service"] = False
         buses = net.bus.index.to_numpy()
-        first = len(net.load)
-        for b in buses:
-            pp.create_load(net, bus=int(b), p_mw=0.0, q_mvar=0.0, name=_INJECTION_NAME)
-        self._inj_index = net.load.index[first:]
+        # One call for all buses: create_load per bus costs ~2 ms each (18 s on a 9,000-bus grid).
+        created = pp.create_loads(net, buses=buses, p_mw=0.0, q_mvar=0.0, name=_INJECTION_NAME)
+        self._inj_index = net.load.index[net.load.index.isin(created)]
         self._net = net
         self._pristine = copy.deepcopy(net)
         trafo_ids = element_ids(net.trafo, "trafo ") + element_ids(net.trafo3w, "trafo3w ")
