@@ -3,7 +3,8 @@
 Inputs (from any number of sources, summed per bus): ``p_kw_by_bus``, ``q_kvar_by_bus`` as
 ``{bus_id: value}`` in generator convention. Outputs: ``vm_pu``, ``va_degree`` (arrays in bus order),
 ``line_loading_pct``, ``trafo_loading_pct`` (arrays in line/transformer order), ``losses_kw``,
-``ext_grid_p_kw`` (> 0: the feeder imports), ``ext_grid_q_kvar`` and ``converged``. The element order is
+``ext_grid_p_kw`` (> 0: the feeder imports), ``ext_grid_q_kvar``, ``converged`` and ``vm_pu_phase`` (an
+(n_bus, 3) array of phase voltages for unbalanced networks, None for balanced ones). The element order is
 given by the extra method ``network_info()``. A step whose power flow fails yields NaN values and
 ``converged = False``; the run goes on.
 """
@@ -30,6 +31,7 @@ OUTPUTS = (
     "ext_grid_p_kw",
     "ext_grid_q_kvar",
     "converged",
+    "vm_pu_phase",
 )
 META = {
     "api_version": "3.0",
@@ -95,11 +97,13 @@ class GridSimulator(mosaik_api_v3.Simulator):
     def _sum_inputs(self, values: dict, out: np.ndarray) -> None:
         out[:] = 0.0
         for per_bus in values.values():
-            for bus, v in per_bus.items():
-                try:
-                    out[self._bus_pos[bus]] += v
-                except KeyError:
-                    raise ValueError(f"grid input names bus {bus!r}, which the network does not have") from None
+            # Vectorised: per-element numpy += costs ~1 ms per 9,000 buses and step (benchmarks/grid_engines.py).
+            try:
+                idx = np.fromiter(map(self._bus_pos.__getitem__, per_bus), dtype=np.int64, count=len(per_bus))
+            except KeyError as exc:
+                raise ValueError(f"grid input names bus {exc.args[0]!r}, which the network does not have") from None
+            weights = np.fromiter(per_bus.values(), dtype=float, count=len(per_bus))
+            out += np.bincount(idx, weights=weights, minlength=len(out))
 
     def step(self, time, inputs, max_advance):
         attrs = inputs.get(self.eid, {})

@@ -128,3 +128,22 @@ def element_ids(df, prefix: str = "") -> tuple[str, ...]:
     if names is not None and names.notna().all() and names.is_unique and len(names) == len(df):
         return tuple(str(n) for n in names)
     return tuple(f"{prefix}{i}" for i in df.index)
+
+
+def check_supplied(net: pp.pandapowerNet, name: str) -> None:
+    """Raise :class:`UserError` if an in-service bus has no path to an external grid or slack (an island).
+
+    pandapower would silently leave such buses out of the power flow (NaN results); an injection placed there
+    would vanish, so the network is refused instead, naming the buses.
+    """
+    import pandapower.topology as top
+
+    dead = sorted(b for b in top.unsupplied_buses(net) if bool(net.bus.at[b, "in_service"]))
+    if dead:
+        ids = element_ids(net.bus, "bus ")
+        pos = {b: i for i, b in enumerate(net.bus.index)}
+        names = [ids[pos[b]] for b in dead]
+        raise UserError(
+            f"{name}: {len(names)} bus(es) are not connected to any external grid (an island without a source)",
+            [f"bus {n}" for n in names[:20]] + ([f"... and {len(names) - 20} more"] if len(names) > 20 else []),
+        )

@@ -19,6 +19,7 @@ from testbed.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.scenario_cmds",
     "testbed.cli.hil",
+    "testbed.cli.grid",
     "testbed.cli.market",
     "testbed.cli.platform",
 )
