@@ -82,6 +82,16 @@ class Snapshot:
         )
 
 
+def checked_injections(info: NetworkInfo, p_kw, q_kvar) -> tuple[np.ndarray, np.ndarray]:
+    """``p_kw`` and ``q_kvar`` as float arrays, after checking there is one value per bus of ``info``."""
+    p_kw = np.asarray(p_kw, dtype=float)
+    q_kvar = np.asarray(q_kvar, dtype=float)
+    n = len(info.bus_ids)
+    if p_kw.shape != (n,) or q_kvar.shape != (n,):
+        raise ValueError(f"injections must have one value per bus ({n}), got {p_kw.shape} and {q_kvar.shape}")
+    return p_kw, q_kvar
+
+
 class GridEngine(Protocol):
     """A power-flow backend holding one network."""
 

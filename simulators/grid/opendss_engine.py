@@ -33,7 +33,7 @@ import numpy as np
 import opendssdirect as odd
 
 from simulators.grid.dss_export import DssCircuit
-from simulators.grid.engine import NetworkInfo, Snapshot
+from simulators.grid.engine import NetworkInfo, Snapshot, checked_injections
 from testbed.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -368,11 +368,7 @@ class OpenDSSEngine:
 
     # -- the contract -------------------------------------------------------------------------------------
     def set_injections(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
-        p_kw = np.asarray(p_kw, dtype=float)
-        q_kvar = np.asarray(q_kvar, dtype=float)
-        n = len(self.info.bus_ids)
-        if p_kw.shape != (n,) or q_kvar.shape != (n,):
-            raise ValueError(f"injections must have one value per bus ({n}), got {p_kw.shape} and {q_kvar.shape}")
+        p_kw, q_kvar = checked_injections(self.info, p_kw, q_kvar)
         # The one sign flip of the OpenDSS boundary: OpenDSS loads are consumer convention [kW, kvar].
         kw = -np.bincount(self._bus_to_uniq, weights=p_kw, minlength=self._n_inj)
         kvar = -np.bincount(self._bus_to_uniq, weights=q_kvar, minlength=self._n_inj)

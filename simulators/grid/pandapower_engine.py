@@ -25,7 +25,7 @@ import pandapower as pp
 from pandapower.pypower.idx_brch import F_BUS, T_BUS
 from pandapower.pypower.idx_bus import BASE_KV, PD, QD, VA, VM
 
-from simulators.grid.engine import NetworkInfo, Snapshot
+from simulators.grid.engine import NetworkInfo, Snapshot, checked_injections
 from simulators.grid.networks import check_supplied, element_ids
 from testbed.errors import UserError
 
@@ -120,11 +120,7 @@ class PandapowerEngine:
             log.info("%s: lightsim2grid differs by %.2e pu; using pandapower's solver", self.info.name, diff)
 
     def set_injections(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
-        p_kw = np.asarray(p_kw, dtype=float)
-        q_kvar = np.asarray(q_kvar, dtype=float)
-        n = len(self.info.bus_ids)
-        if p_kw.shape != (n,) or q_kvar.shape != (n,):
-            raise ValueError(f"injections must have one value per bus ({n}), got {p_kw.shape} and {q_kvar.shape}")
+        p_kw, q_kvar = checked_injections(self.info, p_kw, q_kvar)
         # The one sign flip of the pandapower boundary: pandapower loads are consumer convention [MW].
         self._net.load.loc[self._inj_index, "p_mw"] = -p_kw / 1000.0
         self._net.load.loc[self._inj_index, "q_mvar"] = -q_kvar / 1000.0
