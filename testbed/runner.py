@@ -186,7 +186,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
         grid_sim = world.start("Grid", engine=plan.engine)
         grid = grid_sim.Grid()
         info = grid_sim.network_info()
-        fleet = world.start("Prosumers", setup=setup).Fleet()
+        fleet = world.start("Prosumers", setup=setup, grid_bus_ids=info["bus_ids"]).Fleet()
         ctx = WorldContext(
             world=world, plan=plan, run_dir=run_dir, grid=grid, fleet=fleet, network=info,
             prosumer_ids=setup.ids, real_time=real_time, series={},
@@ -213,7 +213,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
                 **ctx.series,
             }
         )
-        world.connect(fleet, grid, "p_kw_by_bus", "q_kvar_by_bus")
+        world.connect(fleet, grid, "bus_p_kw", "bus_q_kvar")
         world.connect(grid, recorder, *GRID_SERIES)
         world.connect(fleet, recorder, *FLEET_SERIES)
         for _ext, wanted in recorded:

@@ -1,7 +1,9 @@
 """mosaik adapter for a grid engine: one ``Grid`` entity that solves a power flow every step.
 
-Inputs (from any number of sources, summed per bus): ``p_kw_by_bus``, ``q_kvar_by_bus`` as
-``{bus_id: value}`` in generator convention. Outputs: ``vm_pu``, ``va_degree`` (arrays in bus order),
+Inputs (from any number of sources, all summed per bus, generator convention): ``bus_p_kw``, ``bus_q_kvar``
+as arrays with one value per bus in the order of ``network_info()["bus_ids"]`` (the fast path: no per-bus
+Python work, used by the prosumer fleet), and ``p_kw_by_bus``, ``q_kvar_by_bus`` as ``{bus_id: value}`` (for
+sources that feed a few buses, such as hardware in the loop). Outputs: ``vm_pu``, ``va_degree`` (arrays in bus order),
 ``line_loading_pct``, ``trafo_loading_pct`` (arrays in line/transformer order), ``losses_kw``,
 ``ext_grid_p_kw`` (> 0: the feeder imports), ``ext_grid_q_kvar``, ``converged`` and ``vm_pu_phase`` (an
 (n_bus, 3) array of phase voltages for unbalanced networks, None for balanced ones). The element order is
@@ -37,7 +39,11 @@ META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "Grid": {"public": True, "params": [], "attrs": ["p_kw_by_bus", "q_kvar_by_bus", *OUTPUTS]},
+        "Grid": {
+            "public": True,
+            "params": [],
+            "attrs": ["bus_p_kw", "bus_q_kvar", "p_kw_by_bus", "q_kvar_by_bus", *OUTPUTS],
+        },
     },
     "extra_methods": ["network_info"],
 }
@@ -94,8 +100,17 @@ class GridSimulator(mosaik_api_v3.Simulator):
             "unbalanced": info.unbalanced,
         }
 
-    def _sum_inputs(self, values: dict, out: np.ndarray) -> None:
+    def _sum_arrays(self, attr: str, values: dict, out: np.ndarray) -> None:
         out[:] = 0.0
+        for src, arr in values.items():
+            arr = np.asarray(arr, dtype=float)
+            if arr.shape != out.shape:
+                raise ValueError(
+                    f"grid input {attr} from {src} has shape {arr.shape}; it needs one value per bus ({len(out)})"
+                )
+            out += arr
+
+    def _sum_dicts(self, values: dict, out: np.ndarray) -> None:
         for per_bus in values.values():
             # Vectorised: per-element numpy += costs ~1 ms per 9,000 buses and step (benchmarks/grid_engines.py).
             try:
@@ -107,8 +122,10 @@ class GridSimulator(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         attrs = inputs.get(self.eid, {})
-        self._sum_inputs(attrs.get("p_kw_by_bus", {}), self._p)
-        self._sum_inputs(attrs.get("q_kvar_by_bus", {}), self._q)
+        self._sum_arrays("bus_p_kw", attrs.get("bus_p_kw", {}), self._p)
+        self._sum_arrays("bus_q_kvar", attrs.get("bus_q_kvar", {}), self._q)
+        self._sum_dicts(attrs.get("p_kw_by_bus", {}), self._p)
+        self._sum_dicts(attrs.get("q_kvar_by_bus", {}), self._q)
         self.engine.set_injections(self._p, self._q)
         self.snapshot = self.engine.solve()
         if not self.snapshot.converged:

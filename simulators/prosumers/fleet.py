@@ -11,6 +11,7 @@ its controller for that step, still within the battery's limits; NaN means "no s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -105,6 +106,14 @@ class ProsumerFleet:
             soc=self.batteries.soc,
             ev_soc=self.evs.soc,
         )
+
+    def bus_positions(self, bus_ids: Sequence[str]) -> np.ndarray:
+        """Each prosumer's bus as a position in ``bus_ids`` (a grid's bus order), for :func:`numpy.bincount`."""
+        pos = {b: i for i, b in enumerate(bus_ids)}
+        unknown = sorted(set(self._bus_names.tolist()) - pos.keys())
+        if unknown:
+            raise ValueError(f"prosumers sit on buses the grid does not have: {unknown[:10]}")
+        return np.array([pos[b] for b in self._bus_names.tolist()], dtype=np.int64)[self._bus_of]
 
     def by_bus(self, values: np.ndarray) -> dict[str, float]:
         """Sum per-prosumer values per bus: {bus_id: total}."""

@@ -5,7 +5,9 @@ Inputs from hardware in the loop (optional, ``{prosumer_id: value}``): ``battery
 ``pv_kw_measured``, ``soc_measured`` replace the model's battery power, PV power and state of charge of those
 prosumers in every output (the device takes the model's place); the model keeps running beside it and its own
 values stay visible as ``battery_model_kw`` / ``pv_model_kw`` (the setpoint for, and stand-in of, the device).
-Outputs: ``p_kw_by_bus`` / ``q_kvar_by_bus`` (``{bus_id: value}``, what the grid consumes) and per-prosumer
+Outputs: ``bus_p_kw`` / ``bus_q_kvar`` (net injection per bus as arrays in the order of the ``grid_bus_ids``
+given to ``init``, what the grid consumes), ``p_kw_by_bus`` / ``q_kvar_by_bus`` (the same as ``{bus_id: value}``
+over the fleet's own buses) and per-prosumer
 arrays in the order of the fleet's ids: ``p_kw``, ``q_kvar``, ``load_kw``, ``pv_kw``, ``ev_kw``,
 ``battery_kw``, ``soc``, ``ev_soc``. Step ``k`` of mosaik time is step ``k`` of the scenario window.
 """
@@ -28,8 +30,17 @@ META = {
         "Fleet": {
             "public": True,
             "params": [],
-            "attrs": ["battery_p_set_kw", "p_kw_by_bus", "q_kvar_by_bus", *ARRAYS, *MEASURED,
-                      "battery_model_kw", "pv_model_kw"],
+            "attrs": [
+                "battery_p_set_kw",
+                "bus_p_kw",
+                "bus_q_kvar",
+                "p_kw_by_bus",
+                "q_kvar_by_bus",
+                *ARRAYS,
+                *MEASURED,
+                "battery_model_kw",
+                "pv_model_kw",
+            ],
         },
     },
     "extra_methods": ["prosumer_ids"],
@@ -43,11 +54,21 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         self.state: FleetState | None = None
         self.eid = "fleet"
 
-    def init(self, sid, time_resolution=1.0, setup: FleetSetup | None = None, step_size: int = 1):
+    def init(
+        self,
+        sid,
+        time_resolution=1.0,
+        setup: FleetSetup | None = None,
+        step_size: int = 1,
+        grid_bus_ids: tuple[str, ...] | list[str] | None = None,
+    ):
         if setup is None:
             raise ValueError("FleetSimulator needs a FleetSetup (built by testbed.runner)")
         self.fleet = ProsumerFleet(setup)
         self._pos = {pid: i for i, pid in enumerate(setup.ids)}
+        self._grid_buses = None
+        if grid_bus_ids is not None:
+            self._grid_buses = (self.fleet.bus_positions(grid_bus_ids), len(grid_bus_ids))
         self.step_size = step_size
         return self.meta
 
@@ -94,7 +115,13 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         for eid, attrs in outputs.items():
             out = {}
             for attr in attrs:
-                if attr == "p_kw_by_bus":
+                if attr in ("bus_p_kw", "bus_q_kvar"):
+                    if self._grid_buses is None:
+                        raise ValueError(f"{attr} needs the grid's bus order: pass grid_bus_ids to the simulator")
+                    where, n_bus = self._grid_buses
+                    values = s.p_kw if attr == "bus_p_kw" else s.q_kvar
+                    out[attr] = np.bincount(where, weights=values, minlength=n_bus)
+                elif attr == "p_kw_by_bus":
                     out[attr] = self.fleet.by_bus(s.p_kw)
                 elif attr == "q_kvar_by_bus":
                     out[attr] = self.fleet.by_bus(s.q_kvar)
