@@ -7,14 +7,19 @@ OpenDSS's own lower-case names).
 Injections: the engine adds one constant-power ``Load`` per OpenDSS bus (named ``fpp_<k>``), connected to all
 of the bus's phase nodes; a bus's injection is split equally between its phases. OpenDSS loads use the
 consumer convention, so ``set_injections`` flips the sign once (``kW = -p_kw``). Injections are written with
-the DSS C-API batch interface (one call for all loads), and each step is one ``Solution.Solve()``.
+the DSS C-API batch interface (one call per property for the loads whose value changed), and each step is one
+``Solution.Solve()``.
 
 Outputs: per-phase voltage magnitudes against each bus's base voltage (pandapower's ``vn_kv`` for exported
 circuits, OpenDSS's ``kVBase`` for files), ``vm_pu`` is their mean over the bus's phases, ``va_degree`` the
 angle of its first phase (plus the exporter's phase-shift correction). Loadings are the largest conductor
 current of any terminal against the line's ``normamps`` or the transformer winding's rated current (NaN when out
-of service). Losses are those of all power-delivery elements (lines, transformers, ...), summed as V * conj(I)
-over their terminals from the arrays already read (equal to ``Circuit.Losses``, tested); the source power is
+of service). Terminal currents are those OpenDSS computes, I = YPrim * V per power-delivery element, as one
+sparse product of all the elements' primitive admittances with the solved node voltages (equal to
+``PDElements.AllCurrents`` to 1e-9 A, tested, at a twentieth of its cost); circuits with control elements that may
+change a primitive admittance during a solve (regulator taps, capacitor steps, switches) read
+``PDElements.AllCurrents`` instead. Losses are those of all power-delivery elements (lines, transformers, ...),
+summed as V * conj(I) over their terminals (equal to ``Circuit.Losses``, tested); the source power is
 ``-Circuit.TotalPower`` (OpenDSS reports power flowing *into* the source terminal, hence the second flip).
 Each engine holds its own OpenDSS context, so several engines live in one process. The engine sets the solver's
 snapshot mode, tolerance (1e-8 pu voltage change between iterations) and iteration limit (100), also for
@@ -31,6 +36,7 @@ from pathlib import Path
 import dss
 import numpy as np
 import opendssdirect as odd
+import scipy.sparse as sp
 
 from simulators.grid.dss_export import DssCircuit
 from simulators.grid.engine import NetworkInfo, Snapshot, checked_injections
@@ -44,9 +50,15 @@ _SOLVER_SETTINGS = ("Set Mode=Snap", "Set MaxIterations=100", "Set Tolerance=1e-
 _V_MIN_PU = 0.05
 _V_MAX_PU = 5.0
 _SQRT3 = math.sqrt(3.0)
+# Control elements that can change a power-delivery element's primitive admittance inside a solve.
+_Y_CONTROLS = ("RegControl", "CapControl", "SwtControl")
 # DSS C-API setter flag: a load's power changes without rebuilding its primitive admittance (and so the system Y
 # matrix), as the classic Loads interface does; OpenDSS's compensation currents keep the solution exact.
 _AVOID_FULL_RECALC = int(dss.SetterFlags.AvoidFullRecalc)
+
+
+def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 def _short(exc: BaseException) -> str:
@@ -69,6 +81,10 @@ class OpenDSSEngine:
     def __init__(self, source: DssCircuit | Path, *, keep_elements: bool, name: str = "network") -> None:
         self._dss = odd.NewContext()
         self._circuit = self._dss.to_dss_python().ActiveCircuit
+        self._ymatrix = self._dss.to_dss_python().YMatrix
+        self._nodev_at = None  # address of OpenDSS's solution voltage array, and a NumPy view of it
+        self._nodev = None
+        self._node_ref = None  # AllNodeNames position -> index into that array
         self._dss.Basic.AllowChangeDir(False)
         self._dss.Basic.AllowForms(False)
         self._name = name
@@ -114,8 +130,10 @@ class OpenDSSEngine:
         bus_cols = self._phase_cols[self._bus_to_uniq]
         self._has_phase = bus_cols >= 0
         self._all_three = bool(self._has_phase.all())
-        self._bus_cols = np.maximum(bus_cols, 0)
-        self._inv_base = 1.0 / np.asarray(base_v, dtype=float)[:, None]
+        # Phase-major layouts (3, n_bus): reductions over the phases then run along contiguous rows.
+        self._bus_cols_t = np.ascontiguousarray(np.maximum(bus_cols, 0).T)
+        self._missing_t = np.ascontiguousarray(~self._has_phase.T)
+        self._inv_base = 1.0 / np.asarray(base_v, dtype=float)
         self._n_phase = self._has_phase.sum(axis=1).astype(float)
         # The angle is phase a's where the bus has it, else its first phase's.
         self._angle_col = np.where(bus_cols[:, 0] >= 0, bus_cols[:, 0], bus_cols.max(axis=1))
@@ -135,8 +153,8 @@ class OpenDSSEngine:
                 f"kW=0 kvar=0 model=1 vminpu={_V_MIN_PU} vmaxpu={_V_MAX_PU}"
             )
         self._run(*cmds)
-        self._inj_batch = self._make_batch("Load", f"^{_INJ_PREFIX}[0-9]+$", len(uniq))
         self._n_inj = len(uniq)
+        self._inj_batch = self._make_batch("Load", f"^{_INJ_PREFIX}[0-9]+$", len(uniq))
         self._check_batch_order()
 
         self.info = NetworkInfo(
@@ -152,6 +170,7 @@ class OpenDSSEngine:
         self._q_kvar = np.zeros(self._n_inj)
         self._reinit = False
         d.Solution.Solve()
+        self._layout_nodes()
         self._layout_branches()
         self._check_supplied(bus_ids)
 
@@ -237,31 +256,64 @@ class OpenDSSEngine:
             raise RuntimeError(f"batch of {cls} matched {count} elements, expected {expected}")
         self._api, self._ffi, self._lib = api, ffi, lib
         weakref.finalize(self, lib.Batch_Dispose, ptr[0])
-        return ptr[0], count
+        # The batch is an array of object pointers; a copy as integers lets a write address any subset of it.
+        return np.frombuffer(ffi.buffer(ptr[0], count * ffi.sizeof("void*")), dtype=np.uintp).copy()
 
     def _check_batch_order(self) -> None:
         """The batch must list fpp_0, fpp_1, ... in order: write k to load k and read it back by name."""
         d = self._dss
-        marks = np.arange(self._n_inj, dtype=float)
-        self._write_batch(marks, marks)
+        everyone = np.arange(self._n_inj)
+        marks = everyone.astype(float)
+        self._write_batch(b"kW", everyone, marks)
         for k in range(self._n_inj):
             d.Loads.Name(f"{_INJ_PREFIX}{k}")
             if d.Loads.kW() != float(k):
                 raise RuntimeError(f"OpenDSS batch order differs from creation order at load {k}")
         zero = np.zeros(self._n_inj)
-        self._write_batch(zero, zero)
+        self._write_batch(b"kW", everyone, zero)
+        self._write_batch(b"kvar", everyone, zero)
 
-    def _write_batch(self, kw: np.ndarray | None, kvar: np.ndarray | None) -> None:
-        batch, count = self._inj_batch
+    def _write_batch(self, prop: bytes, which: np.ndarray, values: np.ndarray) -> None:
+        """Set property ``prop`` of the injection loads ``which`` (indices) to ``values``, in one call."""
+        if len(which) == 0:
+            return
         lib, ffi = self._lib, self._ffi
-        for prop, values in ((b"kW", kw), (b"kvar", kvar)):
-            if values is None:
-                continue
-            buf = np.ascontiguousarray(values, dtype=np.float64)
-            lib.Batch_Float64ArrayS(
-                batch, count, prop, lib.BatchOperation_Set, ffi.from_buffer("double[]", buf), self._setter_flags
-            )
+        if len(which) == self._n_inj:
+            ptrs = self._inj_batch
+        else:
+            ptrs = np.ascontiguousarray(self._inj_batch[which])
+        buf = np.ascontiguousarray(values, dtype=np.float64)
+        lib.Batch_Float64ArrayS(
+            ffi.cast("void**", ffi.from_buffer(ptrs)),
+            len(which),
+            prop,
+            lib.BatchOperation_Set,
+            ffi.from_buffer("double[]", buf),
+            self._setter_flags,
+        )
         self._api._check_for_error()
+
+    def _layout_nodes(self) -> None:
+        """Where each node (in ``AllNodeNames`` order) sits in OpenDSS's solution voltage array: the Y matrix's
+        order (``YNodeOrder``), shifted by one for the ground at index 0."""
+        d = self._dss
+        ref = {n.lower(): k + 1 for k, n in enumerate(d.Circuit.YNodeOrder())}
+        names = [n.lower() for n in d.Circuit.AllNodeNames()]
+        missing = [n for n in names if n not in ref]
+        if missing:
+            raise RuntimeError(f"OpenDSS nodes missing from the Y matrix order: {missing[:5]}")
+        self._node_ref = np.array([ref[n] for n in names], dtype=np.int64)
+
+    def _node_volts(self) -> np.ndarray:
+        """Complex node voltages [V] in ``AllNodeNames`` order, gathered from OpenDSS's own solution array (what
+        ``Circuit.AllBusVolts`` returns, without its per-bus copy loop)."""
+        ptr = self._ymatrix.GetVPointer()
+        at = int(self._ffi.cast("uintptr_t", ptr))
+        if at != self._nodev_at:  # first call, or OpenDSS reallocated the array (new buses)
+            n = len(self._node_ref) + 1
+            self._nodev = np.frombuffer(self._ffi.buffer(ptr, 16 * n), dtype=np.complex128)
+            self._nodev_at = at
+        return self._nodev[self._node_ref]
 
     def _layout_branches(self) -> None:
         """Where each line's and transformer's currents sit in ``PDElements.AllCurrents``, and their ratings."""
@@ -280,9 +332,7 @@ class OpenDSSEngine:
             d.Circuit.SetActiveElement(f"{kind}.{element}")
             if not d.CktElement.Enabled():
                 return None  # out of service: NaN loading, as the pandapower engine gives
-            return [
-                [int(start[i] + t * n_cond[i] + c) for c in range(n_phase[i])] for t in range(int(n_term[i]))
-            ]
+            return [[int(start[i] + t * n_cond[i] + c) for c in range(n_phase[i])] for t in range(int(n_term[i]))]
 
         self._line_cols, self._line_rating, self._line_valid = self._branch_table(
             "line", self._line_dss, cols, self._line_amps
@@ -300,8 +350,10 @@ class OpenDSSEngine:
         node_pos = {n.lower(): i for i, n in enumerate(d.Circuit.AllNodeNames())}
         ground = len(node_pos)
         idx = []
+        y_rows, y_cols, y_vals = [], [], []
         for name, size in zip(names, sizes, strict=True):
             d.Circuit.SetActiveElement(name)
+            first = len(idx)
             if not d.CktElement.Enabled():
                 idx += [ground] * int(size)  # a disabled element carries no current
                 continue
@@ -310,12 +362,45 @@ class OpenDSSEngine:
             per_term = len(nodes) // max(len(buses), 1)
             for k, node in enumerate(nodes):
                 idx.append(ground if node == 0 else node_pos[f"{buses[k // per_term]}.{node}"])
+            y = np.asarray(d.CktElement.YPrim(), dtype=float).view(np.complex128).reshape(int(size), int(size))
+            r, c = np.nonzero(y)
+            y_rows.append(r + first)
+            y_cols.append(np.asarray(idx[first:], dtype=np.int64)[c])
+            y_vals.append(y[r, c])
         if len(idx) != int(sizes.sum()):
             raise RuntimeError(f"OpenDSS current layout: {len(idx)} node entries for {int(sizes.sum())} currents")
         self._loss_nodes = np.asarray(idx, dtype=np.int64)
+        # Terminal currents of all power-delivery elements as one sparse product with the node voltages (ground
+        # last, at 0 V), unless a control element may change a primitive admittance during a solve.
+        if self._has_y_controls():
+            self._y_branch = None
+        else:
+            self._y_branch = sp.csr_matrix(
+                (_cat(y_vals, np.complex128), (_cat(y_rows, np.int64), _cat(y_cols, np.int64))),
+                shape=(len(idx), ground + 1),
+            )
+
+    def _has_y_controls(self) -> bool:
+        d = self._dss
+        for cls in _Y_CONTROLS:
+            d.Basic.SetActiveClass(cls)
+            if d.ActiveClass.Count() == 0:
+                continue
+            for n in d.ActiveClass.AllNames():
+                d.Circuit.SetActiveElement(f"{cls}.{n}")
+                if d.CktElement.Enabled():
+                    return True
+        return False
+
+    def _branch_currents(self) -> np.ndarray:
+        """Complex terminal currents of all power-delivery elements, in ``PDElements.AllCurrents`` order [A]."""
+        if self._y_branch is None:
+            return self._circuit.PDElements.AllCurrents.view(np.complex128)
+        return self._y_branch @ self._v_ext
 
     def _branch_table(self, kind, names, cols, rating):
-        """Per element: the 6 current columns (2 terminals x 3 phases), % of rating per ampere, in service."""
+        """Per element: the 6 current columns (2 terminals x 3 phases), % of rating per ampere, in service; the
+        first two as (6, n) arrays."""
         n = len(names)
         col = np.zeros((n, 2, 3), dtype=np.int64)
         rate = np.full((n, 2, 3), np.inf)
@@ -331,7 +416,8 @@ class OpenDSSEngine:
                 col[k, t, : len(ph)] = ph
                 col[k, t, len(ph) :] = ph[0]
                 rate[k, t, :] = amps[t] if amps[t] > 0 else np.inf
-        return col.reshape(n, 6), (100.0 / rate).reshape(n, 6), valid
+        # Terminal-conductor-major (6, n): the largest of the six is then a reduction along contiguous rows.
+        return np.ascontiguousarray(col.reshape(n, 6).T), np.ascontiguousarray((100.0 / rate).reshape(n, 6).T), valid
 
     def _line_amps(self, name: str) -> tuple[float, float]:
         d = self._dss
@@ -357,8 +443,8 @@ class OpenDSSEngine:
         """An island without a source shows as buses at zero voltage after the no-load solve."""
         if not self._dss.Solution.Converged():
             return  # reported by solve() as a flagged step
-        vm = self._phase_magnitudes()
-        dead = np.nanmax(np.where(np.isnan(vm), 0.0, vm), axis=1) < 1e-6
+        vm = self._phase_magnitudes_t()
+        dead = np.where(np.isnan(vm), 0.0, vm).max(axis=0) < 1e-6
         if dead.any():
             names = [bus_ids[i] for i in np.flatnonzero(dead)]
             raise UserError(
@@ -372,12 +458,14 @@ class OpenDSSEngine:
         # The one sign flip of the OpenDSS boundary: OpenDSS loads are consumer convention [kW, kvar].
         kw = -np.bincount(self._bus_to_uniq, weights=p_kw, minlength=self._n_inj)
         kvar = -np.bincount(self._bus_to_uniq, weights=q_kvar, minlength=self._n_inj)
-        # Only what changed is written (OpenDSS's property setter costs ~0.14 us per load and value). Writing kW
-        # switches an OpenDSS load to "kW and power factor", so kvar must follow every kW write; kvar alone may
-        # change without touching kW.
-        p_changed = not np.array_equal(kw, self._p_kw)
-        q_changed = p_changed or not np.array_equal(kvar, self._q_kvar)
-        self._write_batch(kw if p_changed else None, kvar if q_changed else None)
+        # Only the loads whose values changed are written (OpenDSS's property setter costs ~0.13 us per load and
+        # value). Writing kW switches an OpenDSS load to "kW and power factor", so kvar must follow every kW write;
+        # kvar alone may change without touching kW.
+        p_changed = kw != self._p_kw
+        q_changed = p_changed | (kvar != self._q_kvar)
+        for prop, changed, values in ((b"kW", p_changed, kw), (b"kvar", q_changed, kvar)):
+            which = np.flatnonzero(changed)
+            self._write_batch(prop, which, values if len(which) == self._n_inj else values[which])
         self._p_kw, self._q_kvar = kw, kvar
 
     def solve(self) -> Snapshot:
@@ -394,23 +482,25 @@ class OpenDSSEngine:
         if not solution.Converged:
             self._reinit = True
             return Snapshot.failed(self.info, f"power flow did not converge in {solution.Iterations} iterations")
-        vm_phase = self._phase_magnitudes()
+        mag = self._phase_magnitudes_t()
         if self._all_three:
-            vm = vm_phase.mean(axis=1)
+            vm = (mag[0] + mag[1] + mag[2]) * (1.0 / 3.0)
         else:
-            vm = np.where(self._has_phase, vm_phase, 0.0).sum(axis=1) / self._n_phase
+            vm = np.where(self._missing_t, 0.0, mag).sum(axis=0) / self._n_phase
         if not (vm.min() >= _V_MIN_PU and np.isfinite(vm).all()):
             self._reinit = True
             return Snapshot.failed(self.info, "power flow did not converge: voltage collapse (below 0.05 pu)")
-        va = np.degrees(np.angle(self._volts[self._angle_col])) + self._angle_offset
-        va = (va + 180.0) % 360.0 - 180.0
-        i_all = self._circuit.PDElements.AllCurrents.view(np.complex128)
+        va = np.degrees(np.angle(self._volts[self._angle_col]))
+        va += self._angle_offset + 180.0
+        np.mod(va, 360.0, out=va)
+        va -= 180.0
+        self._v_ext = np.append(self._volts, 0.0)  # the ground node at 0 V
+        i_all = self._branch_currents()
         currents = np.abs(i_all)
-        v_ext = np.append(self._volts, 0.0)  # the ground node at 0 V
-        v_term = v_ext[self._loss_nodes]
-        # Re(sum V * conj(I)), written out: numpy's complex dot goes through BLAS, whose threads cost milliseconds
-        # on a busy machine.
-        losses_w = float(np.sum(v_term.real * i_all.real + v_term.imag * i_all.imag))
+        v_term = self._v_ext[self._loss_nodes]
+        # Re(sum V * conj(I)) = sum of (re * re + im * im) over the interleaved float views; no BLAS dot, whose
+        # threads cost milliseconds on a busy machine.
+        losses_w = float(np.multiply(v_term.view(np.float64), np.ascontiguousarray(i_all).view(np.float64)).sum())
         total = self._circuit.TotalPower
         return Snapshot(
             converged=True,
@@ -421,24 +511,24 @@ class OpenDSSEngine:
             losses_kw=losses_w / 1000.0,
             ext_grid_p_kw=-float(total[0]),
             ext_grid_q_kvar=-float(total[1]),
-            vm_pu_phase=vm_phase if self._unbalanced else None,
+            vm_pu_phase=np.ascontiguousarray(mag.T) if self._unbalanced else None,
             iterations=int(solution.Iterations),
         )
 
     # -- results ------------------------------------------------------------------------------------------
-    def _phase_magnitudes(self) -> np.ndarray:
-        """(n_bus, 3) phase voltage magnitudes [pu], NaN where a bus lacks the phase."""
-        v = self._circuit.AllBusVolts.view(np.complex128)  # dss-python's NumPy array, (re, im) pairs
+    def _phase_magnitudes_t(self) -> np.ndarray:
+        """(3, n_bus) phase voltage magnitudes [pu], NaN where a bus lacks the phase."""
+        v = self._node_volts()
         self._volts = v
-        mag = np.abs(v)[self._bus_cols] * self._inv_base
+        mag = np.abs(v)[self._bus_cols_t] * self._inv_base
         if not self._all_three:
-            mag[~self._has_phase] = np.nan
+            mag[self._missing_t] = np.nan
         return mag
 
     @staticmethod
     def _loading(currents, cols, pct_per_amp, valid) -> np.ndarray:
         if len(cols) == 0:
             return np.zeros(0)
-        pct = (currents[cols] * pct_per_amp).max(axis=1)
+        pct = (currents[cols] * pct_per_amp).max(axis=0)
         pct[~valid] = np.nan
         return pct
