@@ -264,34 +264,46 @@ class OpenDSSEngine:
         d = self._dss
         everyone = np.arange(self._n_inj)
         marks = everyone.astype(float)
-        self._write_batch(b"kW", everyone, marks)
+        self._write_batch(everyone, [(b"kW", everyone, marks)])
         for k in range(self._n_inj):
             d.Loads.Name(f"{_INJ_PREFIX}{k}")
             if d.Loads.kW() != float(k):
                 raise RuntimeError(f"OpenDSS batch order differs from creation order at load {k}")
         zero = np.zeros(self._n_inj)
-        self._write_batch(b"kW", everyone, zero)
-        self._write_batch(b"kvar", everyone, zero)
+        self._write_batch(everyone, [(b"kW", everyone, zero), (b"kvar", everyone, zero)])
 
-    def _write_batch(self, prop: bytes, which: np.ndarray, values: np.ndarray) -> None:
-        """Set property ``prop`` of the injection loads ``which`` (indices) to ``values``, in one call."""
-        if len(which) == 0:
+    def _write_batch(self, edited: np.ndarray, writes: list[tuple[bytes, np.ndarray, np.ndarray]]) -> None:
+        """Write properties of the injection loads in one OpenDSS edit session.
+
+        ``edited``: indices of every load that any write touches; ``writes``: (property, indices, values). Inside
+        an edit session OpenDSS defers each load's recalculation to the end, once per load instead of once per
+        property (the same final state; ~25 % cheaper for kW + kvar on 9,097 loads, benchmarks/grid_engines.py).
+        """
+        if len(edited) == 0:
             return
-        lib, ffi = self._lib, self._ffi
-        if len(which) == self._n_inj:
-            ptrs = self._inj_batch
-        else:
-            ptrs = np.ascontiguousarray(self._inj_batch[which])
-        buf = np.ascontiguousarray(values, dtype=np.float64)
-        lib.Batch_Float64ArrayS(
-            ffi.cast("void**", ffi.from_buffer(ptrs)),
-            len(which),
-            prop,
-            lib.BatchOperation_Set,
-            ffi.from_buffer("double[]", buf),
-            self._setter_flags,
-        )
+        lib = self._lib
+        edited_ptrs = self._pointers(edited)
+        batch = self._ffi.cast("void**", self._ffi.from_buffer(edited_ptrs))
+        lib.Batch_BeginEdit(batch, len(edited))
+        try:
+            for prop, which, values in writes:
+                buf = np.ascontiguousarray(values, dtype=np.float64)
+                ptrs = self._pointers(which)
+                lib.Batch_Float64ArrayS(
+                    self._ffi.cast("void**", self._ffi.from_buffer(ptrs)),
+                    len(which),
+                    prop,
+                    lib.BatchOperation_Set,
+                    self._ffi.from_buffer("double[]", buf),
+                    self._setter_flags,
+                )
+        finally:
+            lib.Batch_EndEdit(batch, len(edited), len(writes))
         self._api._check_for_error()
+
+    def _pointers(self, which: np.ndarray) -> np.ndarray:
+        """The object pointers of the injection loads ``which`` (indices), contiguous."""
+        return self._inj_batch if len(which) == self._n_inj else np.ascontiguousarray(self._inj_batch[which])
 
     def _layout_nodes(self) -> None:
         """Where each node (in ``AllNodeNames`` order) sits in OpenDSS's solution voltage array: the Y matrix's
@@ -463,9 +475,13 @@ class OpenDSSEngine:
         # kvar alone may change without touching kW.
         p_changed = kw != self._p_kw
         q_changed = p_changed | (kvar != self._q_kvar)
+        writes = []
         for prop, changed, values in ((b"kW", p_changed, kw), (b"kvar", q_changed, kvar)):
             which = np.flatnonzero(changed)
-            self._write_batch(prop, which, values if len(which) == self._n_inj else values[which])
+            if len(which):
+                writes.append((prop, which, values if len(which) == self._n_inj else values[which]))
+        if writes:
+            self._write_batch(writes[-1][1], writes)  # the kvar write covers every load written
         self._p_kw, self._q_kvar = kw, kvar
 
     def solve(self) -> Snapshot:
