@@ -12,15 +12,15 @@ Model ``MarketBridge`` (one entity for the whole fleet). Params:
 Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
 (>= 0; the last measured values are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw``
 (metered net power, generator convention). Outputs: ``p_trade_kw`` (world id -> kW, every prosumer, 0
-without a trade), ``battery_p_set_kw`` (world id -> kW for prosumers with a battery and a trade this
-interval: the setpoint that makes the home's net power meet its trade, recomputed every step from the last
-measured load and PV), ``price_per_kwh`` (NaN when no price), ``traded_kwh`` and ``market_status`` of the
+without a trade), ``p_net_target_kw`` (world id -> kW for prosumers with a battery and a trade this
+interval: the traded power, which the fleet's battery then follows with the current step's load and PV),
+``price_per_kwh`` (NaN when no price), ``traded_kwh`` and ``market_status`` of the
 current interval.
 
 Wiring: fleet -> bridge time-shifted (``initial_data`` of empty mappings), bridge -> fleet direct. At step t
 the bridge sees the fleet's state at the end of step t-1 (the agents' measurement and persistence
 forecast; at step 0 there is none, so interval 0 has no orders), runs the market when t is a multiple of
-``interval_s``, and its battery setpoints apply in step t itself. It meters ``p_kw`` over the step it
+``interval_s``, and its net-power targets apply in step t itself. It meters ``p_kw`` over the step it
 describes; the last interval of a run gets no telemetry (its last step is never seen).
 """
 
@@ -34,10 +34,10 @@ import mosaik_api_v3
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
 from testbed.errors import UserError
 from testbed.platform.broker import parse_broker_url
-from testbed.platform.policy import Preferences, State, battery_setpoint_kw
+from testbed.platform.policy import Preferences, State
 from testbed.platform.service import Connection
 
-OUTPUTS = ("p_trade_kw", "battery_p_set_kw", "price_per_kwh", "traded_kwh", "market_status")
+OUTPUTS = ("p_trade_kw", "p_net_target_kw", "price_per_kwh", "traded_kwh", "market_status")
 INPUTS = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
 META = {
     "api_version": "3.0",
@@ -121,7 +121,7 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.p_trade = {pid: 0.0 for pid in self.to_world}
         self.out = {
             "p_trade_kw": {w: 0.0 for w in self.to_pid},
-            "battery_p_set_kw": {},
+            "p_net_target_kw": {},
             "price_per_kwh": math.nan,
             "traded_kwh": 0.0,
             "market_status": "none",
@@ -183,13 +183,12 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
                     "market_status": res.status,
                 }
             )
-        h = self.interval_s / 3600.0
-        # only homes that traded get a setpoint; the others keep their own controller, which sees the
-        # current step's load and PV (the agent only knows the previous step's)
-        self.out["battery_p_set_kw"] = {
-            self.to_world[pid]: battery_setpoint_kw(s, self.p_trade[pid], h)
-            for pid, s in states.items()
-            if s.capacity_kwh > 0 and self.p_trade.get(pid, 0.0) != 0.0
+        # Only homes with a battery and a trade get a target: their battery follows the trade with the current
+        # step's load and PV (the agent only knows the previous step's). The others keep their own controller.
+        self.out["p_net_target_kw"] = {
+            self.to_world[pid]: p
+            for pid, p in self.p_trade.items()
+            if p != 0.0 and self.bridge.specs[pid].capacity_kwh > 0
         }
         return time + self.step_size
 

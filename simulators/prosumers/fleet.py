@@ -77,8 +77,16 @@ class ProsumerFleet:
     def n(self) -> int:
         return len(self.setup.ids)
 
-    def step(self, k: int, battery_setpoint_kw: np.ndarray | None = None) -> FleetState:
-        """Advance step ``k`` (0-based); ``battery_setpoint_kw`` holds NaN where the controller decides."""
+    def step(
+        self, k: int, battery_setpoint_kw: np.ndarray | None = None, net_target_kw: np.ndarray | None = None
+    ) -> FleetState:
+        """Advance step ``k`` (0-based).
+
+        ``net_target_kw`` (NaN where none): the home's battery aims at this net power (generator convention),
+        from this step's load, PV and EV, as far as its power and state of charge allow; this is how a home
+        follows a traded quantity. ``battery_setpoint_kw`` (NaN where none) sets the battery power itself and
+        wins over a target. Elsewhere the home's self-consumption controller decides.
+        """
         s = self.setup
         if not 0 <= k < s.n_steps:
             raise IndexError(f"step {k} is outside the run (0..{s.n_steps - 1})")
@@ -90,6 +98,9 @@ class ProsumerFleet:
         ev_kw = self.evs.step(hour, self.dt_h)
         lo, hi = self.batteries.limits_kw(self.dt_h)
         wanted = self_consumption_kw(pv_kw - load_kw - ev_kw, lo, hi)
+        if net_target_kw is not None:
+            aimed = ~np.isnan(net_target_kw)
+            wanted = np.where(aimed, net_target_kw - (pv_kw - load_kw - ev_kw), wanted)
         if battery_setpoint_kw is not None:
             given = ~np.isnan(battery_setpoint_kw)
             wanted = np.where(given, battery_setpoint_kw, wanted)

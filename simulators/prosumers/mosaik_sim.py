@@ -1,6 +1,9 @@
 """mosaik adapter for the prosumer fleet: one ``Fleet`` entity holding every prosumer as arrays.
 
-Input: ``battery_p_set_kw`` as ``{prosumer_id: kW}`` (optional; overrides a home's controller).
+Inputs (optional, ``{prosumer_id: kW}``): ``p_net_target_kw``, a net power (generator convention) the home's
+battery aims at with this step's load and PV, within its limits (how a home follows a trade), and
+``battery_p_set_kw``, the battery power itself; each replaces the home's self-consumption controller for that
+step, and a battery setpoint wins over a target.
 Inputs from hardware in the loop (optional, ``{prosumer_id: value}``): ``battery_kw_measured``,
 ``pv_kw_measured``, ``soc_measured`` replace the model's battery power, PV power and state of charge of those
 prosumers in every output (the device takes the model's place); the model keeps running beside it and its own
@@ -32,6 +35,7 @@ META = {
             "params": [],
             "attrs": [
                 "battery_p_set_kw",
+                "p_net_target_kw",
                 "bus_p_kw",
                 "bus_q_kvar",
                 "p_kw_by_bus",
@@ -81,16 +85,22 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         return list(self.fleet.setup.ids)
 
     def step(self, time, inputs, max_advance):
-        setpoints = None
-        given = inputs.get(self.eid, {}).get("battery_p_set_kw")
-        if given:
-            setpoints = np.full(self.fleet.n, np.nan)
-            for per_prosumer in given.values():
-                for pid, p_kw in per_prosumer.items():
-                    setpoints[self._pos[pid]] = p_kw
-        self.model_state = self.fleet.step(time, setpoints)
+        attrs = inputs.get(self.eid, {})
+        setpoints = self._per_prosumer(attrs.get("battery_p_set_kw"))
+        targets = self._per_prosumer(attrs.get("p_net_target_kw"))
+        self.model_state = self.fleet.step(time, setpoints, targets)
         self.state = self._measured(self.model_state, inputs.get(self.eid, {}))
         return time + self.step_size
+
+    def _per_prosumer(self, given: dict | None) -> np.ndarray | None:
+        """``{source: {prosumer_id: value}}`` as an array in fleet order, NaN where no source names a prosumer."""
+        if not given:
+            return None
+        out = np.full(self.fleet.n, np.nan)
+        for per_prosumer in given.values():
+            for pid, value in per_prosumer.items():
+                out[self._pos[pid]] = value
+        return out
 
     def _measured(self, state: FleetState, attrs: dict) -> FleetState:
         """``state`` with device measurements in place of the model's values; net power recomputed."""

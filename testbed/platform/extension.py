@@ -131,10 +131,11 @@ class MarketExtension(runner.Extension):
             timeout_s=m.timeout_s,
             mechanism=m.mechanism,
         )
-        # the agents measure the end of the previous step (time-shifted); their setpoints act in the same step
+        # the agents measure the end of the previous step (time-shifted); their net-power targets act in the same
+        # step, where each home's battery follows its trade with that step's load and PV
         inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
         ctx.world.connect(ctx.fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})
-        ctx.world.connect(bridge, ctx.fleet, "battery_p_set_kw")
+        ctx.world.connect(bridge, ctx.fleet, "p_net_target_kw")
         return [(bridge, ["p_trade_kw", "price_per_kwh", "traded_kwh"])]
 
     def kpis(self, ctx: runner.WorldContext) -> dict:

@@ -55,6 +55,27 @@ def test_setpoint_overrides_controller_within_limits():
     assert s.battery_kw[0] == pytest.approx(1.5)
 
 
+def test_net_target_is_followed_with_this_steps_values_within_limits():
+    # a: PV 3 kW, load 1 kW (net +2 kW before the battery); battery 10 kWh, 1.5 kW, half full.
+    fleet = ProsumerFleet(setup())
+    # Sold 1 kW: the battery charges the other 1 kW and the home exports exactly its trade.
+    s = fleet.step(0, net_target_kw=np.array([1.0, np.nan]))
+    assert s.battery_kw[0] == pytest.approx(-1.0)
+    assert s.p_kw[0] == pytest.approx(1.0)
+    # Sold 3 kW: the battery discharges 1 kW on top of the 2 kW surplus.
+    s = fleet.step(1, net_target_kw=np.array([3.0, np.nan]))
+    assert s.battery_kw[0] == pytest.approx(1.0)
+    assert s.p_kw[0] == pytest.approx(3.0)
+    # Bought 2 kW: it would take 4 kW of charging, the battery stops at its 1.5 kW; the home exports 0.5 kW.
+    s = fleet.step(2, net_target_kw=np.array([-2.0, np.nan]))
+    assert s.battery_kw[0] == pytest.approx(-1.5)
+    assert s.p_kw[0] == pytest.approx(0.5)
+    # b has no battery: a target cannot move it (net stays -2 kW); a battery setpoint wins over a target.
+    s = fleet.step(3, battery_setpoint_kw=np.array([0.5, np.nan]), net_target_kw=np.array([3.0, 1.0]))
+    assert s.battery_kw.tolist() == pytest.approx([0.5, 0.0])
+    assert s.p_kw.tolist() == pytest.approx([2.5, -2.0])
+
+
 def test_step_outside_window_is_an_error():
     with pytest.raises(IndexError):
         ProsumerFleet(setup(n_steps=2)).step(2)

@@ -87,6 +87,10 @@ def test_fleet_simulator_contract():
     assert out["p_kw"].tolist() == pytest.approx([0.5, -2.0])
     sim.step(1, {"fleet": {"battery_p_set_kw": {"Market-0.bridge": {"a": 1.0}}}}, 4)
     assert sim.get_data({"fleet": ["p_kw"]})["fleet"]["p_kw"][0] == pytest.approx(3.0)
+    # A net target of 1 kW for a (PV 3 kW, load 1 kW): its battery charges the other 1 kW.
+    sim.step(2, {"fleet": {"p_net_target_kw": {"Market-0.bridge": {"a": 1.0}}}}, 4)
+    out = sim.get_data({"fleet": ["p_kw", "battery_kw"]})["fleet"]
+    assert out["p_kw"][0] == pytest.approx(1.0) and out["battery_kw"][0] == pytest.approx(-1.0)
     assert sim.prosumer_ids() == ["a", "b"]
 
 

@@ -39,7 +39,7 @@ class ToyFleet(mosaik_api_v3.Simulator):
                             "soc",
                             "p_kw",
                             "p_trade_kw",
-                            "battery_p_set_kw",
+                            "p_net_target_kw",
                         ],
                     }
                 },
@@ -113,7 +113,7 @@ def run_world(broker, tmp_path, mechanism, premiums):
         )
         inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
         world.connect(fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})
-        world.connect(bridge, fleet, "p_trade_kw", "battery_p_set_kw")
+        world.connect(bridge, fleet, "p_trade_kw", "p_net_target_kw")
         world.run(until=60, print_progress=False)  # 60 steps of 60 s: intervals 0..3
     return Ledger(url)
 

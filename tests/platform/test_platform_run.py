@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from testbed.platform.extension import ledger_prefix
@@ -96,6 +98,25 @@ def test_kpis_agree_with_the_ledger_and_provenance_file(runs):
     assert rows and all(r["seller_bus"].startswith("LV3.101 Bus") for r in rows)
     # at noon in July the PV owners sell: green energy is traded between neighbours
     assert 0 < k["green_kwh"] <= k["traded_kwh"] + 1e-9
+
+
+def test_homes_with_a_battery_follow_their_trades_with_the_current_step(runs):
+    """The bridge sends each trading home with a battery its trade as a net-power target. The fleet's battery
+    meets it with the same step's load and PV, so the metered net power equals the trade exactly whenever
+    the battery was not at a limit. Those limits are the demo's 5 kW and an SoC inside 0..1 after the step
+    (steps at a limit are skipped). Tolerance 1e-6 kW: float arithmetic only."""
+    ts = pq.read_table(runs[0] / "timeseries.parquet").to_pandas()
+    ids = [c.split("/", 1)[1] for c in ts.columns if c.startswith("p_trade_kw/")]
+    followed = 0
+    for pid in ids:
+        if not (ts[f"soc/{pid}"] > 0).any():
+            continue  # no battery
+        trade, net = ts[f"p_trade_kw/{pid}"], ts[f"p_kw/{pid}"]
+        batt, soc = ts[f"battery_kw/{pid}"], ts[f"soc/{pid}"]
+        free = (trade != 0) & (batt.abs() < 5.0 - 1e-6) & (soc > 0.01) & (soc < 0.99)
+        np.testing.assert_allclose(net[free], trade[free], atol=1e-6, err_msg=pid)
+        followed += int(free.sum())
+    assert followed >= 1  # the noon window has trading homes with a battery inside its limits
 
 
 @pytest.mark.postgres
