@@ -76,7 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write acl, passwd (hashed) and credentials.json for Mosquitto, so "
         "each prosumer can publish only under its own id.",
     )
-    acl.add_argument("--prosumers", type=Path, required=True, help="registry of prosumers (YAML/JSON)")
+    who = acl.add_mutually_exclusive_group(required=True)
+    who.add_argument("--prosumers", type=Path, help="registry of prosumers (YAML/JSON)")
+    who.add_argument(
+        "--scenario", type=Path, help="a scenario: its prosumers' platform ids, for its market.credentials"
+    )
     acl.add_argument("--out", type=Path, required=True, help="directory to write into")
     acl.set_defaults(func=run_acl)
 
@@ -85,8 +89,15 @@ def run_acl(args: argparse.Namespace) -> int:
     from testbed.platform.acl import write_acl
     from testbed.platform.registry import load_registry
 
-    registry = load_registry(args.prosumers)
-    creds = write_acl([e.id for e in registry.prosumers], args.out)
+    if args.scenario is not None:
+        from testbed.platform.extension import platform_ids
+        from testbed.runner import load_plan
+
+        plan = load_plan(args.scenario)
+        ids = list(platform_ids([pr.id for pr in plan.prosumers]).values())
+    else:
+        ids = [e.id for e in load_registry(args.prosumers).prosumers]
+    creds = write_acl(ids, args.out)
     print(
         f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
         f"for {len(creds) - 2} prosumers, the platform and the clock"

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import atexit
 import csv
+import json
 import logging
 import random
 import re
 from pathlib import Path
 
 from testbed import runner
+from testbed.errors import UserError
+from testbed.platform import protocol as p
 from testbed.platform.clearing import Tariff
 from testbed.platform.kpis import kpis_from_ledger
 from testbed.platform.launch import PlatformProcess
@@ -48,6 +51,28 @@ def platform_ids(ids: list[str]) -> dict[str, str]:
 def ledger_prefix(run_dir: Path) -> str:
     """Table prefix of a run in a shared ledger database (PostgreSQL): ``run_<run folder name>_``."""
     return "run_" + re.sub(r"[^a-z0-9_]", "_", run_dir.name.lower())[:30] + "_"
+
+
+def load_credentials(path: Path, pids: list[str]) -> dict[str, str]:
+    """The passwords in ``credentials.json`` (``fpp platform acl``): user -> password, with one for the platform,
+    the clock and every platform id in ``pids``; UserError naming the file and every missing account."""
+    try:
+        creds = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"market.credentials: cannot read {path}", [exc.strerror or str(exc)]) from None
+    except ValueError as exc:
+        raise UserError(f"market.credentials: {path} is not JSON", [str(exc)]) from None
+    if not isinstance(creds, dict) or not all(isinstance(v, str) for v in creds.values()):
+        raise UserError(f"market.credentials: {path} must map account names to passwords")
+    missing = [u for u in (p.PLATFORM_ID, p.CLOCK_ID, *pids) if u not in creds]
+    if missing:
+        raise UserError(
+            f"market.credentials: {path} has no password for {len(missing)} account(s) of this scenario "
+            "(write it with `fpp platform acl --scenario`)",
+            [f"account {u!r}" for u in missing[:20]]
+            + ([f"... and {len(missing) - 20} more"] if len(missing) > 20 else []),
+        )
+    return creds
 
 
 def draw_preferences(market: Market, ids: list[str], seed: int) -> dict[str, dict[str, float]]:
@@ -84,6 +109,12 @@ class MarketExtension(runner.Extension):
             self.prefix = ledger_prefix(run_dir)
         else:
             self.ledger_url = f"sqlite:///{run_dir / 'ledger.db'}"  # absolute path: four slashes
+        creds: dict[str, str] = {}
+        cred_path = None
+        if m.credentials:
+            base = Path(ctx.plan.source).resolve().parent if ctx.plan.source else Path.cwd()
+            cred_path = (base / m.credentials).resolve()
+            creds = load_credentials(cred_path, [self.to_pid[w] for w in ids])
         registry = [
             {
                 "id": self.to_pid[w],
@@ -102,6 +133,7 @@ class MarketExtension(runner.Extension):
             export_price=m.export_price_per_kwh,
             ledger_prefix=self.prefix,
             workdir=run_dir / "platform",
+            credentials=cred_path,
         ).start()
         atexit.register(self.process.stop)  # a failed run must not leave the platform behind
         prefs = draw_preferences(m, ids, sc.seed)
@@ -117,6 +149,7 @@ class MarketExtension(runner.Extension):
                     "p_batt_max_kw": b.power_kw if b else 0.0,
                     "soc_min": b.soc_min if b else 0.0,
                     "soc_max": b.soc_max if b else 1.0,
+                    "password": creds.get(self.to_pid[w]),
                 }
             )
         ctx.world.sim_config.setdefault(SIM_NAME, SIM_CONFIG)
@@ -130,6 +163,7 @@ class MarketExtension(runner.Extension):
             run_id=re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:60],
             timeout_s=m.timeout_s,
             mechanism=m.mechanism,
+            clock_password=creds.get(p.CLOCK_ID),
         )
         # the agents measure the end of the previous step (time-shifted); their net-power targets act in the same
         # step, where each home's battery follows its trade with that step's load and PV

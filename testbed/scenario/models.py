@@ -285,6 +285,11 @@ class Market(_Model):
     ledger: str | None = Field(
         None, description="Ledger URL (sqlite:///..., postgresql://...); by default SQLite in the run folder."
     )
+    credentials: str | None = Field(
+        None,
+        description="credentials.json from `fpp platform acl --scenario` (the platform's, the clock's and every "
+        "prosumer's password) for a broker that requires them; relative to the scenario file; needs broker.",
+    )
     timeout_s: PositiveFloat = Field(60.0, description="How long the bridge waits for the platform [s].")
     preferences: MarketPreferences = Field(default_factory=MarketPreferences)
 
@@ -297,6 +302,8 @@ class Market(_Model):
             )
         if self.broker is not None and not self.broker.startswith(("mqtt://", "mqtts://")):
             raise ValueError(f"broker: expected mqtt://host:port or mqtts://host:port, got {self.broker!r}")
+        if self.credentials is not None and self.broker is None:
+            raise ValueError("credentials: only for a broker named in broker (the embedded broker takes no passwords)")
         return self
 
 

@@ -48,6 +48,7 @@ def test_good_scenario_parses():
         ('network: "simbench:1-LV-rural3--0-sw"}', 'network: "simbench:x", engine: powerfactory}', "grid.engine (line 5): input should be 'pandapower' or 'opendss', got 'powerfactory'"),
         ("capacity_kwh: 10, power_kw: 5", "capacity_kwh: .nan, power_kw: 5", "prosumers[0].battery.capacity_kwh (line 10): input should be a finite number"),
         ("    bus: LV3.101 Bus 5\n", "", "prosumers[0].bus (line 7): required field is missing"),
+        ("seed: 1", "seed: 1\nmarket: {credentials: c.json}", "market (line 4): credentials: only for a broker named in broker"),
     ],
 )
 def test_bad_field(old, new, expected):

@@ -5,6 +5,8 @@ import json
 import shutil
 import ssl
 import subprocess
+import sys
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -158,3 +160,46 @@ def test_tls_settings_are_passed_through(tmp_path):
 
             ack, refused = asyncio.run(main())
     assert ack.msg_id == "tls-1" and refused is not None
+
+
+def _short_market_scenario(tmp_path, extra: str) -> Path:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "scenarios" / "demo.yaml").read_text()
+    text = text.replace("start: 2016-07-24T00:00:00", "start: 2016-07-24T11:00:00")
+    text = text.replace("duration_h: 24", "duration_h: 0.75")
+    text = text.replace("  mechanism: double-auction", f"  mechanism: double-auction\n{extra}")
+    path = tmp_path / "secured.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_fpp_run_trades_through_a_broker_that_requires_passwords(tmp_path, capsys):
+    """`fpp platform acl --scenario` writes accounts for the scenario's prosumers; with market.broker and
+    market.credentials, the platform, the clock and every agent log in with their own password, under the ACL."""
+    plain = _short_market_scenario(tmp_path, "")
+    out = tmp_path / "acl"
+    assert fpp(["platform", "acl", "--scenario", str(plain), "--out", str(out)]) == 0
+    creds = json.loads((out / "credentials.json").read_text())
+    assert len(creds) == 118 + 2 and "LV3.101_Load_1" in creds  # the demo's 118 homes, platform, clock
+    with MosquittoBroker(password_file=out / "passwd", acl_file=out / "acl") as broker:
+        extra = f"  broker: mqtt://127.0.0.1:{broker.address.port}\n  credentials: acl/credentials.json"
+        scenario = _short_market_scenario(tmp_path, extra)
+        res = subprocess.run(
+            [sys.executable, "-m", "testbed", "run", str(scenario), "--out", str(tmp_path / "run"), "--no-progress"],
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        market = json.loads((tmp_path / "run" / "kpis.json").read_text())["market"]
+        # interval 0 has no orders (nothing measured yet); at 11:15 and 11:30 the PV owners sell
+        assert market["interval_status"] == {"no_orders": 1, "optimal": 2} and market["traded_kwh"] > 0
+        # one prosumer's password missing: refused before anything starts, naming the account
+        del creds["LV3.101_Load_7"]
+        (out / "credentials.json").write_text(json.dumps(creds))
+        res = subprocess.run(
+            [sys.executable, "-m", "testbed", "run", str(scenario), "--out", str(tmp_path / "run2"), "--no-progress"],
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 2
+        assert "has no password for 1 account(s)" in res.stderr and "'LV3.101_Load_7'" in res.stderr
