@@ -232,17 +232,19 @@ class OpenDSSEngine:
             out += [f"{cls}.{n}" for n in d.ActiveClass.AllNames()]
         return tuple(out)
 
-    def _has_single_phase_elements(self) -> bool:
+    def _each_element(self, classes: tuple[str, ...]):
+        """Make each element of ``classes`` the active circuit element in turn (yields nothing itself)."""
         d = self._dss
-        for cls in _KEPT_CLASSES:
+        for cls in classes:
             d.Basic.SetActiveClass(cls)
             if d.ActiveClass.Count() == 0:
                 continue
             for n in d.ActiveClass.AllNames():
                 d.Circuit.SetActiveElement(f"{cls}.{n}")
-                if d.CktElement.NumPhases() < 3:
-                    return True
-        return False
+                yield
+
+    def _has_single_phase_elements(self) -> bool:
+        return any(self._dss.CktElement.NumPhases() < 3 for _ in self._each_element(_KEPT_CLASSES))
 
     def _make_batch(self, cls: str, regexp: str, expected: int):
         api = self._dss.to_dss_python()._api_util
@@ -393,16 +395,7 @@ class OpenDSSEngine:
             )
 
     def _has_y_controls(self) -> bool:
-        d = self._dss
-        for cls in _Y_CONTROLS:
-            d.Basic.SetActiveClass(cls)
-            if d.ActiveClass.Count() == 0:
-                continue
-            for n in d.ActiveClass.AllNames():
-                d.Circuit.SetActiveElement(f"{cls}.{n}")
-                if d.CktElement.Enabled():
-                    return True
-        return False
+        return any(self._dss.CktElement.Enabled() for _ in self._each_element(_Y_CONTROLS))
 
     def _branch_currents(self) -> np.ndarray:
         """Complex terminal currents of all power-delivery elements, in ``PDElements.AllCurrents`` order [A]."""

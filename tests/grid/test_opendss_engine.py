@@ -182,19 +182,23 @@ def test_grid_simulator_outputs_phase_voltages_of_an_opendss_feeder():
     assert 20.0 < data["ext_grid_p_kw"] < 20.0 + 0.789
 
 
+def _stepped_and_fresh(ref, first, second):
+    """Solve ``second`` (p, q) on an engine that solved ``first`` before, and on a fresh engine."""
+    eng = build_engine(ref, engine="opendss")
+    eng.set_injections(*first)
+    eng.solve()
+    eng.set_injections(*second)
+    fresh = build_engine(ref, engine="opendss")
+    fresh.set_injections(*second)
+    return eng, eng.solve(), fresh, fresh.solve()
+
+
 def test_injections_written_only_when_changed_stay_exact():
     # set_injections skips unchanged arrays: q must survive a step that changes p alone, and the other way round.
     rng = np.random.default_rng(3)
-    eng = build_engine("pandapower:case33bw", engine="opendss")
-    n = len(eng.info.bus_ids)
+    n = 33
     p1, p2, q = rng.normal(-50, 20, n), rng.normal(-50, 20, n), rng.normal(-20, 5, n)
-    eng.set_injections(p1, q)
-    eng.solve()
-    eng.set_injections(p2, q)
-    stepped = eng.solve()
-    fresh = build_engine("pandapower:case33bw", engine="opendss")
-    fresh.set_injections(p2, q)
-    direct = fresh.solve()
+    eng, stepped, fresh, direct = _stepped_and_fresh("pandapower:case33bw", (p1, q), (p2, q))
     np.testing.assert_allclose(stepped.vm_pu, direct.vm_pu, atol=1e-8)
     assert stepped.ext_grid_q_kvar == pytest.approx(direct.ext_grid_q_kvar, abs=1e-4)
     # And q only: the new kvar is applied, kW stays.
@@ -283,19 +287,12 @@ def test_partial_injection_updates_stay_exact():
     # Only the loads whose value changed are written: a step that changes a few buses must solve exactly as a
     # fresh engine given the same injections.
     rng = np.random.default_rng(4)
-    eng = build_engine("simbench:1-LV-rural3--0-sw", engine="opendss")
-    n = len(eng.info.bus_ids)
+    n = 129
     p, q = rng.normal(-2, 1, n), rng.normal(-0.5, 0.2, n)
-    eng.set_injections(p, q)
-    eng.solve()
     p2, q2 = p.copy(), q.copy()
     p2[[3, 40, 77]] += 5.0
     q2[[40, 90]] -= 1.0
-    eng.set_injections(p2, q2)
-    stepped = eng.solve()
-    fresh = build_engine("simbench:1-LV-rural3--0-sw", engine="opendss")
-    fresh.set_injections(p2, q2)
-    direct = fresh.solve()
+    _, stepped, _, direct = _stepped_and_fresh("simbench:1-LV-rural3--0-sw", (p, q), (p2, q2))
     np.testing.assert_allclose(stepped.vm_pu, direct.vm_pu, atol=1e-8)
     assert stepped.ext_grid_p_kw == pytest.approx(direct.ext_grid_p_kw, abs=1e-4)
     assert stepped.ext_grid_q_kvar == pytest.approx(direct.ext_grid_q_kvar, abs=1e-4)
