@@ -148,8 +148,14 @@ def load_plan(path: str | Path, *, seed: int | None = None) -> RunPlan:
 
 
 def default_run_dir(scenario: Scenario) -> Path:
+    """``<outputs.dir>/<name>-<UTC time>-seed<N>``; a second run within the same second gets ``-2``, ``-3``, ..."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return Path(scenario.outputs.dir) / f"{scenario.name}-{stamp}-seed{scenario.seed}"
+    base = Path(scenario.outputs.dir) / f"{scenario.name}-{stamp}-seed{scenario.seed}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def package_versions() -> dict[str, str]:
@@ -162,6 +168,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def check_fresh_run_dir(run_dir: Path) -> None:
+    """A run writes into a folder of its own: refuse one that already holds files (a previous run's results and
+    ledger would mix with this run's, and be overwritten)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UserError(
+            f"--out {run_dir}: already exists and is not an empty folder",
+            ["a run never writes over another run's results: choose a new folder, or remove this one"],
+        )
+
+
 def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, real_time: bool = False) -> RunResult:
     """Simulate the plan in a mosaik world and write the run folder.
 
@@ -169,6 +186,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     """
     sc = plan.scenario
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(sc)
+    check_fresh_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if plan.source is not None:
         (run_dir / "scenario.yaml").write_text(plan.source.read_text(encoding="utf-8"), encoding="utf-8")

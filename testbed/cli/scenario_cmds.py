@@ -31,8 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from testbed.runner import load_plan, run
+    from testbed.runner import check_fresh_run_dir, load_plan, run
 
+    if args.out is not None:
+        check_fresh_run_dir(args.out)  # before loading anything
     plan = load_plan(args.scenario, seed=args.seed)
     sc = plan.scenario
     print(

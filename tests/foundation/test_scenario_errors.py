@@ -110,3 +110,33 @@ def test_cli_reports_without_traceback(tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "prosumers[0].battery.capacity_kwh (line 10): input should be greater than 0, got -5" in out.stderr
+
+
+def test_run_refuses_a_folder_that_holds_files_and_loses_nothing(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD)
+    out = tmp_path / "previous-run"
+    out.mkdir()
+    (out / "kpis.json").write_text('{"from": "an earlier run"}')
+    res = subprocess.run(
+        [sys.executable, "-m", "testbed", "run", str(path), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"--out {out}: already exists and is not an empty folder" in res.stderr
+    assert [f.name for f in out.iterdir()] == ["kpis.json"]
+    assert (out / "kpis.json").read_text() == '{"from": "an earlier run"}'
+
+
+def test_default_run_folders_never_collide(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from testbed.runner import default_run_dir
+
+    sc = parse_scenario(GOOD.replace("name: t", f"name: t\noutputs: {{dir: {tmp_path}}}"))
+    now = datetime.now(UTC)
+    for t in (now, now + timedelta(seconds=1)):  # whichever second the call falls in is taken already
+        (tmp_path / f"t-{t:%Y%m%dT%H%M%S}-seed1").mkdir()
+    path = default_run_dir(sc)
+    assert not path.exists() and path.name.endswith("-seed1-2")
