@@ -26,6 +26,7 @@ from simulators.prosumers.setup import build_fleet_setup
 from testbed import __version__
 from testbed.errors import UserError
 from testbed.hil_extension import hil_extensions
+from testbed.report import write_report
 from testbed.scenario.fleet import LoadSite, expand_fleet
 from testbed.scenario.loader import read_scenario
 from testbed.scenario.models import Prosumer, Scenario, profiles_source
@@ -261,4 +262,5 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    write_report(run_dir, sc.grid.v_min_pu, sc.grid.v_max_pu)
     return RunResult(run_dir=run_dir, kpis=kpis, wall_s=wall_s)

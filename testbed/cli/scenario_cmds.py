@@ -1,4 +1,4 @@
-"""``fpp run``, ``fpp validate`` and ``fpp schema``: scenario files."""
+"""``fpp run``, ``fpp validate``, ``fpp schema`` and ``fpp report``: scenario files and run folders."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=_schema)
 
+    p = sub.add_parser("report", help="write report.html of a run folder again (fpp run writes it too)")
+    p.add_argument("run_dir", type=Path, help="a run folder written by fpp run")
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from testbed.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
 
 def _run(args: argparse.Namespace) -> int:
     from testbed.runner import check_fresh_run_dir, load_plan, run
@@ -44,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     result = run(plan, args.out, progress=not args.no_progress, real_time=args.real_time)
     k = result.kpis
-    print(f"results: {result.run_dir}")
+    print(f"results: {result.run_dir} (verdict and charts: report.html)")
     print(
         f"  {k['steps']} steps in {result.wall_s:.1f} s; non-converged steps: {k['non_converged_steps']}\n"
         f"  voltage {k['v_min_pu']:.4f}..{k['v_max_pu']:.4f} pu, "
