@@ -43,8 +43,9 @@ def test_run_folder_contents(runs):
     a = runs[0]
     # the demo has a market day: the platform's ledger, log and green provenance join the run folder
     assert sorted(p.name for p in a.iterdir()) == ["green_provenance.csv", "kpis.json", "ledger.db", "platform",
-                                                     "run.json", "scenario.yaml", "timeseries.parquet",
-                                                     "versions.json"]
+                                                     "report.html", "run.json", "scenario.yaml",
+                                                     "timeseries.parquet", "versions.json"]
+    assert "<h1>demo: PASS</h1>" in (a / "report.html").read_text()  # 17:00-19:00 in July, within all limits
     assert json.loads((a / "versions.json").read_text())["mosaik"].startswith("3.")
     run = json.loads((a / "run.json").read_text())
     assert run["steps"] == 8 and run["prosumers"] == 118 and run["seed"] == 42
