@@ -125,7 +125,9 @@ def _charts(run_dir: Path, v_min_pu: float, v_max_pu: float) -> str:
         return "<p>No time series in this run folder (<code>outputs.timeseries: false</code>).</p>"
     import pyarrow.parquet as pq
 
-    df = pq.read_table(path).to_pandas()
+    wanted = ("time", "ext_grid_p_kw", "vm_pu/", "line_loading_pct/", "trafo_loading_pct/")
+    names = [n for n in pq.read_schema(path).names if n.startswith(wanted)]
+    df = pq.read_table(path, columns=names).to_pandas()  # not the per-prosumer columns
     times = (str(df["time"].iloc[0]), str(df["time"].iloc[-1])) if len(df) else ("", "")
 
     def columns(prefix: str) -> np.ndarray:
