@@ -135,22 +135,7 @@ class PlatformCore:
         self.stats["accepted"] += 1
         out = [self._ack(sender, msg.msg_id, kind, msg.interval)]
         if settlement is not None:
-            _, pid, skind, p_kw, e_kwh, amount = settlement
-            out.append(
-                Out(
-                    p.prosumer_topic(pid, "settlement"),
-                    p.encode(
-                        p.Settlement(
-                            prosumer=pid,
-                            interval=msg.interval,
-                            kind=skind,
-                            p_trade_kw=p_kw,
-                            e_kwh=e_kwh,
-                            amount=amount,
-                        )
-                    ),
-                )
-            )
+            out.append(_settlement_out(msg.interval, settlement, []))
         return out
 
     def _check_open(self, k: int, msg_id: str) -> None:
@@ -269,24 +254,9 @@ class PlatformCore:
             for s, b, pk, e, pr, cls in result.get("trades", [])
         ]
         out: list[Out] = []
-        for _, pid, kind, p_kw, e_kwh, amount in result.get("settlements", []):
-            own = [t for t in trades if pid in (t.seller, t.buyer)]
-            out.append(
-                Out(
-                    p.prosumer_topic(pid, "settlement"),
-                    p.encode(
-                        p.Settlement(
-                            prosumer=pid,
-                            interval=k,
-                            kind=kind,
-                            p_trade_kw=p_kw,
-                            e_kwh=e_kwh,
-                            amount=amount,
-                            trades=own,
-                        )
-                    ),
-                )
-            )
+        for row in result.get("settlements", []):
+            pid, p_kw = row[1], row[3]
+            out.append(_settlement_out(k, row, [t for t in trades if pid in (t.seller, t.buyer)]))
             out.append(
                 Out(
                     p.prosumer_topic(pid, "dispatch"),
@@ -308,3 +278,12 @@ class PlatformCore:
         self.last_closed = max(self.last_closed if self.last_closed is not None else k, k)
         out.append(self.open_message())
         return out
+
+
+def _settlement_out(interval: int, row, trades: list[p.TradeMsg]) -> Out:
+    """The settlement message of a ledger settlement row ``(interval, prosumer, kind, p_kw, e_kwh, amount)``."""
+    _, pid, kind, p_kw, e_kwh, amount = row
+    msg = p.Settlement(
+        prosumer=pid, interval=interval, kind=kind, p_trade_kw=p_kw, e_kwh=e_kwh, amount=amount, trades=trades
+    )
+    return Out(p.prosumer_topic(pid, "settlement"), p.encode(msg))
