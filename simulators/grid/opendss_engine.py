@@ -7,8 +7,8 @@ OpenDSS's own lower-case names).
 Injections: the engine adds one constant-power ``Load`` per OpenDSS bus (named ``fpp_<k>``), connected to all
 of the bus's phase nodes; a bus's injection is split equally between its phases. OpenDSS loads use the
 consumer convention, so ``set_injections`` flips the sign once (``kW = -p_kw``). Injections are written with
-the DSS C-API batch interface (one call per property for the loads whose value changed), and each step is one
-``Solution.Solve()``.
+the DSS C-API batch interface, only for the loads whose values changed, in one edit session (each load is
+recalculated once for kW and kvar together), and each step is one ``Solution.Solve()``.
 
 Outputs: per-phase voltage magnitudes against each bus's base voltage (pandapower's ``vn_kv`` for exported
 circuits, OpenDSS's ``kVBase`` for files), ``vm_pu`` is their mean over the bus's phases, ``va_degree`` the
@@ -16,7 +16,8 @@ angle of its first phase (plus the exporter's phase-shift correction). Loadings 
 current of any terminal against the line's ``normamps`` or the transformer winding's rated current (NaN when out
 of service). Terminal currents are those OpenDSS computes, I = YPrim * V per power-delivery element, as one
 sparse product of all the elements' primitive admittances with the solved node voltages (equal to
-``PDElements.AllCurrents`` to 1e-9 A, tested, at a twentieth of its cost); circuits with control elements that may
+``PDElements.AllCurrents``: 3e-12 A apart on 9,099 buses, and loadings and losses tested to 1e-9 relative, at
+a twentieth of its cost); circuits with control elements that may
 change a primitive admittance during a solve (regulator taps, capacitor steps, switches) read
 ``PDElements.AllCurrents`` instead. Losses are those of all power-delivery elements (lines, transformers, ...),
 summed as V * conj(I) over their terminals (equal to ``Circuit.Losses``, tested); the source power is
