@@ -15,7 +15,7 @@ from datetime import datetime
 from simulators.prosumers.mosaik_sim import ARRAYS, FleetSimulator
 from simulators.prosumers.profiles import load_simbench_profiles
 from simulators.prosumers.setup import build_fleet_setup
-from testbed.scenario.models import EV, PV, Battery, Load, Prosumer, TimeWindow
+from testbed.domain.scenario.models import EV, PV, Battery, Load, Prosumer, TimeWindow
 
 
 def fleet(n: int, profiles) -> list[Prosumer]:

@@ -6,7 +6,7 @@
 Both sides solve one power flow per 15-minute step on SimBench 1-LV-rural3--0-sw and log bus voltages and
 line and transformer loadings:
 
-- co-simulation: ``testbed.runner.run`` on scenarios/year.yaml (mosaik world with the grid, the prosumer
+- co-simulation: ``testbed.orchestration.runner.run`` on scenarios/year.yaml (mosaik world with the grid, the prosumer
   fleet with batteries and EVs, and the recorder writing Parquet and KPIs);
 - bare: ``pandapower.timeseries.run_timeseries`` with one ``ConstControl`` per load table column (the same
   households' SimBench load profiles) and the fleet's PV as static generators with their profiles, logged
@@ -30,7 +30,8 @@ from pandapower.control import ConstControl
 from pandapower.timeseries import DFData, OutputWriter, run_timeseries
 
 from simulators.prosumers.profiles import per_step, step_slots
-from testbed.runner import load_plan, run
+from testbed.orchestration.plan import load_plan
+from testbed.orchestration.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 

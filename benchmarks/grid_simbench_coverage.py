@@ -15,7 +15,7 @@ import warnings
 import simbench as sb
 
 from simulators.grid.compare import compare_engines
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 def main(codes: list[str]) -> None:

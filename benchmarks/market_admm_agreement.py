@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from testbed.market import clear
+from testbed.domain.market import clear
 
 
 def preference_case(seed: int):

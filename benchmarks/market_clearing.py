@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from testbed.market import clear, parse_case
+from testbed.domain.market import clear, parse_case
 
 
 def make_case(n: int, seed: int = 1, prefs: bool = False) -> dict:

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
+from testbed.domain.der.ems import Preferences, State
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform.broker import MosquittoBroker
 from testbed.platform.clearing import Tariff
+from testbed.platform.client import Connection
 from testbed.platform.kpis import kpis_from_ledger
-from testbed.platform.launch import PlatformProcess
 from testbed.platform.ledger import Ledger
-from testbed.platform.policy import Preferences, State
-from testbed.platform.service import Connection
 
 IMPORT, EXPORT = 0.30, 0.08
 

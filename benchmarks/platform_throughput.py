@@ -17,11 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
-from testbed.platform.agent import ProsumerClient
 from testbed.platform.broker import MosquittoBroker
-from testbed.platform.launch import PlatformProcess
-from testbed.platform.service import Connection
+from testbed.platform.client import Connection, ProsumerClient
 
 
 async def run(address, n_clients: int, n_orders: int, rate: float | None) -> tuple[float, list[float]]:

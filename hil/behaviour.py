@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import opender
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 

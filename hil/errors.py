@@ -3,7 +3,7 @@ register)."""
 
 from __future__ import annotations
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 class HilError(Exception):
@@ -72,7 +72,7 @@ class HilValueError(HilError):
 
 class HilAbort(HilError, UserError):
     """The scenario's fault policy is ``abort`` and a device sample was invalid: the run stops with one
-    clear paragraph (a :class:`testbed.errors.UserError`), naming the device and the fault."""
+    clear paragraph (a :class:`testbed.domain.errors.UserError`), naming the device and the fault."""
 
     kind = "abort"
 

@@ -37,7 +37,7 @@ from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
 from hil.samples import SampleStore
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 

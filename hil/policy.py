@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hil.errors import HilAbort
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 POLICIES = ("hold", "fallback-to-model", "abort")
 

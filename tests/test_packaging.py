@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import testbed
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 def test_cli_reports_version():

@@ -13,7 +13,7 @@ import numpy as np
 
 from simulators.grid.engine import GridEngine, Snapshot
 from simulators.grid.factory import build_engine
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 def solve_own_loads(ref: str, engine: str, *, base_dir: Path | None = None) -> tuple[GridEngine, Snapshot]:

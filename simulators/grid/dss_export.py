@@ -39,7 +39,7 @@ import numpy as np
 import pandapower as pp
 
 from simulators.grid.networks import check_supplied, element_ids
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 _SOURCE_Z_OHM = (1e-7, 1e-6)  # (r, x) of the Vsource: negligible against any line [ohm]
 _V_MIN_PU = 0.05  # below this OpenDSS loads become impedances (keeps collapse cases from blowing up)

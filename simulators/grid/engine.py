@@ -10,7 +10,7 @@ Conventions, the same for every engine:
 - ``ext_grid_p_kw > 0`` means the feeder *imports* from the upstream grid (the slack supplies power).
 - A power flow that does not converge is data, not an exception: ``converged`` is False, the arrays are
   NaN, and ``message`` says why. Mistakes in the network itself (no slack, unknown file) raise
-  :class:`testbed.errors.UserError` when the engine is built.
+  :class:`testbed.domain.errors.UserError` when the engine is built.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simulators.grid.engine import GridEngine
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 ENGINES = ("pandapower", "opendss")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandapower as pp
 import pandapower.networks as pn
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from simulators.grid.dss_export import DssCircuit
 from simulators.grid.engine import NetworkInfo, Snapshot, checked_injections
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 

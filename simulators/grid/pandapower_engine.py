@@ -27,7 +27,7 @@ from pandapower.pypower.idx_bus import BASE_KV, PD, QD, VA, VM
 
 from simulators.grid.engine import NetworkInfo, Snapshot, checked_injections
 from simulators.grid.networks import check_supplied, element_ids
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 

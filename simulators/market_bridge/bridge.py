@@ -28,11 +28,10 @@ from typing import Any
 
 import aiomqtt
 
+from testbed.domain.der.ems import Preferences, State, battery_setpoint_kw, bid, offer_from_bid
 from testbed.platform import protocol as p
-from testbed.platform.agent import ProsumerClient, Rejected
 from testbed.platform.clearing import OFFER_MECHANISMS
-from testbed.platform.policy import Preferences, State, battery_setpoint_kw, bid, offer_from_bid
-from testbed.platform.service import Connection
+from testbed.platform.client import Connection, ProsumerClient, Rejected
 
 log = logging.getLogger(__name__)
 

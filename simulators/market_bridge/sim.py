@@ -32,10 +32,10 @@ from typing import Any
 import mosaik_api_v3
 
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
-from testbed.errors import UserError
+from testbed.domain.der.ems import Preferences, State
+from testbed.domain.errors import UserError
 from testbed.platform.broker import parse_broker_url
-from testbed.platform.policy import Preferences, State
-from testbed.platform.service import Connection
+from testbed.platform.client import Connection
 
 OUTPUTS = ("p_trade_kw", "p_net_target_kw", "price_per_kwh", "traded_kwh", "market_status")
 INPUTS = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")

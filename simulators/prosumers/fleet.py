@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from simulators.prosumers.battery import BatteryBank
-from simulators.prosumers.ev import EVFleet
+from testbed.domain.der.battery import BatteryBank
+from testbed.domain.der.ev import EVFleet
 
 
 @dataclass(frozen=True)

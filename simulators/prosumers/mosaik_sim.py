@@ -67,7 +67,7 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         grid_bus_ids: tuple[str, ...] | list[str] | None = None,
     ):
         if setup is None:
-            raise ValueError("FleetSimulator needs a FleetSetup (built by testbed.runner)")
+            raise ValueError("FleetSimulator needs a FleetSetup (built by testbed.orchestration.runner)")
         self.fleet = ProsumerFleet(setup)
         self._pos = {pid: i for i, pid in enumerate(setup.ids)}
         self._grid_buses = None

@@ -8,7 +8,7 @@ import numpy as np
 
 from simulators.prosumers.fleet import FleetSetup
 from simulators.prosumers.profiles import ProfileSet, per_step, step_slots
-from testbed.scenario.models import Prosumer, TimeWindow
+from testbed.domain.scenario.models import Prosumer, TimeWindow
 
 _BATTERY_FIELDS = ("capacity_kwh", "power_kw", "round_trip_efficiency", "initial_soc", "soc_min", "soc_max")
 _EV_FIELDS = ("capacity_kwh", "charge_kw", "charge_efficiency", "trip_kwh", "depart_h", "arrive_h", "initial_soc")

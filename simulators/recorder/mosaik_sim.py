@@ -7,7 +7,7 @@ One ``Recorder`` entity takes any attributes. Column names are ``<attr>/<element
 - a scalar value is named ``<attr>`` (or ``<attr>/<source entity>`` when several sources send it).
 
 Rows are buffered and written in chunks, so a year-long run does not hold its whole time series in memory.
-The KPIs (see :mod:`testbed.kpis`) are accumulated at every step and written when the run ends.
+The KPIs (see :mod:`testbed.domain.kpis`) are accumulated at every step and written when the run ends.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from testbed.kpis import KpiAccumulator
+from testbed.domain.kpis import KpiAccumulator
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 import sys
 
 from testbed import __version__
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (

@@ -13,7 +13,7 @@ import asyncio
 import json
 import signal
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 KINDS = {"inverter": "pv", "pv": "pv", "battery": "battery"}
 

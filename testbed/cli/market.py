@@ -1,4 +1,4 @@
-"""``fpp market``: clear a market case file with any mechanism of :mod:`testbed.market`.
+"""``fpp market``: clear a market case file with any mechanism of :mod:`testbed.domain.market`.
 
     fpp market clear CASE [--mechanism double-auction|pay-as-bid|pool|p2p|admm] [--out result.json]
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from testbed.errors import UserError
-from testbed.market import MECHANISMS, clear
+from testbed.domain.errors import UserError
+from testbed.domain.market import MECHANISMS, clear
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prosumers", type=Path, help="registry of prosumers (YAML/JSON); kept in the ledger"
     )
-    parser.add_argument("--mechanism", default="double-auction", help="market mechanism (testbed.market)")
+    parser.add_argument("--mechanism", default="double-auction", help="market mechanism (testbed.domain.market)")
     parser.add_argument("--interval-s", type=float, default=900.0, help="market interval length [s]")
     parser.add_argument("--import-price", type=float, default=0.30, help="retail import price [currency/kWh]")
     parser.add_argument("--export-price", type=float, default=0.08, help="retail export price [currency/kWh]")
@@ -90,8 +90,8 @@ def run_acl(args: argparse.Namespace) -> int:
     from testbed.platform.registry import load_registry
 
     if args.scenario is not None:
-        from testbed.platform.extension import platform_ids
-        from testbed.runner import load_plan
+        from testbed.orchestration.parts.market import platform_ids
+        from testbed.orchestration.plan import load_plan
 
         plan = load_plan(args.scenario)
         ids = list(platform_ids([pr.id for pr in plan.prosumers]).values())
@@ -119,9 +119,9 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 def _check_mechanism(mechanism: str) -> None:
     """Import the market library now (it takes a second or two), so the first gate closure is not slow."""
     try:
-        from testbed.market import MECHANISMS
+        from testbed.domain.market import MECHANISMS
     except ImportError:
-        raise UserError("the market library is missing", ["testbed.market cannot be imported"]) from None
+        raise UserError("the market library is missing", ["testbed.domain.market cannot be imported"]) from None
     if mechanism not in MECHANISMS:
         choices = ", ".join(MECHANISMS)
         raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {choices}"])
@@ -130,10 +130,11 @@ def _check_mechanism(mechanism: str) -> None:
 def run_platform(args: argparse.Namespace) -> int:
     from testbed.platform.broker import BrokerAddress, parse_broker_url
     from testbed.platform.clearing import Tariff
+    from testbed.platform.client import Connection
     from testbed.platform.core import PlatformConfig, PlatformCore
     from testbed.platform.ledger import Ledger
     from testbed.platform.registry import load_registry
-    from testbed.platform.service import Connection, PlatformService
+    from testbed.platform.service import PlatformService
 
     problems = []
     if args.interval_s <= 0:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from testbed.scenario.models import Scenario
+from testbed.domain.scenario.models import Scenario
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from testbed.report import write_report
+    from testbed.orchestration.report import write_report
 
     print(write_report(args.run_dir))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from testbed.runner import check_fresh_run_dir, load_plan, run
+    from testbed.orchestration.plan import load_plan
+    from testbed.orchestration.runner import check_fresh_run_dir, run
 
     if args.out is not None:
         check_fresh_run_dir(args.out)  # before loading anything
@@ -81,7 +82,7 @@ def _pct(x: float | None) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from testbed.runner import load_plan
+    from testbed.orchestration.plan import load_plan
 
     plan = load_plan(args.scenario)
     sc = plan.scenario

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 from testbed.platform import protocol as p
 
 

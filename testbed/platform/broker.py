@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
 MOSQUITTO = "/usr/sbin/mosquitto"

@@ -1,6 +1,6 @@
 """Turn one interval's accepted orders and offers into a market case, clear it, and settle it.
 
-The clearing itself is the market library's (:mod:`testbed.market`); this module only translates between
+The clearing itself is the market library's (:mod:`testbed.domain.market`); this module only translates between
 the platform's messages and the library's ``MarketCase``/``MarketResult`` and computes each prosumer's
 settlement and the green-energy provenance. Pure: no I/O.
 """
@@ -66,8 +66,8 @@ def clear_interval(
         what = "orders or flexibility offers" if mechanism in ORDER_MECHANISMS else "flexibility offers"
         return Outcome("no_orders", f"no {what} for this interval ({mechanism})", None)
 
-    from testbed.market import Agent, EnergyClass, GridTariff, MarketCase, clear
-    from testbed.market import Order as MarketOrder
+    from testbed.domain.market import Agent, EnergyClass, GridTariff, MarketCase, clear
+    from testbed.domain.market import Order as MarketOrder
 
     grid = (
         None

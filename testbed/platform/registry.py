@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 from testbed.platform.protocol import CLOCK_ID, PLATFORM_ID, PROSUMER_ID_RE
 
 

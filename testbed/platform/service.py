@@ -16,59 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
-import ssl
 import time
-from dataclasses import dataclass
 
 import aiomqtt
 
 from testbed.platform import protocol as p
-from testbed.platform.broker import BrokerAddress
+from testbed.platform.client import Connection
 from testbed.platform.core import Out, PlatformCore
 
 log = logging.getLogger(__name__)
-
-
-class _NoBacklogWarnings(logging.Filter):
-    """aiomqtt warns "There are N pending publish calls" whenever more than ten publishes await their
-    acknowledgement; at a gate closure the platform publishes hundreds at once by design. Drop those."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("There are %d pending publish calls")
-
-
-MQTT_LOG = logging.getLogger("testbed.platform.mqtt")
-MQTT_LOG.addFilter(_NoBacklogWarnings())
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How to reach a broker: address, credentials and TLS (passed through to aiomqtt)."""
-
-    address: BrokerAddress
-    username: str | None = None
-    password: str | None = None
-    tls_context: ssl.SSLContext | None = None
-
-    def client(self, identifier: str, *, clean_session: bool = True, **kw: object) -> aiomqtt.Client:
-        tls = self.tls_context
-        if tls is None and self.address.tls:
-            tls = ssl.create_default_context()
-        return aiomqtt.Client(
-            self.address.host,
-            self.address.port,
-            username=self.username,
-            password=self.password,
-            identifier=identifier,
-            logger=MQTT_LOG,
-            clean_session=clean_session,
-            tls_context=tls,
-            # small request/reply packets: without TCP_NODELAY, Nagle's algorithm holds them back
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            protocol=aiomqtt.ProtocolVersion.V311,
-            **kw,
-        )  # type: ignore[arg-type]
 
 
 class PlatformService:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from simulators.prosumers.battery import BatteryBank
-from simulators.prosumers.ev import EVFleet
+from testbed.domain.der.battery import BatteryBank
+from testbed.domain.der.ev import EVFleet
 
 
 def bank(**kw):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from testbed.runner import prepare
-from testbed.scenario import models
-from testbed.scenario.loader import parse_scenario
+from testbed.domain.scenario import models
+from testbed.domain.scenario.loader import parse_scenario
+from testbed.orchestration.plan import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from testbed.kpis import KpiAccumulator
+from testbed.domain.kpis import KpiAccumulator
 
 
 def test_two_steps_hand_computed():

@@ -4,8 +4,9 @@ import json
 
 import pyarrow.parquet as pq
 
-from testbed.runner import prepare, run
-from testbed.scenario.loader import parse_scenario
+from testbed.domain.scenario.loader import parse_scenario
+from testbed.orchestration.plan import prepare
+from testbed.orchestration.runner import run
 
 SCENARIO = """\
 schema_version: 1

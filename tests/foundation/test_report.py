@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from testbed.report import _H, _PAD, _W, checks, polyline
+from testbed.orchestration.report import _H, _PAD, _W, checks, polyline
 
 from .test_scenario_errors import GOOD
 

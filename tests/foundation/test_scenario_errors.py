@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from testbed.errors import UserError
-from testbed.scenario.loader import parse_scenario
+from testbed.domain.errors import UserError
+from testbed.domain.scenario.loader import parse_scenario
 
 GOOD = """\
 schema_version: 1
@@ -92,7 +92,7 @@ def test_references_checked_against_grid_and_profiles(tmp_path):
     text = GOOD.replace("LV3.101 Bus 5", "No Such Bus").replace("H0-A", "H9-Z")
     path = tmp_path / "s.yaml"
     path.write_text(text + "    pv: {kwp: 4, profile: PV99}\n")
-    from testbed.runner import load_plan
+    from testbed.orchestration.plan import load_plan
 
     with pytest.raises(UserError) as err:
         load_plan(path)
@@ -132,7 +132,7 @@ def test_run_refuses_a_folder_that_holds_files_and_loses_nothing(tmp_path):
 def test_default_run_folders_never_collide(tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from testbed.runner import default_run_dir
+    from testbed.orchestration.runner import default_run_dir
 
     sc = parse_scenario(GOOD.replace("name: t", f"name: t\noutputs: {{dir: {tmp_path}}}"))
     now = datetime.now(UTC)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.runner import prepare, run
-from testbed.scenario.loader import read_scenario
+from testbed.orchestration.plan import prepare, read_scenario
+from testbed.orchestration.runner import run
 
 DEMO = Path(__file__).resolve().parents[2] / "scenarios" / "demo.yaml"
 

@@ -7,7 +7,7 @@ import pytest
 
 from simulators.grid.factory import build_engine
 from simulators.grid.opendss_engine import OpenDSSEngine
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 FEEDER = Path(__file__).resolve().parents[2] / "simulators" / "grid" / "feeders" / "unbalanced_lv.dss"
 V_PHASE = 400.0 / np.sqrt(3.0)  # source phase voltage [V]

@@ -8,7 +8,7 @@ import pytest
 
 from simulators.grid.networks import load_pandapower
 from simulators.grid.pandapower_engine import PandapowerEngine
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from simulators.grid.opendss_engine import OpenDSSEngine
 from simulators.grid.pandapower_engine import PandapowerEngine
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 V_PHASE = 400.0 / np.sqrt(3.0)
 Z = 0.25 * (0.4 + 0.2j)  # [ohm] per phase

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from hil.behaviour import CAT_B_VOLT_VAR, DerBehaviour, DerControls, DerRating, GridInputs
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 
 def _settle(dev: DerBehaviour, seconds: float, dt: float = 0.1):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from testbed.market import clear
+from testbed.domain.market import clear
 
 TOL = 1e-9
 
@@ -128,7 +128,7 @@ def test_derived_orders_approach_the_pool_as_segments_grow():
 
 
 def test_result_round_trips_through_json():
-    from testbed.market import MarketResult
+    from testbed.domain.market import MarketResult
 
     r = clear(_case(BOOK), "pay-as-bid")
     assert MarketResult.model_validate_json(r.model_dump_json()) == r

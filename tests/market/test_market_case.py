@@ -2,8 +2,8 @@
 
 import pytest
 
-from testbed.errors import UserError
-from testbed.market import clear, parse_case
+from testbed.domain.errors import UserError
+from testbed.domain.market import clear, parse_case
 
 
 def ag(id_, lo=0.0, hi=1.0, a=0.0, b=0.1, **kw):

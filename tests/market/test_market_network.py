@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from testbed.market import clear
-from testbed.market.case import parse_case
-from testbed.market.network import network_rows
+from testbed.domain.market import clear
+from testbed.domain.market.case import parse_case
+from testbed.domain.market.network import network_rows
 
 
 def _case(network):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from testbed.market import clear
-from testbed.market.admm import agent_problems, agent_step, negotiate
-from testbed.market.case import parse_case
-from testbed.market.p2p import build_graph
+from testbed.domain.market import clear
+from testbed.domain.market.admm import agent_problems, agent_step, negotiate
+from testbed.domain.market.case import parse_case
+from testbed.domain.market.p2p import build_graph
 
 
 def ag(id_, lo, hi, a, b, **kw):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from testbed.market import clear
+from testbed.domain.market import clear
 
 
 def ag(id_, lo, hi, a, b, **kw):

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testbed.market import clear
+from testbed.domain.market import clear
 
 money = st.floats(0.0, 0.5, allow_nan=False)
 

@@ -12,13 +12,13 @@ import aiomqtt
 import pytest
 
 from testbed.cli import main as fpp
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
 from testbed.platform.acl import acl_text, mosquitto_passwd
-from testbed.platform.agent import ProsumerClient
 from testbed.platform.broker import BrokerAddress, MosquittoBroker, mosquitto_available
-from testbed.platform.launch import PlatformProcess
-from testbed.platform.service import Connection
-from testbed.platform.testing import make_core, order, serving
+from testbed.platform.client import Connection, ProsumerClient
+
+from .helpers import make_core, order, serving
 
 pytestmark = pytest.mark.skipif(
     not (mosquitto_available() and mosquitto_passwd()),

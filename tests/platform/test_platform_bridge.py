@@ -8,7 +8,7 @@ import mosaik
 import mosaik_api_v3
 import pytest
 
-from testbed.platform.launch import PlatformProcess
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform.ledger import Ledger
 
 FLEET = {  # constant load and PV per prosumer [kW]

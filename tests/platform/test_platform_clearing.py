@@ -7,7 +7,8 @@ import pytest
 
 from testbed.platform import protocol as p
 from testbed.platform.kpis import kpis_from_ledger
-from testbed.platform.testing import TARIFF, make_core, order
+
+from .helpers import TARIFF, make_core, order
 
 PROSUMERS = [("p00", "bus0", "green"), ("p01", "bus1", None), ("p02", "bus2", None)]
 

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from testbed.cli import main as fpp
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
-from testbed.platform.agent import ProsumerClient
-from testbed.platform.launch import PlatformProcess
+from testbed.platform.client import Connection, ProsumerClient
 from testbed.platform.ledger import Ledger
-from testbed.platform.service import Connection
-from testbed.platform.testing import order
+
+from .helpers import order
 
 
 def test_platform_with_embedded_broker_serves_orders(tmp_path):
@@ -77,7 +77,7 @@ def test_bad_registry_lists_every_problem(tmp_path, capsys):
 
 
 def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
-    from testbed.errors import UserError
+    from testbed.domain.errors import UserError
     from testbed.platform.broker import free_port
 
     dead = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there

@@ -3,7 +3,8 @@
 import json
 
 from testbed.platform import protocol as p
-from testbed.platform.testing import make_core, order
+
+from .helpers import make_core, order
 
 PROSUMERS = [("a", "bus1", "green"), ("b", "bus2", None)]
 

@@ -2,10 +2,10 @@
 
 import logging
 
+from testbed.domain.scenario.models import Market
+from testbed.orchestration.parts.market import draw_preferences, platform_ids
 from testbed.platform import protocol as p
-from testbed.platform.extension import draw_preferences, platform_ids
-from testbed.platform.service import MQTT_LOG
-from testbed.scenario.models import Market
+from testbed.platform.client import MQTT_LOG
 
 
 def test_platform_ids_are_valid_unique_and_stable():

@@ -13,11 +13,11 @@ import sys
 import pytest
 
 from testbed.platform import protocol as p
-from testbed.platform.agent import ProsumerClient
 from testbed.platform.broker import EmbeddedBrokerProcess, MosquittoBroker, mosquitto_available
+from testbed.platform.client import Connection, ProsumerClient
 from testbed.platform.ledger import Ledger
-from testbed.platform.service import Connection
-from testbed.platform.testing import close_gate, make_core, order, serving
+
+from .helpers import close_gate, make_core, order, serving
 
 PIDS = [f"p{i}" for i in range(6)]
 PROSUMERS = [(pid, f"bus{i}", None) for i, pid in enumerate(PIDS)]

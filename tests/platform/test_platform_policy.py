@@ -2,9 +2,9 @@
 
 import pytest
 
+from testbed.domain.der.ems import Preferences, State, battery_limits, battery_setpoint_kw, bid
 from testbed.platform.clearing import Tariff, imbalance_amount, retail_bill
 from testbed.platform.kpis import market_kpis
-from testbed.platform.policy import Preferences, State, battery_limits, battery_setpoint_kw, bid
 
 IMP, EXP, H = 0.30, 0.08, 0.25  # retail tariff [currency/kWh], 15-minute interval [h]
 

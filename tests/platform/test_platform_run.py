@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from testbed.platform.extension import ledger_prefix
+from testbed.orchestration.parts.market import ledger_prefix
 from testbed.platform.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from testbed.platform import protocol as p
-from testbed.platform.agent import ProsumerClient, Rejected
+from testbed.platform.client import Connection, ProsumerClient, Rejected
 from testbed.platform.ledger import Ledger
-from testbed.platform.service import Connection
-from testbed.platform.testing import close_gate, make_core, order, serving
+
+from .helpers import close_gate, make_core, order, serving
 
 PROSUMERS = [(f"p{i:02d}", f"bus{i}", "green" if i % 2 else None) for i in range(12)]
 

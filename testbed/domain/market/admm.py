@@ -35,10 +35,10 @@ import osqp
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from testbed.market.case import MarketCase
-from testbed.market.network import NetworkRows, network_rows
-from testbed.market.p2p import TradingGraph, build_graph, p2p_result
-from testbed.market.result import MarketResult, infeasible
+from testbed.domain.market.case import MarketCase
+from testbed.domain.market.network import NetworkRows, network_rows
+from testbed.domain.market.p2p import TradingGraph, build_graph, p2p_result
+from testbed.domain.market.result import MarketResult, infeasible
 
 BISECT_STEPS = 40
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from testbed.scenario.models import Prosumer
+from testbed.domain.scenario.models import Prosumer
 
 
 def reference_problems(

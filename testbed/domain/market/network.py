@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testbed.market.case import MarketCase
+from testbed.domain.market.case import MarketCase
 
 
 @dataclass(frozen=True)

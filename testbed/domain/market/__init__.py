@@ -1,6 +1,6 @@
 """P2P energy market engine: pure clearing library (no I/O, no clocks).
 
-    from testbed.market import MarketCase, Agent, Order, GridTariff, MarketResult, Trade, clear, MECHANISMS
+    from testbed.domain.market import MarketCase, Agent, Order, GridTariff, MarketResult, Trade, clear, MECHANISMS
 
 Mechanisms: uniform-price double auction and pay-as-bid (:mod:`.auction`), the pool welfare optimum
 (:mod:`.pool`), P2P with product differentiation as a central QP (:mod:`.p2p`) and as a distributed ADMM
@@ -8,7 +8,7 @@ negotiation (:mod:`.admm`). The case format is in :mod:`.case`, results in :mod:
 explains both with a worked example.
 """
 
-from testbed.market.case import (
+from testbed.domain.market.case import (
     GRID_ID,
     Agent,
     EnergyClass,
@@ -21,8 +21,8 @@ from testbed.market.case import (
     VoltageLimit,
     parse_case,
 )
-from testbed.market.clearing import MECHANISMS, clear
-from testbed.market.result import MarketResult, Trade
+from testbed.domain.market.clearing import MECHANISMS, clear
+from testbed.domain.market.result import MarketResult, Trade
 
 __all__ = [
     "GRID_ID", "MECHANISMS", "Agent", "EnergyClass", "GridTariff", "LineLimit", "MarketCase", "MarketResult",

@@ -6,13 +6,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from testbed.errors import UserError
-from testbed.market.admm import clear_admm
-from testbed.market.auction import clear_auction
-from testbed.market.case import MarketCase, parse_case
-from testbed.market.p2p import clear_p2p
-from testbed.market.pool import clear_pool, clear_pool_qp
-from testbed.market.result import MarketResult
+from testbed.domain.errors import UserError
+from testbed.domain.market.admm import clear_admm
+from testbed.domain.market.auction import clear_auction
+from testbed.domain.market.case import MarketCase, parse_case
+from testbed.domain.market.p2p import clear_p2p
+from testbed.domain.market.pool import clear_pool, clear_pool_qp
+from testbed.domain.market.result import MarketResult
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def clear(case: MarketCase | Mapping[str, Any], mechanism: str = "pool", **optio
     Options: ``segments`` (double auction: pieces per agent curve when orders are derived, default 4);
     ``solver`` (pool: ``"exact"`` price search, default, or ``"qp"``); ``partners`` (p2p/admm: each agent
     trades with the next k agents in case order, default everyone); ADMM: ``rho``, ``tol_kw``, ``tol_price``,
-    ``max_iter``, ``adapt_every``, ``adapt_rho`` (see :mod:`testbed.market.admm`).
+    ``max_iter``, ``adapt_every``, ``adapt_rho`` (see :mod:`testbed.domain.market.admm`).
     """
     if mechanism not in MECHANISMS:
         raise UserError(f"unknown mechanism {mechanism!r}",

@@ -1,7 +1,7 @@
 """The market case: agents, grid tariff, orders, energy classes and network data for one interval.
 
 A case is plain data; :func:`parse_case` validates a mapping (as read from JSON or YAML by the CLI) and
-raises one :class:`~testbed.errors.UserError` that lists every problem with its path, such as
+raises one :class:`~testbed.domain.errors.UserError` that lists every problem with its path, such as
 ``agents[3].p_max_kw: must be >= p_min_kw (5.0)``.
 
 Units: power in kW with the generator convention (p > 0: the agent exports), prices in currency per kWh,
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 GRID_ID = "grid"
 """Reserved name of the upstream grid as a trading party and energy class."""

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from testbed.market.case import GRID_ID, MarketCase
-from testbed.market.result import TRADES, MarketResult, Trade, infeasible
-from testbed.market.settle import agent_arrays, grid_money, match_flows
+from testbed.domain.market.case import GRID_ID, MarketCase
+from testbed.domain.market.result import TRADES, MarketResult, Trade, infeasible
+from testbed.domain.market.settle import agent_arrays, grid_money, match_flows
 
 TIE_TOL = 1e-12
 MIN_ORDER_KW = 1e-9

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testbed.scenario.models import EV, PV, Battery, Fleet, Load, Prosumer
+from testbed.domain.scenario.models import EV, PV, Battery, Fleet, Load, Prosumer
 
 
 @dataclass(frozen=True)

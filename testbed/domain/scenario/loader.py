@@ -6,14 +6,13 @@ A problem is written as ``<field path> (line N): <reason>``, e.g.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from testbed.errors import UserError
-from testbed.scenario.models import Scenario
+from testbed.domain.errors import UserError
+from testbed.domain.scenario.models import Scenario
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -89,14 +88,3 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     except ValidationError as exc:
         problems = validation_problems(exc, root)
         raise UserError(f"{source}: {len(problems)} problem(s) in the scenario", problems) from None
-
-
-def read_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such scenario file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read ({exc})") from None
-    return parse_scenario(text, str(path))

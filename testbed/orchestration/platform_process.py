@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 from testbed.platform.broker import BrokerAddress, free_port, parse_broker_url
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import logging
 import cvxpy as cp
 import numpy as np
 
-from testbed.market.case import MarketCase
-from testbed.market.network import NetworkRows, network_rows
-from testbed.market.result import MarketResult, infeasible
-from testbed.market.settle import AgentArrays, agent_arrays, uniform_result
+from testbed.domain.market.case import MarketCase
+from testbed.domain.market.network import NetworkRows, network_rows
+from testbed.domain.market.result import MarketResult, infeasible
+from testbed.domain.market.settle import AgentArrays, agent_arrays, uniform_result
 
 log = logging.getLogger(__name__)
 

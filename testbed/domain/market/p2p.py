@@ -34,11 +34,11 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from testbed.market.case import GRID_ID, MarketCase
-from testbed.market.network import network_rows
-from testbed.market.pool import clear_pool
-from testbed.market.result import TRADES, MarketResult, infeasible
-from testbed.market.settle import TRADE_MIN_KW, agent_arrays, grid_money
+from testbed.domain.market.case import GRID_ID, MarketCase
+from testbed.domain.market.network import network_rows
+from testbed.domain.market.pool import clear_pool
+from testbed.domain.market.result import TRADES, MarketResult, infeasible
+from testbed.domain.market.settle import TRADE_MIN_KW, agent_arrays, grid_money
 
 
 @dataclass(frozen=True)

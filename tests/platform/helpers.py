@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from testbed.platform.clearing import Tariff
+from testbed.platform.client import Connection
 from testbed.platform.core import PlatformConfig, PlatformCore
 from testbed.platform.ledger import Ledger
-from testbed.platform.service import Connection, PlatformService
+from testbed.platform.service import PlatformService
 
 TARIFF = Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08)
 

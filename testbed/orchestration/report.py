@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
 
 #: Market interval outcomes that are not a failure of the market (an interval without orders is normal).
 MARKET_OK = frozenset({"optimal", "cleared", "no_orders"})
@@ -225,7 +225,7 @@ def write_report(run_dir: Path, v_min_pu: float | None = None, v_max_pu: float |
     if missing:
         raise UserError(f"{run_dir}: not a finished run folder", [f"{n} is missing" for n in missing])
     if v_min_pu is None or v_max_pu is None:
-        from testbed.scenario.loader import read_scenario
+        from testbed.orchestration.plan import read_scenario
 
         grid = read_scenario(run_dir / "scenario.yaml").grid
         v_min_pu, v_max_pu = grid.v_min_pu, grid.v_max_pu

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testbed.market.case import GRID_ID, MarketCase
-from testbed.market.result import TRADES, MarketResult
+from testbed.domain.market.case import GRID_ID, MarketCase
+from testbed.domain.market.result import TRADES, MarketResult
 
 TRADE_MIN_KW = 1e-6
 """Solver output (QP, ADMM) below this many kW is numerical noise and is not reported as a trade."""

@@ -2,7 +2,7 @@
 
 A scenario says what to simulate (the grid, the prosumers and their devices), over which window and at
 which resolution, with which seed, and where results go. These models are pure data: reading the YAML file
-and checking references against the grid (bus names, profile names) live in :mod:`testbed.scenario.load`.
+and checking references against the grid (bus names, profile names) live in :mod:`testbed.domain.scenario.load`.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ class Market(_Model):
     """A P2P market day: the platform runs as its own process, every prosumer's EMS is an MQTT client."""
 
     mechanism: Literal["double-auction", "pay-as-bid", "pool", "p2p", "admm"] = Field(
-        "double-auction", description="Clearing mechanism of testbed.market."
+        "double-auction", description="Clearing mechanism of testbed.domain.market."
     )
     interval_s: int = Field(900, gt=0, description="Market interval [s]; a multiple of time.resolution_s.")
     import_price_per_kwh: NonNegativeFloat = Field(0.30, description="Retail import price [currency/kWh].")

@@ -19,14 +19,14 @@ import random
 import re
 from pathlib import Path
 
-from testbed import runner
-from testbed.errors import UserError
+from testbed.domain.errors import UserError
+from testbed.domain.scenario.models import Market, Prosumer
+from testbed.orchestration import runner
+from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
 from testbed.platform.clearing import Tariff
 from testbed.platform.kpis import kpis_from_ledger
-from testbed.platform.launch import PlatformProcess
 from testbed.platform.ledger import Ledger
-from testbed.scenario.models import Market, Prosumer
 
 log = logging.getLogger(__name__)
 SIM_NAME = "MarketBridge"

@@ -1,5 +1,5 @@
 """Scenario files: schema (pure models), reading, and expansion into the prosumers a run simulates."""
 
-from testbed.scenario.models import SCHEMA_VERSION, Scenario
+from testbed.domain.scenario.models import SCHEMA_VERSION, Scenario
 
 __all__ = ["SCHEMA_VERSION", "Scenario"]

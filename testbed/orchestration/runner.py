@@ -19,18 +19,13 @@ from pathlib import Path
 
 import mosaik
 
-from simulators.grid.engine import GridEngine
-from simulators.grid.factory import build_engine
-from simulators.prosumers.profiles import ProfileSet, load_simbench_profiles
 from simulators.prosumers.setup import build_fleet_setup
 from testbed import __version__
-from testbed.errors import UserError
-from testbed.hil_extension import hil_extensions
-from testbed.report import write_report
-from testbed.scenario.fleet import LoadSite, expand_fleet
-from testbed.scenario.loader import read_scenario
-from testbed.scenario.models import Prosumer, Scenario, profiles_source
-from testbed.scenario.references import reference_problems
+from testbed.domain.errors import UserError
+from testbed.domain.scenario.models import Scenario
+from testbed.orchestration.parts.hil import hil_extensions
+from testbed.orchestration.plan import RunPlan
+from testbed.orchestration.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +39,6 @@ GRID_SERIES = ("vm_pu", "line_loading_pct", "trafo_loading_pct", "losses_kw", "e
 FLEET_SERIES = ("p_kw", "load_kw", "pv_kw", "ev_kw", "battery_kw", "soc", "ev_soc")
 PACKAGES = ("mosaik", "mosaik-api-v3", "pandapower", "simbench", "lightsim2grid", "numpy", "pandas", "pydantic",
             "pyarrow", "opendssdirect.py")
-
-
-@dataclass
-class RunPlan:
-    """A scenario resolved against its grid and profiles, ready to run."""
-
-    scenario: Scenario
-    source: Path | None
-    prosumers: list[Prosumer]
-    profiles: ProfileSet
-    engine: GridEngine
 
 
 @dataclass
@@ -93,7 +77,7 @@ class Extension:
 EXTENSION_FACTORIES: list = [hil_extensions]
 #: Modules that register their factories when imported (imported on first use: they pull in MQTT, and the
 #: market extension subclasses Extension from this module).
-EXTENSION_MODULES: tuple[str, ...] = ("testbed.platform.extension",)
+EXTENSION_MODULES: tuple[str, ...] = ("testbed.orchestration.parts.market",)
 
 
 def extensions_for(plan: RunPlan) -> list[Extension]:
@@ -107,45 +91,6 @@ class RunResult:
     run_dir: Path
     kpis: dict
     wall_s: float
-
-
-def prepare(scenario: Scenario, *, base_dir: Path, source: Path | None = None) -> RunPlan:
-    """Load the grid and profiles, expand the fleet and check every reference; raise UserError listing all."""
-    g = scenario.grid
-    engine = build_engine(g.network, engine=g.engine, keep_elements=g.keep_elements, base_dir=base_dir)
-    profiles = load_simbench_profiles(profiles_source(scenario))
-    prosumers = list(scenario.prosumers)
-    if scenario.fleet is not None:
-        sites = [LoadSite(name=gl.name, bus_id=gl.bus_id) for gl in profiles.grid_loads]
-        prosumers += expand_fleet(scenario.fleet, sites, scenario.seed)
-    problems = reference_problems(
-        scenario.prosumers,
-        bus_ids=set(engine.info.bus_ids),
-        load_profiles=set(profiles.load_p),
-        pv_profiles=set(profiles.pv),
-        grid_loads={gl.name for gl in profiles.grid_loads},
-    )
-    if scenario.fleet is not None:
-        explicit = {p.id for p in scenario.prosumers}
-        for p in prosumers[len(scenario.prosumers) :]:
-            if p.id in explicit:
-                problems.append(f"fleet: generates prosumer {p.id!r}, which prosumers already defines")
-            if p.bus not in engine.info.bus_ids:
-                problems.append(f"fleet: load {p.id!r} of {profiles.source} sits at bus {p.bus!r}, not in the grid")
-    if problems:
-        where = str(source) if source else "scenario"
-        raise UserError(f"{where}: {len(problems)} problem(s) in the scenario", problems)
-    return RunPlan(scenario=scenario, source=source, prosumers=prosumers, profiles=profiles, engine=engine)
-
-
-def load_plan(path: str | Path, *, seed: int | None = None) -> RunPlan:
-    path = Path(path)
-    scenario = read_scenario(path)
-    if seed is not None:
-        if seed < 0:
-            raise UserError(f"--seed: must be >= 0, got {seed}")
-        scenario = scenario.model_copy(update={"seed": seed})
-    return prepare(scenario, base_dir=path.parent, source=path)
 
 
 def default_run_dir(scenario: Scenario) -> Path:

@@ -1,0 +1,1 @@
+"""A prosumer's devices and its energy management: one battery model, the EV fleet, the bidding policy."""
