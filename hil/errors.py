@@ -3,7 +3,7 @@ register)."""
 
 from __future__ import annotations
 
-from testbed.domain.errors import UserError
+from testbed.domain.errors import Fault
 
 
 class HilError(Exception):
@@ -70,9 +70,9 @@ class HilValueError(HilError):
         super().__init__(message, **context)
 
 
-class HilAbort(HilError, UserError):
+class HilAbort(HilError, Fault):
     """The scenario's fault policy is ``abort`` and a device sample was invalid: the run stops with one
-    clear paragraph (a :class:`testbed.domain.errors.UserError`), naming the device and the fault."""
+    clear paragraph naming the device and the fault (a :class:`testbed.domain.errors.Fault`: exit 3)."""
 
     kind = "abort"
 

@@ -1,8 +1,8 @@
 """The ``fpp`` command line.
 
 Each command group lives in its own module with a ``register(subparsers)`` function that adds its
-sub-commands and sets ``func`` on them; ``main`` dispatches and turns :class:`UserError` into one clear
-paragraph on stderr and exit code 2.
+sub-commands and sets ``func`` on them; ``main`` dispatches and turns a :class:`UserError` (exit 2) or a
+:class:`Fault` (exit 3) into one clear paragraph on stderr; a command's own return value is its exit status.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import sys
 
 from testbed import __version__
-from testbed.domain.errors import UserError
+from testbed.domain.errors import EXIT_FAULT, EXIT_USER_ERROR, Fault, UserError
 
 # One line per command group module (testbed/cli/<name>.py).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"fpp {args.command}: error: {exc.render()}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except Fault as exc:
+        print(f"fpp {args.command}: fault: {exc.render()}", file=sys.stderr)
+        return EXIT_FAULT
     except KeyboardInterrupt:
         print(f"fpp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ What is checked (no timing assertions): the fleet's battery power of that prosum
 power of the step before (the time-shifted HIL -> fleet connection); the device followed the home
 controller's setpoint (the model's battery power, as the self-consumption controller decided it) and its
 SoC fell by the energy it delivered; kpis.json has the lateness figures; the samples and events are written.
-A second run with the device unreachable and ``abort`` stops with one clear paragraph and exit code 2.
+A second run with the device unreachable and ``abort`` stops with one clear paragraph and exit code 3 (a fault).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(SCENARIO.format(address=address, policy="abort", grid=""))
     res = fpp("run", path, "--out", tmp_path / "out", "--no-progress")
-    assert res.returncode == 2
-    assert "aborted by the fault policy" in res.stderr and address in res.stderr
+    assert res.returncode == 3  # a device fault, not a user mistake
+    assert "fpp run: fault:" in res.stderr and "aborted by the fault policy" in res.stderr and address in res.stderr
     assert "Traceback" not in res.stderr
 
 
