@@ -21,15 +21,17 @@ import time
 from pathlib import Path
 
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
-from testbed.domain.der.ems import Preferences, State
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.der.ems import State
+from testbed.domain.prosumer import Preferences, Tariff
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform.broker import MosquittoBroker
-from testbed.platform.clearing import Tariff
 from testbed.platform.client import Connection
 from testbed.platform.kpis import kpis_from_ledger
 from testbed.platform.ledger import Ledger
 
 IMPORT, EXPORT = 0.30, 0.08
+TARIFF = Tariff(import_price_per_kwh=IMPORT, export_price_per_kwh=EXPORT)
 
 
 def fleet(n: int, seed: int) -> list[dict]:
@@ -41,7 +43,7 @@ def fleet(n: int, seed: int) -> list[dict]:
             "load_kw": rng.uniform(0.3, 1.2),
             "capacity_kwh": rng.choice([0.0, 0.0, 10.0]),
             "prefs": Preferences(
-                green_premium_per_kwh=rng.choice([0.0, 0.02]),
+                class_premium_per_kwh={"green": rng.choice([0.0, 0.02])},
                 subsidy_share=rng.choice([0.0, 0.5]),
                 risk_aversion=rng.uniform(0, 0.5),
             ),
@@ -55,9 +57,13 @@ def state(f: dict, hour: float, soc: float) -> State:
     load = f["load_kw"] * (
         1.0 + 0.8 * math.exp(-((hour - 7.5) ** 2)) + 1.2 * math.exp(-((hour - 19.0) ** 2) / 2)
     )
-    return State(
-        load_kw=load, pv_kw=pv, soc=soc, capacity_kwh=f["capacity_kwh"], p_batt_max_kw=0.5 * f["capacity_kwh"]
-    )
+    return State(load_kw=load, pv_kw=pv, soc=soc, battery=battery(f))
+
+
+def battery(f: dict) -> BatterySpec | None:
+    if not f["capacity_kwh"]:
+        return None
+    return BatterySpec(f["capacity_kwh"], 0.5 * f["capacity_kwh"], round_trip_efficiency=1.0, soc_min=0.1, soc_max=0.9)
 
 
 def main() -> None:
@@ -84,20 +90,18 @@ def main() -> None:
             broker_url=broker.address.url,
             mechanism=args.mechanism,
             interval_s=interval_s,
-            import_price=IMPORT,
-            export_price=EXPORT,
+            tariff=TARIFF,
             workdir=Path(tmp) / "platform",
         ) as proc:
             specs = [
-                AgentSpec(f["pid"], f["prefs"], f["capacity_kwh"], 0.5 * f["capacity_kwh"]) for f in members
+                AgentSpec(f["pid"], f["prefs"], battery(f)) for f in members
             ]
             t0 = time.perf_counter()
             bridge = MarketBridge(
                 specs,
                 Connection(broker.address),
                 interval_s=interval_s,
-                import_price=IMPORT,
-                export_price=EXPORT,
+                tariff=TARIFF,
                 run_id="bench",
                 timeout_s=300.0,
             ).start()
@@ -124,7 +128,7 @@ def main() -> None:
         print((Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()[-1])
         del proc
         led = Ledger(url)
-        k = kpis_from_ledger(led, Tariff(IMPORT, EXPORT))
+        k = kpis_from_ledger(led, TARIFF)
         n_orders = led.count_messages("order")
     ms = sorted(x * 1000 for x in per_interval)
     print(

@@ -3,7 +3,8 @@ batteries.
 
 Model ``Device`` — params: ``kind`` ("pv"|"battery"), ``address`` ("host:port"), ``unit``, ``prosumer_id``,
 ``bus`` (bus id), ``rated_kw``, ``fault_policy`` ("hold"|"fallback-to-model"|"abort"); optional
-``capacity_kwh`` (lets the battery fallback model integrate its SoC), ``grid_address``/``grid_channel`` (an
+``battery`` (the fields of :class:`testbed.domain.der.battery.BatterySpec`: lets the battery fallback follow the
+testbed's battery model, SoC window and losses included), ``grid_address``/``grid_channel`` (an
 emulated grid simulator that should apply ``vm_pu``/``f_hz``; leave unset for real devices), ``fleet_index``
 and ``bus_index`` (the device's element in array inputs coming from a whole fleet or grid).
 
@@ -37,6 +38,7 @@ from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
 from hil.samples import SampleStore
+from testbed.domain.der.battery import BatterySpec
 from testbed.domain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ META = {
                 "bus",
                 "rated_kw",
                 "fault_policy",
-                "capacity_kwh",
+                "battery",
                 "grid_address",
                 "grid_channel",
                 "fleet_index",
@@ -91,7 +93,7 @@ class _Entity:
     prosumer_id: str
     rated_kw: float
     policy: str
-    capacity_kwh: float | None
+    battery: BatterySpec | None
     link: DeviceLink
     fleet_index: int | None = None
     bus_index: int | None = None
@@ -162,7 +164,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         bus: str = "",
         rated_kw: float = 0.0,
         fault_policy: str = "hold",
-        capacity_kwh: float | None = None,
+        battery: dict | None = None,
         grid_address: str | None = None,
         grid_channel: int | None = None,
         fleet_index: int | None = None,
@@ -191,6 +193,12 @@ class HilSimulator(mosaik_api_v3.Simulator):
             problems.append(f"rated_kw {rated_kw!r}: must be > 0")
         if not bus:
             problems.append("bus: needed (the bus id the device feeds)")
+        spec = None
+        if battery is not None:
+            try:
+                spec = BatterySpec(**battery)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"battery: {exc}")
         if problems:
             raise UserError(f"{where}: bad parameters", problems)
         check_policy(fault_policy, where)
@@ -215,7 +223,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
             prosumer_id,
             float(rated_kw),
             fault_policy,
-            capacity_kwh,
+            spec,
             DeviceLink(cfg),
             fleet_index,
             bus_index,
@@ -288,18 +296,17 @@ class HilSimulator(mosaik_api_v3.Simulator):
     def _model_measurement(
         self, ent: _Entity, p_model: float | None, last_valid: Measurement | None, dt_h: float
     ) -> Measurement:
-        """The simulated stand-in for ``fallback-to-model``: ``p_model_kw`` when given; otherwise an ideal
-        battery following its setpoint within its rating (SoC integrated when ``capacity_kwh`` is known), or
-        PV at its last valid output capped by the curtailment limit."""
+        """The simulated stand-in for ``fallback-to-model``: ``p_model_kw`` when given; otherwise a battery
+        following its setpoint within its rating (through the testbed's battery model, SoC window and losses
+        included, once the SoC and the battery are known), or PV at its last valid output capped by the
+        curtailment limit."""
         if p_model is not None:
             return Measurement(float(p_model), 0.0, ent.fallback_soc, False)
         if ent.kind == "battery":
             p = max(-ent.rated_kw, min(ent.rated_kw, ent.p_set_kw))
             soc = ent.fallback_soc
-            if soc is not None and ent.capacity_kwh:
-                soc = min(1.0, max(0.0, soc - p * dt_h / ent.capacity_kwh))
-                if (soc <= 0.0 and p > 0) or (soc >= 1.0 and p < 0):
-                    p = 0.0
+            if soc is not None and ent.battery is not None:
+                p, soc = ent.battery.step(soc, p, dt_h)
                 ent.fallback_soc = soc
             return Measurement(p, 0.0, soc, False)
         p = last_valid.p_kw if last_valid is not None else 0.0

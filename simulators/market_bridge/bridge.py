@@ -28,9 +28,13 @@ from typing import Any
 
 import aiomqtt
 
-from testbed.domain.der.ems import Preferences, State, battery_setpoint_kw, bid, offer_from_bid
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.der.ems import State, battery_setpoint_kw, bid, offer_from_order
+from testbed.domain.errors import Fault
+from testbed.domain.market.case import Order
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, get_mechanism
+from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform import protocol as p
-from testbed.platform.clearing import OFFER_MECHANISMS
 from testbed.platform.client import Connection, ProsumerClient, Rejected
 
 log = logging.getLogger(__name__)
@@ -42,10 +46,7 @@ class AgentSpec:
 
     pid: str
     preferences: Preferences = field(default_factory=Preferences)
-    capacity_kwh: float = 0.0
-    p_batt_max_kw: float = 0.0
-    soc_min: float = 0.0
-    soc_max: float = 1.0
+    battery: BatterySpec | None = None
     password: str | None = None
 
 
@@ -68,23 +69,21 @@ class MarketBridge:
         connection: Connection,
         *,
         interval_s: float,
-        import_price: float,
-        export_price: float,
+        tariff: Tariff,
         clock_password: str | None = None,
         timeout_s: float = 60.0,
         run_id: str = "run",
-        mechanism: str = "double-auction",
+        mechanism: str = DEFAULT_MECHANISM,
     ) -> None:
         self.specs = {a.pid: a for a in agents}
         self.connection = connection
         self.interval_s = interval_s
         self.interval_h = interval_s / 3600.0
-        self.import_price = import_price
-        self.export_price = export_price
+        self.tariff = tariff
         self.clock_password = clock_password
         self.timeout_s = timeout_s
         self.run_id = run_id
-        self.send_offers = mechanism in OFFER_MECHANISMS
+        self.send_offers = get_mechanism(mechanism).clears == "offers"
         """pool, P2P and ADMM clear flexibility offers: the agents send offers instead of orders"""
         self.e_export_kwh = {pid: 0.0 for pid in self.specs}
         self.e_import_kwh = {pid: 0.0 for pid in self.specs}
@@ -207,38 +206,12 @@ class MarketBridge:
             state = states.get(pid)
             if state is None:
                 continue
-            b = bid(state, spec.preferences, self.import_price, self.export_price, self.interval_h)
-            if b is None:
+            o = bid(
+                state, spec.preferences, self.tariff, self.interval_h, agent=pid, order_id=f"{self.run_id}-{k}-{pid}"
+            )
+            if o is None:
                 continue
-            head = {"msg_id": f"{self.run_id}-{k}-{pid}", "prosumer": pid, "interval": k}
-            if self.send_offers:
-                lo, hi, a, c = offer_from_bid(b)
-                orders.append(
-                    p.FlexOffer.model_validate(
-                        {
-                            "schema": "fpp.offer/1",
-                            **head,
-                            "p_min_kw": lo,
-                            "p_max_kw": hi,
-                            "cost_a": a,
-                            "cost_b": c,
-                            "energy_class": b.energy_class,
-                        }
-                    )
-                )
-            else:
-                orders.append(
-                    p.Order.model_validate(
-                        {
-                            "schema": "fpp.order/1",
-                            **head,
-                            "side": b.side,
-                            "quantity_kw": b.quantity_kw,
-                            "price_per_kwh": b.price_per_kwh,
-                            "energy_class": b.energy_class,
-                        }
-                    )
-                )
+            orders.append(self._offer_msg(o, k) if self.send_offers else self._order_msg(o, k))
         results = await asyncio.gather(
             *(self._clients[o.prosumer].submit(o) for o in orders),
             *(self._send_telemetry(t) for t in telemetry),
@@ -292,6 +265,38 @@ class MarketBridge:
 
         self._run(send_all())
 
+    @staticmethod
+    def _order_msg(o: Order, k: int) -> p.Order:
+        return p.Order.model_validate(
+            {
+                "schema": "fpp.order/1",
+                "msg_id": o.id,
+                "prosumer": o.agent,
+                "interval": k,
+                "side": o.side,
+                "quantity_kw": o.quantity_kw,
+                "price_per_kwh": o.price_per_kwh,
+                "energy_class": o.energy_class,
+            }
+        )
+
+    @staticmethod
+    def _offer_msg(o: Order, k: int) -> p.FlexOffer:
+        lo, hi, a, c = offer_from_order(o)
+        return p.FlexOffer.model_validate(
+            {
+                "schema": "fpp.offer/1",
+                "msg_id": o.id,
+                "prosumer": o.agent,
+                "interval": k,
+                "p_min_kw": lo,
+                "p_max_kw": hi,
+                "cost_a": a,
+                "cost_b": c,
+                "energy_class": o.energy_class,
+            }
+        )
+
     def _telemetry_msg(self, pid: str, k: int) -> p.Telemetry:
         return p.Telemetry.model_validate(
             {
@@ -335,7 +340,7 @@ class MarketBridge:
         finally:
             self._results.pop(gate_id, None)
         if "code" in data:
-            raise RuntimeError(
+            raise Fault(
                 f"platform refused gate closure of interval {k}: {data['code']}: {data['detail']}"
             )
         return data

@@ -3,11 +3,12 @@
 Model ``MarketBridge`` (one entity for the whole fleet). Params:
 
 - ``agents``: list of mappings with ``pid`` (the prosumer's id on the platform), optional ``source_id`` (its
-  id in the world, default ``pid``), ``preferences``, ``capacity_kwh``, ``p_batt_max_kw``, ``soc_min``,
-  ``soc_max``, ``password``;
+  id in the world, default ``pid``), ``preferences`` (the fields of :class:`~testbed.domain.prosumer.Preferences`),
+  ``battery`` (the fields of :class:`~testbed.domain.der.battery.BatterySpec`, or None), ``password``;
 - ``fleet_ids``: world ids in the order of array-valued inputs (the prosumer fleet sends arrays);
-- ``broker_url``, ``interval_s``, ``import_price``, ``export_price``, optional ``clock_password``,
-  ``run_id``, ``timeout_s``, ``mechanism`` (the platform's; pool, P2P and ADMM get flexibility offers).
+- ``broker_url``, ``interval_s``, ``tariff`` (``import_price_per_kwh``, ``export_price_per_kwh``), optional
+  ``clock_password``, ``run_id``, ``timeout_s``, ``mechanism`` (the platform's; mechanisms that clear
+  offers get flexibility offers).
 
 Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
 (>= 0; the last measured values are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw``
@@ -32,9 +33,11 @@ from typing import Any
 import mosaik_api_v3
 
 from simulators.market_bridge.bridge import AgentSpec, MarketBridge
-from testbed.domain.der.ems import Preferences, State
-from testbed.domain.errors import UserError
-from testbed.platform.broker import parse_broker_url
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.der.ems import State
+from testbed.domain.errors import Fault, UserError
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM
+from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform.client import Connection
 
 OUTPUTS = ("p_trade_kw", "p_net_target_kw", "price_per_kwh", "traded_kwh", "market_status")
@@ -50,8 +53,7 @@ META = {
                 "fleet_ids",
                 "broker_url",
                 "interval_s",
-                "import_price",
-                "export_price",
+                "tariff",
                 "clock_password",
                 "run_id",
                 "mechanism",
@@ -99,23 +101,19 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             AgentSpec(
                 pid=a["pid"],
                 preferences=Preferences(**a.get("preferences", {})),
-                capacity_kwh=float(a.get("capacity_kwh", 0.0)),
-                p_batt_max_kw=float(a.get("p_batt_max_kw", 0.0)),
-                soc_min=float(a.get("soc_min", 0.0)),
-                soc_max=float(a.get("soc_max", 1.0)),
+                battery=BatterySpec(**a["battery"]) if a.get("battery") else None,
                 password=a.get("password"),
             )
             for a in agents
         ]
         self.bridge = MarketBridge(
             specs,
-            Connection(parse_broker_url(params["broker_url"])),
+            Connection.from_url(params["broker_url"]),
             interval_s=interval_s,
-            import_price=float(params["import_price"]),
-            export_price=float(params["export_price"]),
+            tariff=Tariff(**params["tariff"]),
             clock_password=params.get("clock_password"),
             run_id=params.get("run_id", "run"),
-            mechanism=params.get("mechanism", "double-auction"),
+            mechanism=params.get("mechanism", DEFAULT_MECHANISM),
             timeout_s=float(params.get("timeout_s", 60.0)),
         ).start()
         self.p_trade = {pid: 0.0 for pid in self.to_world}
@@ -148,10 +146,7 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
                     load_kw=max(0.0, load.get(pid, 0.0) + ev.get(pid, 0.0)),
                     pv_kw=max(0.0, pv.get(pid, 0.0)),
                     soc=soc.get(pid, 0.0),
-                    capacity_kwh=spec.capacity_kwh,
-                    p_batt_max_kw=spec.p_batt_max_kw,
-                    soc_min=spec.soc_min,
-                    soc_max=spec.soc_max,
+                    battery=spec.battery,
                 )
         return states
 
@@ -169,7 +164,7 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             try:
                 res = self.bridge.market_step(k, states)
             except TimeoutError:
-                raise RuntimeError(
+                raise Fault(
                     f"market bridge: the platform did not answer within {self.bridge.timeout_s:g} s in interval {k} "
                     "(is the platform process still running? see its log in the run folder)"
                 ) from None
@@ -188,7 +183,7 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.out["p_net_target_kw"] = {
             self.to_world[pid]: p
             for pid, p in self.p_trade.items()
-            if p != 0.0 and self.bridge.specs[pid].capacity_kwh > 0
+            if p != 0.0 and self.bridge.specs[pid].battery is not None
         }
         return time + self.step_size
 

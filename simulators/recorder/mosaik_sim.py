@@ -1,4 +1,4 @@
-"""mosaik recorder: writes ``timeseries.parquet`` and ``kpis.json`` of a run.
+"""mosaik recorder: writes ``timeseries.parquet`` of a run and accumulates its KPIs.
 
 One ``Recorder`` entity takes any attributes. Column names are ``<attr>/<element id>``:
 
@@ -7,12 +7,13 @@ One ``Recorder`` entity takes any attributes. Column names are ``<attr>/<element
 - a scalar value is named ``<attr>`` (or ``<attr>/<source entity>`` when several sources send it).
 
 Rows are buffered and written in chunks, so a year-long run does not hold its whole time series in memory.
-The KPIs (see :mod:`testbed.domain.kpis`) are accumulated at every step and written when the run ends.
+The KPIs (see :mod:`testbed.domain.kpis`) are accumulated at every step; when the run ends they go into the
+``kpi_sink`` mapping given to ``init`` (in-process), or are read with the extra method ``kpis()``. The runner
+writes ``kpis.json`` once, with every part's section.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import datetime, timedelta
@@ -61,6 +62,7 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         prosumer_ids: tuple[str, ...] = (),
         write_timeseries: bool = True,
         progress: bool = True,
+        kpi_sink: dict | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,7 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         self.resolution_s = resolution_s
         self.n_steps = n_steps
         self.write_timeseries = write_timeseries
+        self.kpi_sink = kpi_sink
         self.kpi = KpiAccumulator(
             dt_h=resolution_s / 3600.0, v_min_pu=v_min_pu, v_max_pu=v_max_pu, prosumer_ids=tuple(prosumer_ids)
         )
@@ -148,6 +151,5 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
             if self.writer is not None:
                 self.writer.close()
         self.bar.close()
-        with open(self.out_dir / "kpis.json", "w", encoding="utf-8") as fh:
-            json.dump(self.kpi.result(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        if self.kpi_sink is not None:
+            self.kpi_sink["kpis"] = self.kpi.result()

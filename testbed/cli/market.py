@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from testbed.domain.errors import UserError
-from testbed.domain.market import MECHANISMS, clear
+from testbed.domain.market import clear
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, MECHANISM_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     p = sub.add_parser("clear", help="clear one interval of a case file (JSON or YAML) and print the result")
     p.add_argument("case", type=Path, help="case file (.json, .yaml or .yml)")
-    p.add_argument("--mechanism", choices=MECHANISMS, default="pool", help="mechanism (default: pool)")
+    p.add_argument(
+        "--mechanism", choices=MECHANISM_NAMES, default=DEFAULT_MECHANISM,
+        help=f"mechanism (default: {DEFAULT_MECHANISM}, as in scenarios and fpp platform)",
+    )
     p.add_argument("--out", type=Path, help="write the result JSON here instead of stdout")
     p.add_argument("--partners", type=int, help="p2p/admm: trade with the next K agents only (sparse graph)")
     p.add_argument("--segments", type=int, help="double auction: pieces per agent curve (default 4)")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from testbed.domain.errors import UserError
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, MECHANISM_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prosumers", type=Path, help="registry of prosumers (YAML/JSON); kept in the ledger"
     )
-    parser.add_argument("--mechanism", default="double-auction", help="market mechanism (testbed.domain.market)")
+    parser.add_argument(
+        "--mechanism", default=DEFAULT_MECHANISM, choices=MECHANISM_NAMES,
+        help=f"market mechanism (default: {DEFAULT_MECHANISM})",
+    )
     parser.add_argument("--interval-s", type=float, default=900.0, help="market interval length [s]")
-    parser.add_argument("--import-price", type=float, default=0.30, help="retail import price [currency/kWh]")
-    parser.add_argument("--export-price", type=float, default=0.08, help="retail export price [currency/kWh]")
+    parser.add_argument(
+        "--import-price-per-kwh", "--import-price", dest="import_price_per_kwh", type=float, default=0.30,
+        help="retail import price [currency/kWh]",
+    )
+    parser.add_argument(
+        "--export-price-per-kwh", "--export-price", dest="export_price_per_kwh", type=float, default=0.08,
+        help="retail export price [currency/kWh]",
+    )
     parser.add_argument("--islanded", action="store_true", help="no grid tariff (islanded community)")
     parser.add_argument(
         "--clock",
@@ -128,8 +138,8 @@ def _check_mechanism(mechanism: str) -> None:
 
 
 def run_platform(args: argparse.Namespace) -> int:
+    from testbed.domain.prosumer import Tariff
     from testbed.platform.broker import BrokerAddress, parse_broker_url
-    from testbed.platform.clearing import Tariff
     from testbed.platform.client import Connection
     from testbed.platform.core import PlatformConfig, PlatformCore
     from testbed.platform.ledger import Ledger
@@ -139,8 +149,11 @@ def run_platform(args: argparse.Namespace) -> int:
     problems = []
     if args.interval_s <= 0:
         problems.append(f"--interval-s {args.interval_s}: must be > 0")
-    if not args.islanded and args.import_price < args.export_price:
-        problems.append(f"--import-price {args.import_price} is below --export-price {args.export_price}")
+    if not args.islanded and args.import_price_per_kwh < args.export_price_per_kwh:
+        problems.append(
+            f"--import-price-per-kwh {args.import_price_per_kwh} is below --export-price-per-kwh "
+            f"{args.export_price_per_kwh}"
+        )
     if problems:
         raise UserError("fpp platform: bad options", problems)
     username = password = None
@@ -155,7 +168,11 @@ def run_platform(args: argparse.Namespace) -> int:
     ledger = Ledger(args.ledger, prefix=args.ledger_prefix)
     if args.prosumers:
         ledger.upsert_prosumers(load_registry(args.prosumers).rows())
-    tariff = None if args.islanded else Tariff(args.import_price, args.export_price)
+    tariff = (
+        None
+        if args.islanded
+        else Tariff(import_price_per_kwh=args.import_price_per_kwh, export_price_per_kwh=args.export_price_per_kwh)
+    )
     core = PlatformCore(
         ledger,
         PlatformConfig(

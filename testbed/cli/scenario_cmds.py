@@ -14,7 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario and write its results folder")
     p.add_argument("scenario", type=Path, help="scenario YAML file")
     p.add_argument("--out", type=Path, help="results folder of this run (default: <outputs.dir>/<run-id>)")
-    p.add_argument("--seed", type=int, help="seed instead of the scenario's")
+    p.add_argument("--seed", type=int, help="seed instead of the scenario's (the same as --set seed=N)")
+    _add_set(p)
+    p.add_argument(
+        "--check", action="store_true",
+        help="exit 1 when the run's verdict does not pass (for CI pipelines); without it a run that finished "
+        "exits 0 whatever its verdict",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--real-time", action="store_true", help="pace the run at wall-clock speed (for hardware in the loop)"
@@ -23,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="check a scenario and everything it names, reporting every problem")
     p.add_argument("scenario", type=Path, help="scenario YAML file")
+    _add_set(p)
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("schema", help="print the scenario JSON Schema (for editor completion)")
@@ -34,6 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_report)
 
 
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
+        help="override a scenario field by its dotted path, validated like the file "
+        "(e.g. --set fleet.battery.share=0.8 --set prosumers[0].pv.kwp=6); repeatable",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    from testbed.domain.scenario.overrides import parse_assignment
+
+    return dict(parse_assignment(text) for text in args.overrides)
+
+
 def _report(args: argparse.Namespace) -> int:
     from testbed.orchestration.report import write_report
 
@@ -43,11 +64,12 @@ def _report(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from testbed.orchestration.plan import load_plan
-    from testbed.orchestration.runner import check_fresh_run_dir, run
+    from testbed.orchestration.run_folder import check_fresh_run_dir
+    from testbed.orchestration.runner import run
 
     if args.out is not None:
         check_fresh_run_dir(args.out)  # before loading anything
-    plan = load_plan(args.scenario, seed=args.seed)
+    plan = load_plan(args.scenario, overrides=_overrides(args), seed=args.seed)
     sc = plan.scenario
     print(
         f"running {sc.name}: {sc.time.n_steps} steps of {sc.time.resolution_s} s, {len(plan.prosumers)} prosumers, "
@@ -57,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run(plan, args.out, progress=not args.no_progress, real_time=args.real_time)
     k = result.kpis
     print(f"results: {result.run_dir} (verdict and charts: report.html)")
+    print(f"  verdict: {result.verdict.summary()}")
     print(
         f"  {k['steps']} steps in {result.wall_s:.1f} s; non-converged steps: {k['non_converged_steps']}\n"
         f"  voltage {k['v_min_pu']:.4f}..{k['v_max_pu']:.4f} pu, "
@@ -74,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
             + f"; bills {m['bill_platform_total']:.2f} against {m['bill_retail_total']:.2f} at the retail tariff; "
             f"green energy delivered {m['green_kwh']:.1f} kWh"
         )
-    return 0
+    return result.verdict.exit_code if args.check else 0
 
 
 def _pct(x: float | None) -> str:
@@ -84,7 +107,7 @@ def _pct(x: float | None) -> str:
 def _validate(args: argparse.Namespace) -> int:
     from testbed.orchestration.plan import load_plan
 
-    plan = load_plan(args.scenario)
+    plan = load_plan(args.scenario, overrides=_overrides(args))
     sc = plan.scenario
     n_pv = sum(p.pv is not None for p in plan.prosumers)
     n_bat = sum(p.battery is not None for p in plan.prosumers)

@@ -6,8 +6,10 @@ Reading files happens here (orchestration); parsing and checking are the domain'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simulators.grid.engine import GridEngine
 from simulators.grid.factory import build_engine
@@ -19,8 +21,9 @@ from testbed.domain.scenario.models import Prosumer, Scenario, profiles_source
 from testbed.domain.scenario.references import reference_problems
 
 
-def read_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; :class:`UserError` listing every problem."""
+def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario file with ``overrides`` (``{dotted path: value}``) applied;
+    :class:`UserError` listing every problem."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such scenario file")
@@ -28,21 +31,29 @@ def read_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot be read ({exc})") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), overrides)
 
 
 @dataclass
 class RunPlan:
-    """A scenario resolved against its grid and profiles, ready to run."""
+    """A scenario resolved against its grid and profiles, ready to run. ``source`` is the file it was read
+    from (None when given as data), ``overrides`` what was changed on top of it (``{dotted path: value}``)."""
 
     scenario: Scenario
     source: Path | None
     prosumers: list[Prosumer]
     profiles: ProfileSet
     engine: GridEngine
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(scenario: Scenario, *, base_dir: Path, source: Path | None = None) -> RunPlan:
+def prepare(
+    scenario: Scenario,
+    *,
+    base_dir: Path,
+    source: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunPlan:
     """Load the grid and profiles, expand the fleet and check every reference; raise UserError listing all."""
     g = scenario.grid
     engine = build_engine(g.network, engine=g.engine, keep_elements=g.keep_elements, base_dir=base_dir)
@@ -68,16 +79,19 @@ def prepare(scenario: Scenario, *, base_dir: Path, source: Path | None = None) -
     if problems:
         where = str(source) if source else "scenario"
         raise UserError(f"{where}: {len(problems)} problem(s) in the scenario", problems)
-    return RunPlan(scenario=scenario, source=source, prosumers=prosumers, profiles=profiles, engine=engine)
+    return RunPlan(
+        scenario=scenario, source=source, prosumers=prosumers, profiles=profiles, engine=engine,
+        overrides=dict(overrides or {}),
+    )
 
 
-def load_plan(path: str | Path, *, seed: int | None = None) -> RunPlan:
+def load_plan(
+    path: str | Path, *, overrides: Mapping[str, Any] | None = None, seed: int | None = None
+) -> RunPlan:
+    """Read a scenario file, apply ``overrides`` (and ``seed``, an override of ``seed``) and resolve it."""
     path = Path(path)
-    scenario = read_scenario(path)
+    overrides = dict(overrides or {})
     if seed is not None:
-        if seed < 0:
-            raise UserError(f"--seed: must be >= 0, got {seed}")
-        scenario = scenario.model_copy(update={"seed": seed})
-    return prepare(scenario, base_dir=path.parent, source=path)
-
-
+        overrides["seed"] = seed
+    scenario = read_scenario(path, overrides)
+    return prepare(scenario, base_dir=path.parent, source=path, overrides=overrides)

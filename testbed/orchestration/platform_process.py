@@ -11,13 +11,17 @@ import tempfile
 from pathlib import Path
 
 from testbed.domain.errors import UserError
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM
+from testbed.domain.prosumer import Tariff
 from testbed.platform.broker import BrokerAddress, free_port, parse_broker_url
 
 log = logging.getLogger(__name__)
+DEFAULT_TARIFF = Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08)
 
 
 class PlatformProcess:
-    """``python -m testbed platform ...`` with a prosumer registry; embedded broker unless ``broker_url``.
+    """``python -m testbed platform ...`` with a prosumer registry; embedded broker unless ``broker_url``;
+    ``tariff`` None for an islanded community.
 
     ``address`` is where clients connect. The process is stopped with SIGTERM (then killed) on exit.
     """
@@ -28,10 +32,9 @@ class PlatformProcess:
         *,
         ledger_url: str,
         broker_url: str | None = None,
-        mechanism: str = "double-auction",
+        mechanism: str = DEFAULT_MECHANISM,
         interval_s: float = 900.0,
-        import_price: float | None = 0.30,
-        export_price: float | None = 0.08,
+        tariff: Tariff | None = DEFAULT_TARIFF,
         ledger_prefix: str = "fpp_",
         credentials: Path | None = None,
         workdir: Path | None = None,
@@ -48,10 +51,13 @@ class PlatformProcess:
         else:
             self.address = BrokerAddress("127.0.0.1", free_port())
             where = ["--listen-port", str(self.address.port)]
-        tariff = (
+        prices = (
             ["--islanded"]
-            if import_price is None
-            else ["--import-price", str(import_price), "--export-price", str(export_price)]
+            if tariff is None
+            else [
+                "--import-price-per-kwh", repr(tariff.import_price_per_kwh),
+                "--export-price-per-kwh", repr(tariff.export_price_per_kwh),
+            ]
         )
         self.args = [
             sys.executable,
@@ -69,7 +75,7 @@ class PlatformProcess:
             mechanism,
             "--interval-s",
             str(interval_s),
-            *tariff,
+            *prices,
             *(["--credentials", str(credentials)] if credentials else []),
             *(extra_args or []),
         ]

@@ -1,138 +1,102 @@
-"""``report.html`` of a run folder: the verdict against the network's limits, the KPIs and three charts.
+"""``report.html`` of a run folder: the verdict with every criterion's figure, the charts and the KPIs.
 
-The page is one self-contained file (inline SVG, no scripts, nothing fetched), written by ``fpp run`` at the
-end of every run and again by ``fpp report RUN_DIR``. It reads only the run folder: ``kpis.json``,
-``run.json``, the scenario copy (for the voltage limits) and, when the run wrote it, ``timeseries.parquet``.
-
-The verdict and the chart geometry are pure functions (:func:`checks`, :func:`polyline`); the rest reads files
-and assembles HTML.
+The page is one self-contained file (inline SVG drawn by matplotlib, no scripts, nothing fetched), written by
+``fpp run`` at the end of every run from the verdict and KPIs it has in memory, and again by
+``fpp report RUN_DIR`` from ``verdict.json`` and ``kpis.json`` (a folder written before verdicts were saved
+gets its verdict recomputed from ``kpis.json`` and the scenario's limits). The charts read only the grid
+columns of ``timeseries.parquet``, when the run wrote it.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from testbed.domain.errors import UserError
+from testbed.domain.verdict import Verdict, grid_criteria, market_criteria
+from testbed.orchestration.charts import Limit, Line, time_chart
 
-#: Market interval outcomes that are not a failure of the market (an interval without orders is normal).
-MARKET_OK = frozenset({"optimal", "cleared", "no_orders"})
-_W, _H, _PAD = 720, 200, 44  # chart size and left/bottom margin [px]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the verdict."""
-
-    name: str
-    passed: bool
-    detail: str
+_STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "fault": "FAULT"}
+_STYLE = """body{font-family:sans-serif;max-width:800px;margin:2em auto;color:#222}
+table{border-collapse:collapse}th,td{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pass{color:#1b7a1b}.fail,.fault{color:#b3361c;font-weight:bold}.inconclusive{color:#a86b00;font-weight:bold}
+svg{max-width:100%;height:auto}"""
 
 
-def checks(kpis: dict, v_min_pu: float, v_max_pu: float) -> list[Check]:
-    """The run's verdict: power flow, voltage band, thermal limits and, with a market, its intervals."""
-    out = [
-        Check(
-            "power flow converged at every step",
-            kpis["non_converged_steps"] == 0,
-            f"{kpis['non_converged_steps']} of {kpis['steps']} steps did not converge",
-        ),
-        Check(
-            f"voltages within {v_min_pu:g}..{v_max_pu:g} pu",
-            kpis["minutes_outside_voltage_limits"] == 0,
-            f"{kpis['v_min_pu']:.4f}..{kpis['v_max_pu']:.4f} pu; "
-            f"{kpis['minutes_outside_voltage_limits']:g} min outside the limits",
-        ),
-        Check(
-            "lines within their rating",
-            _at_most(kpis.get("peak_line_loading_pct"), 100.0),
-            f"peak loading {_fmt(kpis.get('peak_line_loading_pct'))} %",
-        ),
-        Check(
-            "transformers within their rating",
-            _at_most(kpis.get("peak_trafo_loading_pct"), 100.0),
-            f"peak loading {_fmt(kpis.get('peak_trafo_loading_pct'))} %",
-        ),
-    ]
-    market = kpis.get("market")
-    if market:
-        status = market.get("interval_status", {})
-        bad = {s: n for s, n in status.items() if s not in MARKET_OK}
-        out.append(
-            Check(
-                "every market interval cleared",
-                not bad,
-                ", ".join(f"{n} {s}" for s, n in sorted(status.items())) or "no intervals",
-            )
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def verdict_table(verdict: Verdict) -> str:
+    """The verdict as an HTML table: one row per criterion with its outcome, figure, limit and detail."""
+    rows = ["<table><tr><th></th><th>criterion</th><th>figure</th><th>limit</th><th>detail</th></tr>"]
+    for c in verdict.criteria:
+        css = {True: "pass", False: "fail", None: "inconclusive"}[c.passed]
+        word = {True: "pass", False: "FAIL", None: "not judged"}[c.passed]
+        unit = f" {html.escape(c.unit)}" if c.unit else ""
+        rows.append(
+            f'<tr><td class="{css}">{word}</td><th>{html.escape(c.name)}</th>'
+            f'<td class="num">{_fmt(c.figure)}{unit if c.figure is not None else ""}</td>'
+            f'<td class="num">{_fmt(c.limit)}{unit if c.limit is not None else ""}</td>'
+            f"<td>{html.escape(c.detail)}</td></tr>"
         )
-    return out
+    rows.append("</table>")
+    if verdict.fault:
+        rows.append(f'<p class="fault">Fault: {html.escape(verdict.fault)}</p>')
+    if verdict.inconclusive:
+        rows.append(f'<p class="inconclusive">Inconclusive: {html.escape(verdict.inconclusive)}</p>')
+    return "\n".join(rows)
 
 
-def _at_most(value, limit: float) -> bool:
-    """NaN or missing (no lines, or every step failed) is not a pass."""
-    return value is not None and not math.isnan(value) and value <= limit
+def kpi_table(rows: Mapping[str, Any]) -> str:
+    """The scalar KPIs of a section as an HTML table, sorted by name (as in ``kpis.json``)."""
+    cells = []
+    for key, value in sorted(rows.items()):
+        if isinstance(value, dict | list):
+            continue
+        cells.append(f'<tr><th>{html.escape(str(key))}</th><td class="num">{html.escape(_fmt(value))}</td></tr>')
+    return "<table>" + "".join(cells) + "</table>"
 
 
-def _fmt(value) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.1f}"
-
-
-def polyline(values: np.ndarray, y_min: float, y_max: float) -> str:
-    """SVG ``points`` for ``values`` over the chart's plot area; NaN steps are left out."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    span = (y_max - y_min) or 1.0
-    xs = _PAD + (np.arange(n) / max(n - 1, 1)) * (_W - _PAD - 8)
-    ys = 8 + (y_max - values) / span * (_H - _PAD - 8)
-    return " ".join(f"{x:.1f},{y:.1f}" for x, y, v in zip(xs, ys, values, strict=True) if np.isfinite(v))
-
-
-def _chart(title: str, unit: str, series: list[tuple[str, np.ndarray, str]], limits=(), times=("", "")) -> str:
-    finite = [v[np.isfinite(v)] for _, v, _ in series]
-    data = np.concatenate([*finite, np.asarray(limits, dtype=float)])
-    if data.size == 0:
-        return ""
-    lo, hi = float(data.min()), float(data.max())
-    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
-    parts = [
-        f"<figure><figcaption>{html.escape(title)} [{html.escape(unit)}]</figcaption>",
-        f'<svg viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img">',
-        f'<text x="{_PAD - 4}" y="14" text-anchor="end">{hi:.4g}</text>',
-        f'<text x="{_PAD - 4}" y="{_H - _PAD}" text-anchor="end">{lo:.4g}</text>',
-        f'<text x="{_PAD}" y="{_H - _PAD + 16}">{html.escape(times[0])}</text>',
-        f'<text x="{_W - 8}" y="{_H - _PAD + 16}" text-anchor="end">{html.escape(times[1])}</text>',
-        f'<rect x="{_PAD}" y="8" width="{_W - _PAD - 8}" height="{_H - _PAD - 8}" class="frame"/>',
+def page(title: str, status: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
+    """A self-contained HTML page: a title with the verdict's status, a line under it, then sections."""
+    word = _STATUS_WORD.get(status, status.upper())
+    lines = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        f'<h1>{html.escape(title)}: <span class="{status}">{word}</span></h1>',
+        f"<p>{subtitle}</p>",
     ]
-    for limit in limits:
-        y = 8 + (hi - limit) / (hi - lo) * (_H - _PAD - 8)
-        parts.append(f'<line x1="{_PAD}" x2="{_W - 8}" y1="{y:.1f}" y2="{y:.1f}" class="limit"/>')
-    for k, (label, values, color) in enumerate(series):
-        parts.append(f'<polyline points="{polyline(values, lo, hi)}" stroke="{color}" class="series"/>')
-        parts.append(f'<text x="{_PAD + 8 + 140 * k}" y="{_H - 8}" fill="{color}">{html.escape(label)}</text>')
-    parts.append("</svg></figure>")
-    return "\n".join(parts)
+    for heading, body in sections:
+        lines += [f"<h2>{html.escape(heading)}</h2>", body]
+    lines.append("</body></html>")
+    return "\n".join(lines) + "\n"
 
 
-def _charts(run_dir: Path, v_min_pu: float, v_max_pu: float) -> str:
+def _grid_charts(run_dir: Path, v_min_pu: float, v_max_pu: float, resolution_s: float) -> str:
     path = run_dir / "timeseries.parquet"
     if not path.exists():
         return "<p>No time series in this run folder (<code>outputs.timeseries: false</code>).</p>"
     import pyarrow.parquet as pq
 
-    wanted = ("time", "ext_grid_p_kw", "vm_pu/", "line_loading_pct/", "trafo_loading_pct/")
+    wanted = ("ext_grid_p_kw", "vm_pu/", "line_loading_pct/", "trafo_loading_pct/")
     names = [n for n in pq.read_schema(path).names if n.startswith(wanted)]
-    df = pq.read_table(path, columns=names).to_pandas()  # not the per-prosumer columns
-    times = (str(df["time"].iloc[0]), str(df["time"].iloc[-1])) if len(df) else ("", "")
+    table = pq.read_table(path, columns=names)
 
     def columns(prefix: str) -> np.ndarray:
-        cols = [c for c in df.columns if c.startswith(prefix)]
-        return df[cols].to_numpy(dtype=float) if cols else np.full((len(df), 1), np.nan)
+        cols = [table.column(n).to_numpy() for n in names if n.startswith(prefix)]
+        return np.column_stack(cols).astype(float) if cols else np.full((table.num_rows, 1), np.nan)
 
     def over_columns(fn, arr: np.ndarray) -> np.ndarray:
         out = np.full(len(arr), np.nan)
@@ -140,95 +104,73 @@ def _charts(run_dir: Path, v_min_pu: float, v_max_pu: float) -> str:
         out[rows] = fn(arr[rows], axis=1)
         return out
 
+    hours = np.arange(table.num_rows) * resolution_s / 3600.0
     vm = columns("vm_pu/")
     loading = np.hstack([columns("line_loading_pct/"), columns("trafo_loading_pct/")])
+    feeder = columns("ext_grid_p_kw")[:, 0]
     return "\n".join(
         [
-            _chart(
-                "Lowest and highest bus voltage",
-                "pu",
-                [
-                    ("lowest", over_columns(np.nanmin, vm), "#1f5fa8"),
-                    ("highest", over_columns(np.nanmax, vm), "#b3361c"),
-                ],
-                limits=(v_min_pu, v_max_pu),
-                times=times,
+            time_chart(
+                "Lowest and highest bus voltage", "voltage [pu]", hours,
+                [Line("lowest bus", over_columns(np.nanmin, vm), "#1f5fa8"),
+                 Line("highest bus", over_columns(np.nanmax, vm), "#b3361c")],
+                [Limit(f"limits {v_min_pu:g} / {v_max_pu:g} pu", v_min_pu), Limit("", v_max_pu)],
             ),
-            _chart(
-                "Feeder import (> 0) or export (< 0)",
-                "kW",
-                [("ext_grid_p_kw", df["ext_grid_p_kw"].to_numpy(dtype=float), "#333333")],
-                limits=(0.0,),
-                times=times,
+            time_chart(
+                "Feeder exchange with the upstream grid (> 0 imports)", "power [kW]", hours,
+                [Line("feeder import", feeder, "#333333")], [Limit("zero", 0.0)],
             ),
-            _chart(
-                "Highest line or transformer loading",
-                "%",
-                [("peak loading", over_columns(np.nanmax, loading), "#7a3fa0")],
-                limits=(100.0,),
-                times=times,
+            time_chart(
+                "Highest line or transformer loading", "loading [%]", hours,
+                [Line("highest loading", over_columns(np.nanmax, loading), "#7a3fa0")], [Limit("rating", 100.0)],
             ),
         ]
     )
 
 
-def _table(rows: dict) -> str:
-    cells = []
-    for key, value in rows.items():
-        if isinstance(value, dict | list):
-            continue
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        cells.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(shown)}</td></tr>")
-    return "<table>" + "".join(cells) + "</table>"
-
-
-_STYLE = """body{font-family:sans-serif;max-width:760px;margin:2em auto;color:#222}
-table{border-collapse:collapse}th,td{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}
-.pass{color:#1b7a1b}.fail{color:#b3361c;font-weight:bold}svg text{font-size:11px}
-.frame{fill:none;stroke:#999}.limit{stroke:#999;stroke-dasharray:4 3}.series{fill:none;stroke-width:1.5}"""
-
-
-def render(run_dir: Path, v_min_pu: float, v_max_pu: float) -> str:
+def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mapping[str, Any],
+           v_min_pu: float, v_max_pu: float) -> str:
     """The report's HTML for a run folder."""
-    kpis = json.loads((run_dir / "kpis.json").read_text(encoding="utf-8"))
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    verdict = checks(kpis, v_min_pu, v_max_pu)
-    passed = all(c.passed for c in verdict)
-    lines = [
-        "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(info["run_id"])}</title>',
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(info['scenario'])}: {'PASS' if passed else 'FAIL'}</h1>",
-        f"<p>run {html.escape(info['run_id'])}, seed {info['seed']}, {info['steps']} steps of "
-        f"{info['resolution_s']} s, {info['prosumers']} prosumers, {html.escape(info['engine'])}, "
-        f"finished {html.escape(info['finished_utc'])} in {info['wall_s']:.1f} s</p>",
-        "<h2>Verdict</h2><table>",
+    subtitle = html.escape(
+        f"run {info['run_id']}, seed {info['seed']}, {info['steps']} steps of {info['resolution_s']} s, "
+        f"{info['prosumers']} prosumers, {info['engine']}, finished {info['finished_utc']} in {info['wall_s']:.1f} s"
+    )
+    sections = [
+        ("Verdict", verdict_table(verdict)),
+        ("Grid and homes", _grid_charts(run_dir, v_min_pu, v_max_pu, float(info["resolution_s"])) + kpi_table(kpis)),
     ]
-    for c in verdict:
-        css, word = ("pass", "pass") if c.passed else ("fail", "FAIL")
-        lines.append(
-            f'<tr><td class="{css}">{word}</td><th>{html.escape(c.name)}</th><td>{html.escape(c.detail)}</td></tr>'
-        )
-    lines += ["</table>", "<h2>Grid and homes</h2>", _charts(run_dir, v_min_pu, v_max_pu), _table(kpis)]
-    for section in ("market", "hil"):
-        if isinstance(kpis.get(section), dict):
-            lines += [f"<h2>{section.upper() if section == 'hil' else 'Market'}</h2>", _table(kpis[section])]
-    lines.append("<p>All figures: <code>kpis.json</code> and <code>timeseries.parquet</code> in this folder.</p>")
-    lines.append("</body></html>")
-    return "\n".join(lines) + "\n"
+    for name, heading in (("market", "Market"), ("hil", "HIL")):
+        if isinstance(kpis.get(name), dict):
+            sections.append((heading, kpi_table(kpis[name])))
+    sections.append(("Files", "<p>All figures: <code>kpis.json</code>, <code>verdict.json</code> and "
+                              "<code>timeseries.parquet</code> in this folder.</p>"))
+    return page(str(info["scenario"]), verdict.status, subtitle, sections)
 
 
-def write_report(run_dir: Path, v_min_pu: float | None = None, v_max_pu: float | None = None) -> Path:
-    """Write ``report.html`` into a run folder; the voltage limits default to the scenario copy's."""
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path.parent}: cannot read {path.name}", [str(exc)]) from None
+
+
+def write_report(run_dir: Path, *, kpis: Mapping[str, Any] | None = None, verdict: Verdict | None = None) -> Path:
+    """Write ``report.html`` into a run folder, from ``kpis`` and ``verdict`` when given, else from its files."""
+    from testbed.orchestration.plan import read_scenario
+
     run_dir = Path(run_dir)
     missing = [n for n in ("kpis.json", "run.json") if not (run_dir / n).is_file()]
     if missing:
         raise UserError(f"{run_dir}: not a finished run folder", [f"{n} is missing" for n in missing])
-    if v_min_pu is None or v_max_pu is None:
-        from testbed.orchestration.plan import read_scenario
-
-        grid = read_scenario(run_dir / "scenario.yaml").grid
-        v_min_pu, v_max_pu = grid.v_min_pu, grid.v_max_pu
+    info = _read_json(run_dir / "run.json")
+    kpis = _read_json(run_dir / "kpis.json") if kpis is None else kpis
+    grid = read_scenario(run_dir / "scenario.yaml").grid
+    if verdict is None:
+        if (run_dir / "verdict.json").is_file():
+            verdict = Verdict.from_dict(_read_json(run_dir / "verdict.json"))
+        else:  # a folder from before verdict.json: the same criteria, from its KPIs
+            market = market_criteria(kpis["market"]) if isinstance(kpis.get("market"), dict) else []
+            verdict = Verdict(tuple(grid_criteria(kpis, grid.v_min_pu, grid.v_max_pu) + market))
     out = run_dir / "report.html"
-    out.write_text(render(run_dir, v_min_pu, v_max_pu), encoding="utf-8")
+    out.write_text(render(run_dir, kpis, verdict, info, grid.v_min_pu, grid.v_max_pu), encoding="utf-8")
     return out

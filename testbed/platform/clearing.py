@@ -10,19 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.domain.market.mechanisms import get_mechanism
+from testbed.domain.prosumer import Tariff
 from testbed.platform.protocol import FlexOffer, Order
 
-ORDER_MECHANISMS = ("double-auction", "pay-as-bid")  # clear explicit orders
-OFFER_MECHANISMS = ("pool", "p2p", "admm")  # clear flexibility offers (cost curves)
 ENERGY_CLASSES = {"green": "renewable generation behind the seller's meter", "grey": "any other source"}
-
-
-@dataclass(frozen=True)
-class Tariff:
-    """The plain retail tariff [currency/kWh]: what a prosumer pays to import and gets to export."""
-
-    import_price_per_kwh: float
-    export_price_per_kwh: float
 
 
 @dataclass
@@ -61,19 +53,16 @@ def clear_interval(
     for o in offers:
         last_offer[o.prosumer] = o
     last_offer = dict(sorted(last_offer.items()))
-    use_orders = mechanism in ORDER_MECHANISMS and bool(orders)
+    clears_orders = get_mechanism(mechanism).clears == "orders"
+    use_orders = clears_orders and bool(orders)
     if not use_orders and not last_offer:
-        what = "orders or flexibility offers" if mechanism in ORDER_MECHANISMS else "flexibility offers"
+        what = "orders or flexibility offers" if clears_orders else "flexibility offers"
         return Outcome("no_orders", f"no {what} for this interval ({mechanism})", None)
 
-    from testbed.domain.market import Agent, EnergyClass, GridTariff, MarketCase, clear
+    from testbed.domain.market import Agent, EnergyClass, MarketCase, clear
     from testbed.domain.market import Order as MarketOrder
 
-    grid = (
-        None
-        if tariff is None
-        else GridTariff(import_price=tariff.import_price_per_kwh, export_price=tariff.export_price_per_kwh)
-    )
+    grid = tariff
     agents: list[Any] = []
     market_orders: list[Any] = []
     if use_orders:

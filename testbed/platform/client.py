@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from testbed.platform import protocol as p
-from testbed.platform.broker import BrokerAddress
+from testbed.platform.broker import BrokerAddress, parse_broker_url
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ class Connection:
     username: str | None = None
     password: str | None = None
     tls_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kw: object) -> Connection:
+        """A connection to the broker at ``mqtt://host:port`` or ``mqtts://host:port``."""
+        return cls(parse_broker_url(url), **kw)  # type: ignore[arg-type]
 
     def client(self, identifier: str, *, clean_session: bool = True, **kw: object) -> aiomqtt.Client:
         tls = self.tls_context

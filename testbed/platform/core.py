@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from testbed.domain.prosumer import Tariff
 from testbed.platform import protocol as p
-from testbed.platform.clearing import Outcome, Tariff, clear_interval, imbalance_amount
+from testbed.platform.clearing import Outcome, clear_interval, imbalance_amount
 from testbed.platform.ledger import Ledger, StoredMessage
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from testbed.platform.clearing import Tariff, retail_bill
+from testbed.domain.prosumer import Tariff
+from testbed.platform.clearing import retail_bill
 from testbed.platform.ledger import Ledger
 
 

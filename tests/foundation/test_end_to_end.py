@@ -44,8 +44,11 @@ def test_run_folder_contents(runs):
     # the demo has a market day: the platform's ledger, log and green provenance join the run folder
     assert sorted(p.name for p in a.iterdir()) == ["green_provenance.csv", "kpis.json", "ledger.db", "platform",
                                                      "report.html", "run.json", "scenario.yaml",
-                                                     "timeseries.parquet", "versions.json"]
-    assert "<h1>demo: PASS</h1>" in (a / "report.html").read_text()  # 17:00-19:00 in July, within all limits
+                                                     "timeseries.parquet", "verdict.json", "versions.json"]
+    # 17:00-19:00 in July, within all limits, every market interval cleared
+    verdict = json.loads((a / "verdict.json").read_text())
+    assert verdict["status"] == "pass" and {c["group"] for c in verdict["criteria"]} == {"grid", "market"}
+    assert '<h1>demo: <span class="pass">PASS</span></h1>' in (a / "report.html").read_text()
     assert json.loads((a / "versions.json").read_text())["mosaik"].startswith("3.")
     run = json.loads((a / "run.json").read_text())
     assert run["steps"] == 8 and run["prosumers"] == 118 and run["seed"] == 42

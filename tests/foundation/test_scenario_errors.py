@@ -132,11 +132,11 @@ def test_run_refuses_a_folder_that_holds_files_and_loses_nothing(tmp_path):
 def test_default_run_folders_never_collide(tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from testbed.orchestration.runner import default_run_dir
+    from testbed.orchestration.run_folder import new_run_dir
 
     sc = parse_scenario(GOOD.replace("name: t", f"name: t\noutputs: {{dir: {tmp_path}}}"))
     now = datetime.now(UTC)
     for t in (now, now + timedelta(seconds=1)):  # whichever second the call falls in is taken already
         (tmp_path / f"t-{t:%Y%m%dT%H%M%S}-seed1").mkdir()
-    path = default_run_dir(sc)
-    assert not path.exists() and path.name.endswith("-seed1-2")
+    path = new_run_dir(sc)  # creating the folder claims it
+    assert path.is_dir() and not any(path.iterdir()) and path.name.endswith("-seed1-2")

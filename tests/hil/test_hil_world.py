@@ -63,7 +63,7 @@ class Driver(mosaik_api_v3.Simulator):
         return {"d": {"p_set_kw": p, "vm_pu": 1.0, "f_hz": 50.0}}
 
 
-def _world(address: str, *, policy: str, schedule, log, grid=None, rt=None, capacity_kwh=None, resolution=0.1):
+def _world(address: str, *, policy: str, schedule, log, grid=None, rt=None, resolution=0.1):
     world = mosaik.World(
         {
             "HIL": {"python": "hil.mosaik_sim:HilSimulator"},
@@ -82,7 +82,6 @@ def _world(address: str, *, policy: str, schedule, log, grid=None, rt=None, capa
         bus="bus7",
         rated_kw=5.0,
         fault_policy=policy,
-        capacity_kwh=capacity_kwh,
     )
     if grid:
         params |= {"grid_address": grid, "grid_channel": 1}

@@ -31,8 +31,8 @@ def test_every_problem_is_listed_with_its_path():
     assert "agents[3].cost_a" in text and "agents[5].cost_b" in text
     for needle in ("agents[0, 1].id: duplicate id 'a'", "agents[2].p_max_kw: 1.0 is below p_min_kw 5.0",
                    "agents[4].energy_class: unknown class 'blue'",
-                   "agents[4].preferences.class_premium.red: unknown class 'red'",
-                   "agents[4].preferences.partner_premium.zz: unknown agent 'zz'"):
+                   "agents[4].preferences.class_premium_per_kwh.red: unknown class 'red'",
+                   "agents[4].preferences.partner_premium_per_kwh.zz: unknown agent 'zz'"):
         assert needle in text
     assert len(probs) == 7
     # once the fields are valid the same cross checks come from the model
@@ -53,8 +53,8 @@ def test_grid_and_network_cross_checks():
             "network": {"lines": [{"id": "l", "ptdf": {"bx": 1.0}, "limit_kw": 1}],
                         "charge_per_kwh_per_distance": 0.01}}
     text = "\n".join(_problems(case))
-    assert "grid.export_price" in text
-    assert "agents[1].bus: needed" in text
+    assert "grid: export_price_per_kwh (0.2) exceeds import_price_per_kwh (0.1)" in text
+    assert "agents[1].bus: needed" in text  # the other problems are still reported
     assert "network.lines[0].ptdf.bx" in text
 
 
@@ -83,3 +83,16 @@ def test_bad_mechanism_and_options():
     with pytest.raises(UserError) as exc:
         clear(case, "admm", rho=-1, max_iter=0)
     assert len(exc.value.problems) == 2
+
+
+def test_tariff_and_preferences_keep_their_names_from_before_the_units():
+    old = {"interval_h": 1, "grid": {"import_price": 0.3, "export_price": 0.05},
+           "agents": [ag("a", preferences={"class_premium": {"green": 0.02}, "partner_premium": {"b": 0.01}}),
+                      ag("b", energy_class="green")], "classes": {"green": {}}}
+    new = {"interval_h": 1, "grid": {"import_price_per_kwh": 0.3, "export_price_per_kwh": 0.05},
+           "agents": [ag("a", preferences={"class_premium_per_kwh": {"green": 0.02},
+                                          "partner_premium_per_kwh": {"b": 0.01}}),
+                      ag("b", energy_class="green")], "classes": {"green": {}}}
+    assert parse_case(old) == parse_case(new)
+    assert parse_case(new).grid.import_price_per_kwh == 0.3
+    assert parse_case(new).agents[0].preferences.green_premium_per_kwh == 0.02

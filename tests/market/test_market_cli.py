@@ -30,7 +30,7 @@ def test_worked_example_numbers(tmp_path):
     # chp 2 kW, commpv 3 kW, house -6 kW, flat -9 kW; total cost
     # (0.1 + 0.2 + 0.02 + 0.2 + 0.03 - 2.04 - 2.745) * 0.25 h = -1.05875.
     out_file = tmp_path / "r.json"
-    out = fpp("clear", str(CASES / "community.yaml"), "--out", str(out_file))
+    out = fpp("clear", str(CASES / "community.yaml"), "--mechanism", "pool", "--out", str(out_file))
     assert out.returncode == 0 and out.stdout == ""
     res = json.loads(out_file.read_text())
     assert res["price"] == pytest.approx(0.12)
@@ -74,7 +74,7 @@ def test_infeasible_case_is_a_result_not_an_error(tmp_path):
     path.write_text(json.dumps({"interval_h": 1, "agents": [
         {"id": "l", "p_min_kw": -5, "p_max_kw": -5, "cost_a": 0, "cost_b": 0.3},
         {"id": "g", "p_min_kw": 0, "p_max_kw": 2, "cost_a": 0, "cost_b": 0.1}]}))
-    out = fpp("clear", str(path))
+    out = fpp("clear", str(path), "--mechanism", "pool")
     assert out.returncode == 0
     res = json.loads(out.stdout)
     assert res["status"] == "infeasible" and "demand exceeds" in res["reason"]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from testbed.platform.clearing import Tariff
+from testbed.domain.prosumer import Tariff
 from testbed.platform.client import Connection
 from testbed.platform.core import PlatformConfig, PlatformCore
 from testbed.platform.ledger import Ledger

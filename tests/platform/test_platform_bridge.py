@@ -99,7 +99,7 @@ def run_world(broker, tmp_path, mechanism, premiums):
                 {
                     "pid": mqtt_id[w],
                     "source_id": w,
-                    "preferences": {"green_premium_per_kwh": premiums.get(w, 0.0)},
+                    "preferences": {"class_premium_per_kwh": {"green": premiums.get(w, 0.0)}},
                 }
                 for w in IDS
             ],
@@ -107,8 +107,7 @@ def run_world(broker, tmp_path, mechanism, premiums):
             fleet_ids=IDS,
             broker_url=broker.address.url,
             interval_s=900.0,
-            import_price=0.30,
-            export_price=0.08,
+            tariff={"import_price_per_kwh": 0.30, "export_price_per_kwh": 0.08},
             run_id="t1",
         )
         inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")

@@ -25,7 +25,7 @@ def test_preferences_are_drawn_in_range_and_repeat_with_the_seed():
     a = draw_preferences(m, ["a", "b", "c"], seed=42)
     assert a == draw_preferences(m, ["a", "b", "c"], seed=42)
     assert a != draw_preferences(m, ["a", "b", "c"], seed=7)
-    assert all(0.01 <= v["green_premium_per_kwh"] <= 0.03 and v["risk_aversion"] == 0 for v in a.values())
+    assert all(0.01 <= v.green_premium_per_kwh <= 0.03 and v.risk_aversion == 0 for v in a.values())
 
 
 def test_backlog_warnings_of_aiomqtt_are_dropped_others_kept(caplog):

@@ -2,46 +2,56 @@
 
 import pytest
 
-from testbed.domain.der.ems import Preferences, State, battery_limits, battery_setpoint_kw, bid
-from testbed.platform.clearing import Tariff, imbalance_amount, retail_bill
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.der.ems import State, battery_limits, battery_setpoint_kw, bid
+from testbed.domain.prosumer import Preferences, Tariff
+from testbed.platform.clearing import imbalance_amount, retail_bill
 from testbed.platform.kpis import market_kpis
 
 IMP, EXP, H = 0.30, 0.08, 0.25  # retail tariff [currency/kWh], 15-minute interval [h]
+TARIFF = Tariff(import_price_per_kwh=IMP, export_price_per_kwh=EXP)
+# round-trip 0.81: 0.9 each way, so the hand figures stay round
+BATTERY = BatterySpec(capacity_kwh=10.0, power_kw=3.0, round_trip_efficiency=0.81, soc_min=0.1, soc_max=0.9)
+
+
+def order(s, prefs=None):
+    return bid(s, prefs or Preferences(), TARIFF, H, agent="a", order_id="a-1")
 
 
 def test_pv_surplus_sells_green_at_mid_spread():
-    b = bid(State(load_kw=0.5, pv_kw=4.0), Preferences(), IMP, EXP, H)
+    b = order(State(load_kw=0.5, pv_kw=4.0))
     # 4.0 - 0.5 = 3.5 kW at 0.08 + 0.5 * (0.30 - 0.08) = 0.19
-    assert (b.side, b.quantity_kw, b.energy_class) == ("sell", 3.5, "green")
+    assert (b.side, b.quantity_kw, b.energy_class, b.agent, b.id) == ("sell", 3.5, "green", "a", "a-1")
     assert b.price_per_kwh == pytest.approx(0.19, abs=1e-9)
 
 
 def test_preferences_move_quantity_and_price():
     s = State(load_kw=0.5, pv_kw=4.0)
-    assert bid(s, Preferences(risk_aversion=1.0), IMP, EXP, H).quantity_kw == pytest.approx(1.75)
-    assert bid(s, Preferences(subsidy_share=1.0), IMP, EXP, H).price_per_kwh == pytest.approx(0.08)
+    assert order(s, Preferences(risk_aversion=1.0)).quantity_kw == pytest.approx(1.75)
+    assert order(s, Preferences(subsidy_share=1.0)).price_per_kwh == pytest.approx(0.08)
     buyer = State(load_kw=2.0, pv_kw=0.0)
-    b = bid(buyer, Preferences(green_premium_per_kwh=0.02), IMP, EXP, H)
+    b = order(buyer, Preferences(class_premium_per_kwh={"green": 0.02}))
     assert (b.side, b.quantity_kw, b.energy_class) == ("buy", 2.0, None)
     assert b.price_per_kwh == pytest.approx(0.21)  # 0.19 + 0.02
-    assert bid(buyer, Preferences(green_premium_per_kwh=0.5), IMP, EXP, H).price_per_kwh == pytest.approx(IMP)
+    assert order(buyer, Preferences(class_premium_per_kwh={"green": 0.5})).price_per_kwh == pytest.approx(IMP)
 
 
 def test_battery_covers_deficit_first():
-    s = State(load_kw=2.0, pv_kw=0.0, soc=0.5, capacity_kwh=10.0, p_batt_max_kw=3.0)
-    assert bid(s, Preferences(), IMP, EXP, H) is None  # 2 kW deficit fits the 3 kW discharge limit
-    # (0.15 - 0.1) * 10 kWh / 0.25 h = 2 kW discharge; (0.9 - 0.15) * 10 / 0.25 = 30 kW, capped at 3 kW charge
-    assert battery_limits(State(0, 0, 0.15, 10.0, 3.0), H) == pytest.approx((2.0, 3.0))
+    s = State(load_kw=2.0, pv_kw=0.0, soc=0.5, battery=BATTERY)
+    assert order(s) is None  # 2 kW deficit fits the 3 kW discharge limit
+    # the same battery model as the fleet's, losses included: (0.15 - 0.1) * 10 kWh * 0.9 / 0.25 h = 1.8 kW
+    # discharge; (0.9 - 0.15) * 10 / 0.9 / 0.25 = 33 kW of charge, capped at 3 kW
+    assert battery_limits(State(0, 0, 0.15, BATTERY), H) == pytest.approx((1.8, 3.0))
 
 
 def test_setpoint_follows_the_trade_within_limits():
-    s = State(load_kw=0.5, pv_kw=4.0, soc=0.5, capacity_kwh=10.0, p_batt_max_kw=3.0)
+    s = State(load_kw=0.5, pv_kw=4.0, soc=0.5, battery=BATTERY)
     assert battery_setpoint_kw(s, 2.0, H) == pytest.approx(-1.5)  # sold 2 of 3.5 kW: charge 1.5 kW
     assert battery_setpoint_kw(s, 0.0, H) == pytest.approx(-3.0)  # no trade: self-consumption, capped
 
 
 def test_imbalance_and_retail_bills():
-    t = Tariff(IMP, EXP)
+    t = TARIFF
     assert imbalance_amount(0.875, 0.0, 0.5, t) == pytest.approx(-0.375 * 0.08)  # exported 0.375 kWh extra
     assert imbalance_amount(0.0, 0.6, -0.5, t) == pytest.approx(0.1 * 0.30)  # imported 0.1 kWh more
     assert imbalance_amount(0.2, 0.0, 0.5, t) == pytest.approx(0.3 * 0.30)  # delivered 0.3 kWh less
@@ -61,7 +71,7 @@ def test_kpis_from_hand_made_rows():
     ]
     provenance = [(0, 0, 0.0, "a", "bus1", "b", "bus2", 0.5)]
     telemetry = [("a", 0, 0.875, 0.0), ("b", 0, 0.0, 0.5)]
-    k = market_kpis(trades, settlements, provenance, telemetry, [(0, "optimal")], Tariff(IMP, EXP))
+    k = market_kpis(trades, settlements, provenance, telemetry, [(0, "optimal")], TARIFF)
     assert k["traded_kwh"] == 0.5 and k["price_per_kwh"]["volume_weighted"] == pytest.approx(0.19)
     assert k["bills"]["a"] == pytest.approx({"platform": -0.125, "retail": -0.07, "saving": 0.055})
     assert k["bills"]["b"] == pytest.approx({"platform": 0.095, "retail": 0.15, "saving": 0.055})

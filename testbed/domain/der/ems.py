@@ -1,32 +1,19 @@
 """A prosumer energy management system's bidding policy and setpoint rule. Pure: no MQTT, no clock.
 
-The agent bids from its own state (forecast load and PV for the interval, battery state of charge) and
-its owner's preferences, then follows its trade with its own battery. Generator convention throughout:
-net power > 0 exports.
+The agent bids from its own state (forecast load and PV for the interval, its battery and state of charge)
+and its owner's :class:`~testbed.domain.prosumer.Preferences`, then follows its trade with its own battery.
+What the battery can hold over the interval comes from the one battery model
+(:meth:`~testbed.domain.der.battery.BatterySpec.limits_kw`, losses included). Generator convention
+throughout: net power > 0 exports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class Preferences(BaseModel):
-    """What the owner wants from the market.
-
-    - ``green_premium_per_kwh``: extra the owner will pay per kWh for energy bought (its bids rise by it).
-    - ``subsidy_share``: 0..1, how much of the retail spread a seller gives to its buyers: 0 asks the middle
-      of the spread, 1 asks only the retail export price (neighbours get all the gain).
-    - ``risk_aversion``: 0..1, the share of forecast surplus or deficit held back from the market against
-      forecast error (0 bids all of it, 1 half of it).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    green_premium_per_kwh: float = Field(0.0, ge=0, le=1)
-    subsidy_share: float = Field(0.0, ge=0, le=1)
-    risk_aversion: float = Field(0.0, ge=0, le=1)
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.market.case import Order
+from testbed.domain.prosumer import Preferences, Tariff
 
 
 @dataclass(frozen=True)
@@ -39,27 +26,16 @@ class State:
     """forecast mean PV output over the interval [kW, >= 0]"""
     soc: float = 0.0
     """battery state of charge now [0..1]"""
-    capacity_kwh: float = 0.0
-    p_batt_max_kw: float = 0.0
-    soc_min: float = 0.1
-    soc_max: float = 0.9
-
-
-@dataclass(frozen=True)
-class Bid:
-    side: str
-    quantity_kw: float
-    price_per_kwh: float
-    energy_class: str | None
+    battery: BatterySpec | None = None
+    """the home's battery, if it has one"""
 
 
 def battery_limits(s: State, interval_h: float) -> tuple[float, float]:
     """``(max discharge, max charge)`` power the battery can hold over the interval [kW, both >= 0]."""
-    if s.capacity_kwh <= 0 or s.p_batt_max_kw <= 0:
+    if s.battery is None:
         return 0.0, 0.0
-    dis = max(0.0, (s.soc - s.soc_min) * s.capacity_kwh / interval_h)
-    chg = max(0.0, (s.soc_max - s.soc) * s.capacity_kwh / interval_h)
-    return min(s.p_batt_max_kw, dis), min(s.p_batt_max_kw, chg)
+    lo, hi = s.battery.limits_kw(s.soc, interval_h)
+    return hi, -lo
 
 
 def plan_net_kw(s: State, interval_h: float) -> float:
@@ -72,26 +48,34 @@ def plan_net_kw(s: State, interval_h: float) -> float:
 def bid(
     s: State,
     prefs: Preferences,
-    import_price: float,
-    export_price: float,
+    tariff: Tariff,
     interval_h: float,
+    *,
+    agent: str,
+    order_id: str,
     min_kw: float = 0.01,
-) -> Bid | None:
-    """One order for the interval, or None when the planned net power is below ``min_kw``.
+) -> Order | None:
+    """The agent's one order for the interval, or None when the planned net power is below ``min_kw``.
 
-    Prices sit inside the retail spread [export_price, import_price], so trading with a neighbour never
-    beats the grid for either side by more than the spread.
+    Prices sit inside the retail spread [export, import price], so trading with a neighbour never beats the
+    grid for either side by more than the spread. A buyer raises its bid by its ``green`` class premium.
     """
     net = plan_net_kw(s, interval_h)
     quantity = abs(net) * (1.0 - 0.5 * prefs.risk_aversion)
     if quantity < min_kw:
         return None
-    spread = max(0.0, import_price - export_price)
+    imp, exp = tariff.import_price_per_kwh, tariff.export_price_per_kwh
+    spread = max(0.0, tariff.spread_per_kwh)
     if net > 0:
-        price = export_price + 0.5 * spread * (1.0 - prefs.subsidy_share)
-        return Bid("sell", round(quantity, 6), round(price, 6), "green" if s.pv_kw > 0 else None)
-    price = min(import_price, export_price + 0.5 * spread + prefs.green_premium_per_kwh)
-    return Bid("buy", round(quantity, 6), round(price, 6), None)
+        price, side = exp + 0.5 * spread * (1.0 - prefs.subsidy_share), "sell"
+        energy_class = "green" if s.pv_kw > 0 else None
+    else:
+        price, side = min(imp, exp + 0.5 * spread + prefs.green_premium_per_kwh), "buy"
+        energy_class = None
+    return Order(
+        id=order_id, agent=agent, side=side, quantity_kw=round(quantity, 6), price_per_kwh=round(price, 6),
+        energy_class=energy_class,
+    )
 
 
 def battery_setpoint_kw(s: State, p_trade_kw: float, interval_h: float) -> float:
@@ -109,13 +93,13 @@ OFFER_COST_A = 1e-3
 """Quadratic cost term of offers [currency/(kW²·h)]: small, so the pool optimum is unique."""
 
 
-def offer_from_bid(b: Bid) -> tuple[float, float, float, float]:
+def offer_from_order(o: Order) -> tuple[float, float, float, float]:
     """The flexibility offer that mirrors an order: ``(p_min_kw, p_max_kw, cost_a, cost_b)``.
 
     A seller offers ``[0, q]``, a buyer ``[-q, 0]`` (generator convention), with marginal cost
     ``cost_a * p + cost_b``: the order's price plus a small slope (:data:`OFFER_COST_A`). Mechanisms that
     clear offers (pool, P2P, ADMM) then see the same willingness to trade as the auctions.
     """
-    if b.side == "sell":
-        return 0.0, b.quantity_kw, OFFER_COST_A, b.price_per_kwh
-    return -b.quantity_kw, 0.0, OFFER_COST_A, b.price_per_kwh
+    if o.side == "sell":
+        return 0.0, o.quantity_kw, OFFER_COST_A, o.price_per_kwh
+    return -o.quantity_kw, 0.0, OFFER_COST_A, o.price_per_kwh

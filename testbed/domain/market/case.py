@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from testbed.domain.errors import UserError
+from testbed.domain.prosumer import Preferences, Tariff
 
 GRID_ID = "grid"
 """Reserved name of the upstream grid as a trading party and energy class."""
@@ -25,25 +26,6 @@ GRID_ID = "grid"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class GridTariff(_Model):
-    """Prices of the point of common coupling; ``export_price <= import_price`` (no free arbitrage)."""
-
-    import_price: float
-    export_price: float
-
-
-class Preferences(_Model):
-    """Premiums a buyer is willing to pay on top of the trade price, per kWh it buys.
-
-    ``class_premium`` maps an energy class (``green``, ``local``, ``grid``...) to a premium;
-    ``partner_premium`` maps another agent's id to a premium. Premiums add up; a negative premium is an
-    aversion. They are valuations (they change who trades with whom and at what price), not payments.
-    """
-
-    class_premium: dict[str, float] = Field(default_factory=dict)
-    partner_premium: dict[str, float] = Field(default_factory=dict)
 
 
 class Agent(_Model):
@@ -125,7 +107,7 @@ class Network(_Model):
 
 class MarketCase(_Model):
     interval_h: float = Field(gt=0.0)
-    grid: GridTariff | None = None
+    grid: Tariff | None = None
     agents: list[Agent]
     orders: list[Order] = Field(default_factory=list)
     classes: dict[str, EnergyClass] = Field(default_factory=dict)
@@ -161,11 +143,6 @@ def _check_semantics(case: MarketCase) -> list[str]:
         for j, buyer in enumerate(cls.eligible_buyers or []):
             if buyer not in known:
                 problems.append(f"classes.{name}.eligible_buyers[{j}]: unknown agent {buyer!r}")
-    if case.grid is not None and case.grid.export_price > case.grid.import_price:
-        problems.append(
-            f"grid.export_price: {case.grid.export_price} exceeds import_price {case.grid.import_price} "
-            "(buying and selling back would make unbounded profit)"
-        )
     net = case.network
     needs_bus = net is not None and (net.has_limits or net.charge_per_kwh_per_distance > 0)
     for i, a in enumerate(case.agents):
@@ -181,15 +158,15 @@ def _check_semantics(case: MarketCase) -> list[str]:
         if needs_bus and a.bus is None:
             problems.append(f"{where}.bus: needed because the case has network limits or charges")
         if a.preferences is not None:
-            for c in a.preferences.class_premium:
+            for c in a.preferences.class_premium_per_kwh:
                 if c not in classes:
-                    problems.append(f"{where}.preferences.class_premium.{c}: unknown class {c!r}")
-            for p in a.preferences.partner_premium:
+                    problems.append(f"{where}.preferences.class_premium_per_kwh.{c}: unknown class {c!r}")
+            for p in a.preferences.partner_premium_per_kwh:
                 if p not in known and p != GRID_ID:
-                    problems.append(f"{where}.preferences.partner_premium.{p}: unknown agent {p!r}")
+                    problems.append(f"{where}.preferences.partner_premium_per_kwh.{p}: unknown agent {p!r}")
                 elif p == a.id:
                     problems.append(
-                        f"{where}.preferences.partner_premium.{p}: an agent cannot trade with itself"
+                        f"{where}.preferences.partner_premium_per_kwh.{p}: an agent cannot trade with itself"
                     )
     problems += _check_orders(case, known, classes)
     if net is not None:
@@ -274,13 +251,28 @@ def _raw_cross_checks(data: Mapping[str, Any]) -> list[str]:
             problems.append(f"agents[{i}].energy_class: unknown class {ec!r} (declare it in classes)")
         prefs = a.get("preferences")
         if isinstance(prefs, Mapping):
-            for c in prefs.get("class_premium") or {}:
+            for c in prefs.get("class_premium_per_kwh") or prefs.get("class_premium") or {}:
                 if c not in classes:
-                    problems.append(f"agents[{i}].preferences.class_premium.{c}: unknown class {c!r}")
-            for q in prefs.get("partner_premium") or {}:
+                    problems.append(f"agents[{i}].preferences.class_premium_per_kwh.{c}: unknown class {c!r}")
+            for q in prefs.get("partner_premium_per_kwh") or prefs.get("partner_premium") or {}:
                 if q not in known and q != GRID_ID:
-                    problems.append(f"agents[{i}].preferences.partner_premium.{q}: unknown agent {q!r}")
+                    problems.append(f"agents[{i}].preferences.partner_premium_per_kwh.{q}: unknown agent {q!r}")
     return problems
+
+
+def _checks_of_the_rest(data: Mapping[str, Any], exc: ValidationError) -> list[str]:
+    """The cross checks of a case whose fields failed validation, so that one run reports every problem: on the
+    case without its failed optional sections (a bad ``grid`` or ``network``) when that validates, else the
+    best-effort checks on the raw values."""
+    failed = {e["loc"][0] for e in exc.errors() if e["loc"]}
+    if not failed & {"interval_h", "agents", "orders", "classes"}:
+        try:
+            rest = MarketCase.model_validate({k: v for k, v in data.items() if k not in failed})
+        except ValidationError:
+            rest = None
+        if rest is not None:
+            return _check_semantics(rest)
+    return _raw_cross_checks(data)
 
 
 def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
@@ -299,8 +291,8 @@ def parse_case(data: Mapping[str, Any] | MarketCase) -> MarketCase:
         try:
             case = MarketCase.model_validate(dict(data))
         except ValidationError as exc:
-            problems = [f"{_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
-            problems += [p for p in _raw_cross_checks(data) if p not in problems]
+            problems = [f"{_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+            problems += [p for p in _checks_of_the_rest(data, exc) if p not in problems]
             raise UserError("market case is invalid", problems) from None
     problems = _check_semantics(case)
     if problems:

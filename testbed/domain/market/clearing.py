@@ -1,4 +1,4 @@
-"""One entry point for every mechanism: :func:`clear`."""
+"""One entry point for every mechanism of the registry (:mod:`.mechanisms`): :func:`clear`."""
 
 from __future__ import annotations
 
@@ -10,55 +10,35 @@ from testbed.domain.errors import UserError
 from testbed.domain.market.admm import clear_admm
 from testbed.domain.market.auction import clear_auction
 from testbed.domain.market.case import MarketCase, parse_case
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, get_mechanism
 from testbed.domain.market.p2p import clear_p2p
 from testbed.domain.market.pool import clear_pool, clear_pool_qp
 from testbed.domain.market.result import MarketResult
 
 log = logging.getLogger(__name__)
 
-MECHANISMS = ("double-auction", "pay-as-bid", "pool", "p2p", "admm")
 
-# options each mechanism accepts (anything else is a mistake, not silently ignored)
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "double-auction": ("segments",),
-    "pay-as-bid": ("segments",),
-    "pool": ("solver",),
-    "p2p": ("partners",),
-    "admm": ("partners", "rho", "tol_kw", "tol_price", "max_iter", "adapt_every", "adapt_rho"),
-}
-
-
-def clear(case: MarketCase | Mapping[str, Any], mechanism: str = "pool", **options: Any) -> MarketResult:
-    """Clear one interval of ``case`` with ``mechanism`` (one of :data:`MECHANISMS`).
+def clear(
+    case: MarketCase | Mapping[str, Any], mechanism: str = DEFAULT_MECHANISM, **options: Any
+) -> MarketResult:
+    """Clear one interval of ``case`` with the named mechanism (one of :data:`MECHANISMS`).
 
     Options: ``segments`` (double auction: pieces per agent curve when orders are derived, default 4);
     ``solver`` (pool: ``"exact"`` price search, default, or ``"qp"``); ``partners`` (p2p/admm: each agent
     trades with the next k agents in case order, default everyone); ADMM: ``rho``, ``tol_kw``, ``tol_price``,
     ``max_iter``, ``adapt_every``, ``adapt_rho`` (see :mod:`testbed.domain.market.admm`).
     """
-    if mechanism not in MECHANISMS:
-        raise UserError(f"unknown mechanism {mechanism!r}",
-                        [f"mechanism: choose one of {', '.join(MECHANISMS)}"])
-    bad = sorted(set(options) - set(OPTIONS[mechanism]))
+    m = get_mechanism(mechanism)
+    bad = sorted(set(options) - set(m.options))
     if bad:
-        raise UserError(f"{mechanism}: unknown option(s)",
-                        [f"{k}: not an option of {mechanism} (known: {', '.join(OPTIONS[mechanism])})"
-                         for k in bad])
+        raise UserError(f"{m.name}: unknown option(s)",
+                        [f"{k}: not an option of {m.name} (known: {', '.join(m.options)})" for k in bad])
     case = parse_case(case)
     problems = _option_problems(options)
     if problems:
-        raise UserError(f"{mechanism}: invalid option(s)", problems)
-    if mechanism in ("double-auction", "pay-as-bid"):
-        res = clear_auction(case, mechanism, segments=options.get("segments", 4))
-    elif mechanism == "pool":
-        solver = options.get("solver", "exact")
-        res = clear_pool(case, mechanism) if solver == "exact" else clear_pool_qp(case, mechanism)
-    elif mechanism == "p2p":
-        res = clear_p2p(case, mechanism, partners=options.get("partners"))
-    else:
-        opts = {k: v for k, v in options.items() if k != "partners"}
-        res = clear_admm(case, mechanism, partners=options.get("partners"), **opts)
-    log.info("%s: %s, total cost %s, %d trades, %d iterations", mechanism, res.status, res.total_cost,
+        raise UserError(f"{m.name}: invalid option(s)", problems)
+    res = _RUN[m.name](case, m.name, options)
+    log.info("%s: %s, total cost %s, %d trades, %d iterations", m.name, res.status, res.total_cost,
              len(res.trades), res.iterations)
     return res
 
@@ -82,3 +62,22 @@ def _option_problems(o: Mapping[str, Any]) -> list[str]:
         if v is not None and not (isinstance(v, int) and v >= 1):
             out.append(f"{name}: {v!r} must be an integer >= 1")
     return out
+
+
+def _auction(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    return clear_auction(case, name, segments=o.get("segments", 4))
+
+
+def _pool(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    return clear_pool(case, name) if o.get("solver", "exact") == "exact" else clear_pool_qp(case, name)
+
+
+def _p2p(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    return clear_p2p(case, name, partners=o.get("partners"))
+
+
+def _admm(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    return clear_admm(case, name, partners=o.get("partners"), **{k: v for k, v in o.items() if k != "partners"})
+
+
+_RUN = {"double-auction": _auction, "pay-as-bid": _auction, "pool": _pool, "p2p": _p2p, "admm": _admm}

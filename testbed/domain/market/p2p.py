@@ -2,13 +2,14 @@
 
 Each pair ``e = (i, j)`` of the trading graph carries one variable ``x_e`` = kW that i sells to j (negative:
 j sells to i); agent i's injection is the sum of its trades, ``p = B @ x`` (B: +1 for i, -1 for j). The
-upstream grid takes part as two agents: ``grid`` import (sells only, cost ``import_price``) and export
-(buys only, pays ``export_price``), both unbounded in practice. Per-trade terms, after Sorin, Bobo and
+upstream grid takes part as two agents: ``grid`` import (sells only, cost ``import_price_per_kwh``) and export
+(buys only, pays ``export_price_per_kwh``), both unbounded in practice. Per-trade terms, after Sorin, Bobo and
 Pinson, "Consensus-based approach to peer-to-peer electricity markets with product differentiation",
 IEEE Trans. Power Syst. 34(2), 2019:
 
 - preferences: agent i's valuation of its bilateral exchange with partner j is ``c_ij * p_ij``, where
-  ``c_ij = class_premium[class of j] + partner_premium[j]``; buying (p_ij < 0) is worth ``c_ij`` per kWh to i
+  ``c_ij = class_premium_per_kwh[class of j] + partner_premium_per_kwh[j]``; buying (p_ij < 0) is worth
+  ``c_ij`` per kWh to i
   (a prosumer selling to such a partner gives up the same premium: the linear model keeps the problem convex);
 - network charges: each side pays ``0.5 * charge_per_kwh_per_distance * distance(bus_i, bus_j)`` per kWh;
 - eligibility: a class with ``eligible_buyers`` can only be sold to those buyers;
@@ -96,7 +97,7 @@ def build_graph(case: MarketCase, partners: int | None = None) -> TradingGraph:
         names += [GRID_ID, GRID_ID]
         classes += [GRID_ID, GRID_ID]
         a += [0.0, 0.0]
-        b += [case.grid.import_price, case.grid.export_price]
+        b += [case.grid.import_price_per_kwh, case.grid.export_price_per_kwh]
         lo += [0.0, -big]
         hi += [big, 0.0]
     a, b, lo, hi = (np.asarray(x, float) for x in (a, b, lo, hi))
@@ -121,8 +122,8 @@ def build_graph(case: MarketCase, partners: int | None = None) -> TradingGraph:
         pj = np.concatenate([pj, np.full(len(buyers), gi), np.full(len(sellers), ge)])
         x_lo = np.concatenate([x_lo, np.full(len(buyers), -np.inf), np.zeros(len(sellers))])
         x_hi = np.concatenate([x_hi, np.zeros(len(buyers)), np.full(len(sellers), np.inf)])
-        tariff = np.concatenate([tariff, np.full(len(buyers), case.grid.import_price),
-                                 np.full(len(sellers), case.grid.export_price)])
+        tariff = np.concatenate([tariff, np.full(len(buyers), case.grid.import_price_per_kwh),
+                                 np.full(len(sellers), case.grid.export_price_per_kwh)])
     c_ij, c_ji = _premiums(case, names, classes, pi, pj)
     h = _charges(case, pi, pj, n)
     return TradingGraph(tuple(names), tuple(classes), n, a, b, lo, hi, pi, pj, c_ij, c_ji, h, h.copy(),
@@ -177,7 +178,7 @@ def _premiums(case, names, classes, pi, pj):
         for k in np.flatnonzero([prefs[m] is not None for m in me.tolist()]):
             pr = prefs[me[k]]
             o = other[k]
-            out[k] = pr.class_premium.get(classes[o], 0.0) + pr.partner_premium.get(names[o], 0.0)
+            out[k] = pr.class_premium_per_kwh.get(classes[o], 0.0) + pr.partner_premium_per_kwh.get(names[o], 0.0)
         return out
 
     return coef(pi, pj), coef(pj, pi)

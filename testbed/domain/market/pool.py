@@ -124,7 +124,7 @@ def clear_pool(case: MarketCase, mechanism: str = "pool") -> MarketResult:
         price_arr = np.full(len(p), 0.0 if lam is None else lam)
         why = "" if lam is not None else "every agent is fixed: no price is determined and nobody pays"
         return uniform_result(case, mechanism, arr, p, 0.0, 0.0, lam, price_arr, iterations=0, reason=why)
-    c_imp, c_exp = case.grid.import_price, case.grid.export_price
+    c_imp, c_exp = case.grid.import_price_per_kwh, case.grid.export_price_per_kwh
     if np.isnan(lam_low):
         lam = c_imp if arr.hi.sum() < 0 else c_exp
     else:
@@ -161,7 +161,7 @@ def solve_pool_qp(case: MarketCase, rows: NetworkRows | None = None):
     net = cp.sum(p)
     if case.grid is not None:
         gi, ge = cp.Variable(nonneg=True), cp.Variable(nonneg=True)
-        cost = cost + case.grid.import_price * gi - case.grid.export_price * ge
+        cost = cost + case.grid.import_price_per_kwh * gi - case.grid.export_price_per_kwh * ge
         net = net + gi - ge
     balance = net == 0
     cons.append(balance)

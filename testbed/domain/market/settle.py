@@ -67,7 +67,7 @@ def grid_money(case: MarketCase, import_kw: float, export_kw: float) -> tuple[fl
     if case.grid is None:
         return 0.0, 0.0
     h = case.interval_h
-    return case.grid.import_price * import_kw * h, case.grid.export_price * export_kw * h
+    return case.grid.import_price_per_kwh * import_kw * h, case.grid.export_price_per_kwh * export_kw * h
 
 
 def uniform_result(
@@ -92,8 +92,8 @@ def uniform_result(
     payments = -agent_price * p_kw * h
     operator = float(payments.sum() + sales - purchases)
     cost = float(arr.cost_rate(p_kw).sum() * h + purchases - sales)
-    imp_price = case.grid.import_price if case.grid else 0.0
-    exp_price = case.grid.export_price if case.grid else 0.0
+    imp_price = case.grid.import_price_per_kwh if case.grid else 0.0
+    exp_price = case.grid.export_price_per_kwh if case.grid else 0.0
     sell_q = np.concatenate([np.maximum(p_kw, 0.0), [import_kw]])
     buy_q = np.concatenate([np.maximum(-p_kw, 0.0), [export_kw]])
     names = arr.ids + (GRID_ID,)

@@ -6,6 +6,7 @@ A problem is written as ``<field path> (line N): <reason>``, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from testbed.domain.errors import UserError
 from testbed.domain.scenario.models import Scenario
+from testbed.domain.scenario.overrides import apply_overrides, overridden, split_path
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -59,18 +61,28 @@ def _reason(err: dict[str, Any]) -> str:
     return msg
 
 
-def validation_problems(exc: ValidationError, root: yaml.Node | None = None) -> list[str]:
+def validation_problems(
+    exc: ValidationError, root: yaml.Node | None = None, overrides: Mapping[str, Any] | None = None
+) -> list[str]:
+    """One line per problem: ``<field path> (line N): <reason>``; a value set by an override names it instead
+    of a line: ``<field path> (override fleet.battery.share=1.5): <reason>``."""
+    paths = {path: split_path(path) for path in overrides or {}}
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        line = _line_of(root, loc)
-        where = field_path(loc) + (f" (line {line})" if line else "")
+        by = next((path for path, parts in paths.items() if overridden(loc, [parts])), None)
+        if by is not None:
+            where = f"{field_path(loc)} (override {by}={overrides[by]!r})"
+        else:
+            line = _line_of(root, loc)
+            where = field_path(loc) + (f" (line {line})" if line else "")
         problems.append(f"{where}: {_reason(err)}")
     return problems
 
 
-def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    """Parse and validate scenario YAML text; raise :class:`UserError` listing every problem."""
+def parse_scenario(text: str, source: str = "<scenario>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Parse and validate scenario YAML text with ``overrides`` (``{dotted path: value}``, see
+    :mod:`testbed.domain.scenario.overrides`) applied; raise :class:`UserError` listing every problem."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -83,8 +95,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         raise UserError(
             f"{source}: a scenario is a YAML mapping (name: ..., time: ..., grid: ...), got {type(data).__name__}"
         )
+    if overrides:
+        data = apply_overrides(data, overrides)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = validation_problems(exc, root)
+        problems = validation_problems(exc, root, overrides)
         raise UserError(f"{source}: {len(problems)} problem(s) in the scenario", problems) from None

@@ -12,6 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from testbed.domain.der.battery import BatterySpec
+from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, MECHANISM_NAMES
+from testbed.domain.prosumer import Tariff
+
 SCHEMA_VERSION = 1
 PROFILE_SLOT_S = 900  # SimBench profiles have one value per 15 minutes
 
@@ -156,6 +160,14 @@ class Battery(_Model):
     soc_max: Fraction = Field(1.0, description="Highest allowed state of charge [0..1].")
     hil: HilDevice | None = Field(None, description="A device on Modbus TCP in place of this battery.")
 
+    @property
+    def spec(self) -> BatterySpec:
+        """This battery as the testbed's one battery model."""
+        return BatterySpec(
+            capacity_kwh=self.capacity_kwh, power_kw=self.power_kw, round_trip_efficiency=self.round_trip_efficiency,
+            soc_min=self.soc_min, soc_max=self.soc_max,
+        )
+
     @model_validator(mode="after")
     def _soc_window(self) -> Battery:
         if not self.soc_min < self.soc_max:
@@ -273,8 +285,8 @@ class MarketPreferences(_Model):
 class Market(_Model):
     """A P2P market day: the platform runs as its own process, every prosumer's EMS is an MQTT client."""
 
-    mechanism: Literal["double-auction", "pay-as-bid", "pool", "p2p", "admm"] = Field(
-        "double-auction", description="Clearing mechanism of testbed.domain.market."
+    mechanism: Literal[MECHANISM_NAMES] = Field(  # type: ignore[valid-type]
+        DEFAULT_MECHANISM, description="Clearing mechanism of testbed.domain.market."
     )
     interval_s: int = Field(900, gt=0, description="Market interval [s]; a multiple of time.resolution_s.")
     import_price_per_kwh: NonNegativeFloat = Field(0.30, description="Retail import price [currency/kWh].")
@@ -292,6 +304,11 @@ class Market(_Model):
     )
     timeout_s: PositiveFloat = Field(60.0, description="How long the bridge waits for the platform [s].")
     preferences: MarketPreferences = Field(default_factory=MarketPreferences)
+
+    @property
+    def tariff(self) -> Tariff:
+        """The retail tariff every prosumer of the market faces."""
+        return Tariff(import_price_per_kwh=self.import_price_per_kwh, export_price_per_kwh=self.export_price_per_kwh)
 
     @model_validator(mode="after")
     def _tariff(self) -> Market:

@@ -1,5 +1,5 @@
-"""Hardware in the loop in a scenario run: every prosumer PV or battery with ``hil:`` becomes a device on
-Modbus TCP (orchestration; the adapter itself is :mod:`hil.mosaik_sim`).
+"""The HIL part of a scenario run: every prosumer PV or battery with ``hil:`` becomes a device on Modbus TCP
+(orchestration; the adapter itself is :mod:`hil.mosaik_sim`).
 
 Wiring, per device (``k`` is the step):
 
@@ -20,39 +20,55 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
+from typing import Any
 
 from mosaik.starters import PythonStarter
+
+from hil.mosaik_sim import HilSimulator
+from testbed.domain.scenario.models import PV, Battery, HilDevice
+from testbed.orchestration.plan import RunPlan
+from testbed.orchestration.world import Part, WorldBuilder
 
 log = logging.getLogger(__name__)
 
 HIL_PERIOD_S = 0.05  # the adapter's wall-clock tick: 20 Hz, as frequency services need
 
 
-class HilExtension:
-    """Adds the HIL simulator and its devices to a run (see the module docstring)."""
+class HilPart(Part):
+    """Adds the HIL simulator and its devices to a run (see the module docstring); needs ``"grid"`` and
+    ``"fleet"``."""
 
     name = "hil"
 
-    def __init__(self, devices: list[tuple[str, str, object, object]]) -> None:
+    def __init__(self, devices: list[tuple[str, str, HilDevice, PV | Battery]]) -> None:
         self.devices = devices  # (prosumer id, kind, HilDevice, PV | Battery)
         self.sink: dict = {}
 
-    def build(self, ctx) -> list[tuple[object, list[str]]]:
-        from hil.mosaik_sim import HilSimulator
+    @classmethod
+    def for_plan(cls, plan: RunPlan) -> HilPart | None:
+        """The part when any prosumer of the plan has a ``hil:`` PV or battery, else None."""
+        devices = []
+        for p in plan.prosumers:
+            for kind, spec in (("pv", p.pv), ("battery", p.battery)):
+                if spec is not None and spec.hil is not None:
+                    devices.append((p.id, kind, spec.hil, spec))
+        return cls(devices) if devices else None
 
-        sim = ctx.world.start(
+    def build(self, builder: WorldBuilder) -> None:
+        sim = builder.world.start(
             PythonStarter(HilSimulator),
             sim_id="HIL",
             step_size=1,
             period_s=HIL_PERIOD_S,
-            rt_factor=1.0 if ctx.real_time else None,
+            rt_factor=1.0 if builder.real_time else None,
             report_sink=self.sink,
-            samples_path=str(ctx.run_dir / "hil_samples.parquet"),
+            samples_path=str(builder.run_dir / "hil_samples.parquet"),
         )
-        positions = {pid: i for i, pid in enumerate(ctx.prosumer_ids)}
-        bus_index = {b: i for i, b in enumerate(ctx.network["bus_ids"])}
-        buses = {p.id: p.bus for p in ctx.plan.prosumers}
-        recorded = []
+        grid, fleet = builder.entity("grid"), builder.entity("fleet")
+        positions = {pid: i for i, pid in enumerate(builder.prosumer_ids)}
+        bus_index = {b: i for i, b in enumerate(builder.network["bus_ids"])}
+        buses = {p.id: p.bus for p in builder.plan.prosumers}
         for pid, kind, hil, spec in self.devices:
             dev = sim.Device(
                 kind=kind,
@@ -62,50 +78,39 @@ class HilExtension:
                 bus=buses[pid],
                 rated_kw=spec.kwp if kind == "pv" else spec.power_kw,
                 fault_policy=hil.fault_policy,
-                capacity_kwh=getattr(spec, "capacity_kwh", None),
+                battery=asdict(spec.spec) if kind == "battery" else None,
                 grid_address=hil.grid_simulator,
                 grid_channel=hil.grid_channel,
                 fleet_index=positions[pid],
                 bus_index=bus_index[buses[pid]],
             )
             if kind == "battery":
-                ctx.world.connect(ctx.fleet, dev, ("battery_model_kw", "p_set_kw"), ("battery_model_kw", "p_model_kw"))
-                ctx.world.connect(
+                builder.connect(fleet, dev, ("battery_model_kw", "p_set_kw"), ("battery_model_kw", "p_model_kw"))
+                builder.connect(
                     dev,
-                    ctx.fleet,
+                    fleet,
                     ("p_kw_by_prosumer", "battery_kw_measured"),
                     ("soc_by_prosumer", "soc_measured"),
                     time_shifted=True,
                     initial_data={"p_kw_by_prosumer": {}, "soc_by_prosumer": {}},
                 )
             else:
-                ctx.world.connect(ctx.fleet, dev, ("pv_model_kw", "p_model_kw"))
-                ctx.world.connect(
+                builder.connect(fleet, dev, ("pv_model_kw", "p_model_kw"))
+                builder.connect(
                     dev,
-                    ctx.fleet,
+                    fleet,
                     ("p_kw_by_prosumer", "pv_kw_measured"),
                     time_shifted=True,
                     initial_data={"p_kw_by_prosumer": {}},
                 )
-            ctx.world.connect(ctx.grid, dev, "vm_pu")
-            recorded.append((dev, ["hil"]))
-        return recorded
+            builder.connect(grid, dev, "vm_pu")
+            builder.record(dev, ["hil"])
 
-    def kpis(self, ctx) -> dict:
+    def kpis(self, builder: WorldBuilder) -> dict[str, Any]:
         if not self.sink:
             return {}
         report = self.sink["report"]
-        (ctx.run_dir / "hil_events.json").write_text(
+        (builder.run_dir / "hil_events.json").write_text(
             json.dumps({"events": report["events"], "devices": report["devices"]}, indent=2) + "\n", encoding="utf-8"
         )
         return self.sink["kpis"]
-
-
-def hil_extensions(plan) -> list[HilExtension]:
-    """The HIL extension when any prosumer of the plan has a ``hil:`` PV or battery."""
-    devices = []
-    for p in plan.prosumers:
-        for kind, spec in (("pv", p.pv), ("battery", p.battery)):
-            if spec is not None and spec.hil is not None:
-                devices.append((p.id, kind, spec.hil, spec))
-    return [HilExtension(devices)] if devices else []

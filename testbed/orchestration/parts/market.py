@@ -1,4 +1,4 @@
-"""The market in ``fpp run``: a runner extension (orchestration layer) for scenarios with ``market:``.
+"""The market part of ``fpp run``, for scenarios with ``market:``.
 
 For such a scenario it starts the platform as its own process (with its embedded broker unless the scenario
 names one; ledger in the run folder unless it names one), adds the mosaik market bridge with one MQTT agent
@@ -17,20 +17,22 @@ import json
 import logging
 import random
 import re
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from testbed.domain.errors import UserError
+from testbed.domain.prosumer import Preferences
 from testbed.domain.scenario.models import Market, Prosumer
-from testbed.orchestration import runner
+from testbed.domain.verdict import Criterion, market_criteria
 from testbed.orchestration.platform_process import PlatformProcess
+from testbed.orchestration.world import Part, WorldBuilder
 from testbed.platform import protocol as p
-from testbed.platform.clearing import Tariff
 from testbed.platform.kpis import kpis_from_ledger
 from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
-SIM_NAME = "MarketBridge"
-SIM_CONFIG = {"python": "simulators.market_bridge.sim:MarketBridgeSim"}
 
 
 def platform_ids(ids: list[str]) -> dict[str, str]:
@@ -75,20 +77,24 @@ def load_credentials(path: Path, pids: list[str]) -> dict[str, str]:
     return creds
 
 
-def draw_preferences(market: Market, ids: list[str], seed: int) -> dict[str, dict[str, float]]:
+def draw_preferences(market: Market, ids: list[str], seed: int) -> dict[str, Preferences]:
     """Each prosumer's preferences, uniform in the scenario's ranges, the same for the same seed."""
     rng = random.Random(f"market-preferences-{seed}")
     prefs = market.preferences
     out = {}
     for wid in ids:
-        out[wid] = {
-            name: round(rng.uniform(getattr(prefs, name).min, getattr(prefs, name).max), 6)
+        green, subsidy, risk = (
+            round(rng.uniform(getattr(prefs, name).min, getattr(prefs, name).max), 6)
             for name in ("green_premium_per_kwh", "subsidy_share", "risk_aversion")
-        }
+        )
+        out[wid] = Preferences(class_premium_per_kwh={"green": green}, subsidy_share=subsidy, risk_aversion=risk)
     return out
 
 
-class MarketExtension(runner.Extension):
+class MarketPart(Part):
+    """Starts the platform process and the market bridge (one MQTT agent per prosumer); needs ``"fleet"``.
+    After the run: the ``market`` KPIs from the ledger, ``green_provenance.csv``, and the market's criterion."""
+
     name = "market"
 
     def __init__(self, market: Market) -> None:
@@ -98,12 +104,12 @@ class MarketExtension(runner.Extension):
         self.prefix = "fpp_"
         self.to_pid: dict[str, str] = {}
 
-    def build(self, ctx: runner.WorldContext) -> list[tuple[object, list[str]]]:
-        m, sc = self.market, ctx.plan.scenario
-        by_id: dict[str, Prosumer] = {p.id: p for p in ctx.plan.prosumers}
-        ids = list(ctx.prosumer_ids)
+    def build(self, builder: WorldBuilder) -> None:
+        m, plan = self.market, builder.plan
+        by_id: dict[str, Prosumer] = {p.id: p for p in plan.prosumers}
+        ids = list(builder.prosumer_ids)
         self.to_pid = platform_ids(ids)
-        run_dir = Path(ctx.run_dir).resolve()
+        run_dir = Path(builder.run_dir).resolve()
         if m.ledger:
             self.ledger_url = m.ledger
             self.prefix = ledger_prefix(run_dir)
@@ -112,7 +118,7 @@ class MarketExtension(runner.Extension):
         creds: dict[str, str] = {}
         cred_path = None
         if m.credentials:
-            base = Path(ctx.plan.source).resolve().parent if ctx.plan.source else Path.cwd()
+            base = Path(plan.source).resolve().parent if plan.source else Path.cwd()
             cred_path = (base / m.credentials).resolve()
             creds = load_credentials(cred_path, [self.to_pid[w] for w in ids])
         registry = [
@@ -129,14 +135,13 @@ class MarketExtension(runner.Extension):
             broker_url=m.broker,
             mechanism=m.mechanism,
             interval_s=float(m.interval_s),
-            import_price=m.import_price_per_kwh,
-            export_price=m.export_price_per_kwh,
+            tariff=m.tariff,
             ledger_prefix=self.prefix,
             workdir=run_dir / "platform",
             credentials=cred_path,
         ).start()
-        atexit.register(self.process.stop)  # a failed run must not leave the platform behind
-        prefs = draw_preferences(m, ids, sc.seed)
+        atexit.register(self.process.stop)  # a run killed mid-way must not leave the platform behind
+        prefs = draw_preferences(m, ids, plan.scenario.seed)
         agents = []
         for w in ids:
             b = by_id[w].battery
@@ -144,22 +149,17 @@ class MarketExtension(runner.Extension):
                 {
                     "pid": self.to_pid[w],
                     "source_id": w,
-                    "preferences": prefs[w],
-                    "capacity_kwh": b.capacity_kwh if b else 0.0,
-                    "p_batt_max_kw": b.power_kw if b else 0.0,
-                    "soc_min": b.soc_min if b else 0.0,
-                    "soc_max": b.soc_max if b else 1.0,
+                    "preferences": prefs[w].model_dump(),
+                    "battery": None if b is None else asdict(b.spec),
                     "password": creds.get(self.to_pid[w]),
                 }
             )
-        ctx.world.sim_config.setdefault(SIM_NAME, SIM_CONFIG)
-        bridge = ctx.world.start(SIM_NAME).MarketBridge(
+        bridge = builder.start("MarketBridge", "simulators.market_bridge.sim:MarketBridgeSim").MarketBridge(
             agents=agents,
             fleet_ids=ids,
             broker_url=self.process.address.url,
             interval_s=float(m.interval_s),
-            import_price=m.import_price_per_kwh,
-            export_price=m.export_price_per_kwh,
+            tariff=m.tariff.model_dump(),
             run_id=re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:60],
             timeout_s=m.timeout_s,
             mechanism=m.mechanism,
@@ -167,24 +167,23 @@ class MarketExtension(runner.Extension):
         )
         # the agents measure the end of the previous step (time-shifted); their net-power targets act in the same
         # step, where each home's battery follows its trade with that step's load and PV
+        fleet = builder.entity("fleet")
         inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
-        ctx.world.connect(ctx.fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})
-        ctx.world.connect(bridge, ctx.fleet, "p_net_target_kw")
-        return [(bridge, ["p_trade_kw", "price_per_kwh", "traded_kwh"])]
+        builder.connect(fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})
+        builder.connect(bridge, fleet, "p_net_target_kw")
+        builder.record(bridge, ["p_trade_kw", "price_per_kwh", "traded_kwh"])
 
-    def kpis(self, ctx: runner.WorldContext) -> dict:
+    def kpis(self, builder: WorldBuilder) -> dict[str, Any]:
         m = self.market
+        ledger = Ledger(self.ledger_url, prefix=self.prefix)
         try:
-            ledger = Ledger(self.ledger_url, prefix=self.prefix)
-            k = kpis_from_ledger(ledger, Tariff(m.import_price_per_kwh, m.export_price_per_kwh))
-            ledger.close()
+            k = kpis_from_ledger(ledger, m.tariff)
         finally:
-            if self.process is not None:
-                self.process.stop()
-                atexit.unregister(self.process.stop)
+            ledger.close()
+        self.close()
         to_world = {pid: w for w, pid in self.to_pid.items()}
         provenance = k.pop("green_provenance")
-        with open(Path(ctx.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
+        with open(Path(builder.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["interval", "t_s", "seller", "seller_bus", "buyer", "buyer_bus", "e_kwh"])
             for r in provenance:
@@ -215,11 +214,11 @@ class MarketExtension(runner.Extension):
             "green_provenance_file": "green_provenance.csv",
         }
 
+    def criteria(self, kpis: Mapping[str, Any]) -> list[Criterion]:
+        return market_criteria(kpis.get("market", {}))
 
-def market_extensions(plan: runner.RunPlan) -> list[runner.Extension]:
-    market = plan.scenario.market
-    return [MarketExtension(market)] if market is not None else []
-
-
-if market_extensions not in runner.EXTENSION_FACTORIES:
-    runner.EXTENSION_FACTORIES.append(market_extensions)
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            atexit.unregister(self.process.stop)
+            self.process = None
