@@ -33,6 +33,7 @@ import numpy as np
 
 from hil.client import parse_address
 from hil.errors import HilAbort
+from hil.grid_map import EMULATED_GRID, GridMap
 from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
@@ -60,6 +61,7 @@ META = {
                 "grid_channel",
                 "fleet_index",
                 "bus_index",
+                "grid_map",
             ],
             "attrs": [
                 "p_set_kw",
@@ -167,6 +169,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         grid_channel: int | None = None,
         fleet_index: int | None = None,
         bus_index: int | None = None,
+        grid_map: GridMap | None = None,
     ) -> list[dict]:
         where = f"HIL device {prosumer_id or address}"
         problems = []
@@ -207,6 +210,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
             grid_channel,
             connect_timeout_s=self.connect_timeout_s,
             timeout_s=self.timeout_s,
+            grid_map=grid_map or EMULATED_GRID,
         )
         self.entities[eid] = _Entity(
             eid,
