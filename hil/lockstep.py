@@ -9,6 +9,7 @@ fault's kind), never a hang.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -62,13 +63,18 @@ class LockStepDevice:
         )
         self.link = DeviceLink(cfg)
         self.advance = advance
-        self._loop = asyncio.new_event_loop()
+        self._loop = asyncio.new_event_loop()  # its own thread: the caller (a mosaik step) may be in a loop
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"lockstep-{name}", daemon=True)
+        self._thread.start()
+        self._timeout_s = timeout_s
         kw = dict(connect_timeout_s=timeout_s, timeout_s=timeout_s, reconnect_interval_s=timeout_s)
         self.client = SunSpecClient(address, unit, **kw)
         self.grid = SunSpecClient(grid_address, grid_map.unit, **kw) if grid_address else None
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self._loop.run_until_complete(coro)
+        """Run ``coro`` on the device's loop and wait for it (every request inside is bounded by its timeout;
+        this wait is bounded too, as a last resort)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(60.0)
 
     def open(self) -> dict:
         """Connect and scan the device (and connect the grid simulator); the models it serves."""
@@ -113,4 +119,6 @@ class LockStepDevice:
         try:
             self.run(go())
         finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
             self._loop.close()

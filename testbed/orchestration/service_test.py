@@ -339,6 +339,23 @@ def _record_from_samples(rows: list[dict], period_s: float) -> Record:
     )
 
 
+def _until_fault(rec: Record) -> Record:
+    """The samples before the last run of invalid ones (what was measured until the device stopped)."""
+    bad = np.flatnonzero(~rec.valid)
+    if bad.size == 0:
+        return rec
+    start = bad[-1]
+    while start > 0 and not rec.valid[start - 1]:
+        start -= 1
+    keep = slice(0, start)
+
+    def cut(a):
+        return None if a is None else a[keep]
+
+    return Record(rec.t_s[keep], rec.f_hz[keep], rec.p_kw[keep], rec.valid[keep], rec.lateness_s[keep], rec.period_s,
+                  cut(rec.q_kvar), cut(rec.vm_pu), cut(rec.available_pct))
+
+
 # --- scoring -----------------------------------------------------------------------------------------------
 
 
@@ -426,6 +443,8 @@ def run_service_test(test: ServiceTest, signal: TestSignal, *, real_time: bool =
             g.channel if g else None,
             GridMap(**g.map.model_dump()) if g else GridMap(),
         )
+    if fault is not None:
+        rec = _until_fault(rec)
     verdict, events, steps = score(test, signal, rec, real_time)
     if fault is not None:
         verdict = Verdict(verdict.criteria, fault=fault, inconclusive=verdict.inconclusive, notes=verdict.notes)

@@ -238,7 +238,7 @@ def score_frequency_service(
     ok = rec.valid & np.isfinite(rec.p_kw)
     n, n_ok = len(rec), int(ok.sum())
     crit: list[Criterion] = []
-    resp = rec.p_kw - baseline_kw
+    resp = np.where(ok, rec.p_kw - baseline_kw, 0.0)
     timings = event_timings(service, rec, band, events_s, baseline_kw)
     if timings:
         spans = [e.span_s for e in timings]
