@@ -135,7 +135,7 @@ def score_steps(
             f"{what}: 90 % of the change at one response time ({tr_s:g} s)",
             timing,
             unit_name,
-            sum(1 for st in steps if st.t_end_s - st.t_start_s > tr_s),
+            sum(1 for st in steps if st.t_end_s - st.t_start_s > tr_s and st.t_start_s > t[0]),
         ),
     )
     return _refuse_if_untimely(Verdict(crit), rec, 1.5 * MRA_T * tr_s, what)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from testbed.domain.services.voltage import MRA_F_HZ, MRA_V_PU, Characteristic
+from testbed.domain.services.voltage import MRA_V_PU, Characteristic
 
 #: IEEE 1547.1-2020 §5.14.4 / §5.15: the tests repeat at these shares of rated power.
 POWER_LEVELS = (1.0, 0.66, 0.2)
@@ -218,14 +218,15 @@ def ieee1547_voltage_steps(
 def ieee1547_frequency_steps(
     f_nom_hz: float, db_hz: float, k: float, *, hold_s: float, levels: Sequence[float] = (1.0,), side: str = "high"
 ) -> TestSignal:
-    """IEEE 1547.1-2020 §5.15 frequency-droop steps on one side of nominal: nominal, the deadband edge
-    (+1.5·MRA_F), halfway to full response, past full response, and back down the same way, at each level
-    (share of rated power the DER starts from)."""
+    """IEEE 1547.1-2020 §5.15.2 frequency-droop steps on one side of nominal (as OpenDER's own test of it
+    writes them): nominal, the deadband edge, 5 % of the droop's span beyond it, 2 % of nominal (61.2 Hz on a
+    60 Hz system, short of the over-frequency trip), back by 5 % of the span, the deadband edge, nominal; at
+    each level (share of rated power the DER starts from)."""
     sign = 1.0 if side == "high" else -1.0
-    a = 1.5 * MRA_F_HZ
-    full = db_hz + k * f_nom_hz
-    up = [f_nom_hz, f_nom_hz + sign * (db_hz + a), f_nom_hz + sign * (db_hz + full) / 2, f_nom_hz + sign * (full + 0.2)]
-    seq = up + up[-2::-1]
+    span = k * f_nom_hz * 0.05
+    far = 0.02 * f_nom_hz
+    seq = [0.0, db_hz, db_hz + span, far, far - span, db_hz, 0.0]
+    seq = [f_nom_hz + sign * x for x in seq]
     ts, fs, avail_t, avail_v, steps, events = [], [], [], [], [], []
     t = 0.0
     for level in levels:
