@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testbed.domain.errors import UserError
-from testbed.domain.scenario.loader import validation_problems
+from testbed.domain.scenario.loader import load_yaml_mapping, validation_problems
 from testbed.domain.services import signals as sg
 from testbed.domain.services.frequency import FREQUENCY_SERVICES, FrequencyService, ieee1547_droop
 from testbed.domain.services.scoring import Acceptance
@@ -284,15 +283,7 @@ def build_signal(t: ServiceTest, recorded: tuple[list[float], list[float]] | Non
 
 def parse_test(text: str, source: str = "<test>") -> ServiceTest:
     """Parse and validate a test file's YAML text; a :class:`UserError` listing every problem."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{source}:{where} is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: a test is a YAML mapping (name:, service:, signal:, device:)")
+    root, data = load_yaml_mapping(text, source, "a test is a YAML mapping (name:, service:, signal:, device:)")
     try:
         test = ServiceTest.model_validate(data)
     except ValidationError as exc:
