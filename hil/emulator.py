@@ -35,6 +35,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.behaviour import DerBehaviour, DerControls, DerRating, DerState
 from hil.codec import CodecError
+from hil.misbehaviour import Misbehaviour, TestedDer
 from hil.profile import Identity, SunSpecProfile
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 GRID_UNIT = 1
 GRID_CHANNEL_STRIDE = 100
 _WRITE_CODES = (6, 16, 23)
+SILENT_HOLD_S = 2.0  # how long a silent device holds a request before answering "busy"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class DeviceSpec:
     unit: int = 1
     serial: str = ""
     port_group: str | None = None
+    # a device under a service test (setpoint lag; Misbehaviour() for a compliant one): hil.misbehaviour
+    misbehaviour: Misbehaviour | None = None
 
 
 @dataclass
@@ -108,7 +112,9 @@ class EmulatorHost:
         self.grid_port = grid_port
         self.devices: list[EmulatedDevice] = []
         for i, spec in enumerate(specs, start=1):
-            behaviour = DerBehaviour(spec.rating)
+            behaviour = (
+                DerBehaviour(spec.rating) if spec.misbehaviour is None else TestedDer(spec.rating, spec.misbehaviour)
+            )
             profile = SunSpecProfile(spec.rating, Identity(serial=spec.serial or f"EMU-{i:04d}"))
             dev = EmulatedDevice(spec, i, behaviour, profile)
             dev.controls_regs = profile.controls_registers(behaviour.controls)
@@ -131,6 +137,9 @@ class EmulatorHost:
             registers: list[int],
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
+            if getattr(dev.behaviour, "silent", False):
+                await asyncio.sleep(SILENT_HOLD_S)  # a device that stopped answering: the client times out
+                return ExcCodes.DEVICE_BUSY
             if func_code in _WRITE_CODES and set_values:
                 new = list(dev.image)
                 first = address - start_address

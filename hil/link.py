@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 
 from hil.client import SunSpecClient
 from hil.errors import HilError, HilValueError
+from hil.grid_map import EMULATED_GRID, GridMap
 from hil.lateness import LatenessStats, lateness_stats
 
 log = logging.getLogger(__name__)
 
-GRID_CHANNEL_STRIDE = 100  # see hil.emulator's grid simulator register map
+GRID_CHANNEL_STRIDE = EMULATED_GRID.stride  # see hil.emulator's grid simulator register map
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Sample:
     soc: float | None
     valid: bool
     fault: str | None = None
+    f_hz: float | None = None  # frequency the grid simulator applied when the sample was read [Hz]
+    vm_pu: float | None = None  # voltage the grid simulator applied [pu]
+    p_set_kw: float | None = None  # setpoint in force [kW]
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class LinkConfig:
     range_factor: float = 1.2
     connect_timeout_s: float = 0.5
     timeout_s: float = 0.2
+    grid_map: GridMap = EMULATED_GRID
 
 
 @dataclass
@@ -244,6 +249,9 @@ class LinkRunner:
                     soc,
                     fault is None,
                     None if fault is None else fault.kind,
+                    link._written.f_hz,
+                    link._written.vm_pu,
+                    link._written.p_set_kw,
                 )
                 link._record(sample, fault)
                 if self._max_samples and len(link.samples) > self._max_samples:
@@ -255,61 +263,74 @@ class LinkRunner:
                 await grid.close()
 
     async def _write(self, link: DeviceLink, client: SunSpecClient, grid: SunSpecClient | None) -> None:
-        with link.lock:
-            t, w = link._targets, link._written
-        cfg = link.config
-        if grid is not None and cfg.grid_channel:
-            base = GRID_CHANNEL_STRIDE * cfg.grid_channel
-            for offset, name, scale in ((0, "vm_pu", 1e4), (1, "f_hz", 1e3), (2, "available_pct", 10.0)):
-                value = getattr(t, name)
-                if value is not None and value != getattr(w, name):
-                    if name == "available_pct":
-                        value = max(0.0, min(100.0, value))
-                    await grid.write_registers(base + offset, [round(value * scale)])
-                    setattr(w, name, getattr(t, name))
-        if cfg.kind == "battery" and t.p_set_kw is not None and t.p_set_kw != w.p_set_kw:
-            p_w = max(-cfg.rated_kw, min(cfg.rated_kw, t.p_set_kw)) * 1000.0
-            await client.write_points(704, {"WSetEna": 1, "WSetMod": 1, "WSet": p_w})
-            w.p_set_kw = t.p_set_kw
-        if t.p_limit_pct is not None and t.p_limit_pct != w.p_limit_pct:
-            pct = max(0.0, min(100.0, t.p_limit_pct))
-            await client.write_points(704, {"WMaxLimPctEna": 1, "WMaxLimPct": pct})
-            w.p_limit_pct = t.p_limit_pct
+        await write_targets(link, client, grid)
 
     async def _read(self, link: DeviceLink, client: SunSpecClient) -> tuple[float, float, float | None]:
-        cfg = link.config
-        legacy = 701 not in client.models and 103 in client.models
-        m = await client.read_model(103 if legacy else 701)
-        w, var = m.get("W"), m.get("VAr" if legacy else "Var")
-        ctx = {"address": cfg.address, "unit": cfg.unit, "operation": f"read {103 if legacy else 701}"}
-        if w is None or var is None:
+        return await read_measurement(link, client)
+
+
+async def write_targets(link: DeviceLink, client: SunSpecClient, grid: SunSpecClient | None) -> None:
+    """Write what changed since the last write: grid simulator values (through ``link.config.grid_map``), the
+    battery setpoint (704 ``WSet``), the PV limit (704 ``WMaxLimPct``)."""
+    with link.lock:
+        t, w = link._targets, link._written
+    cfg = link.config
+    if grid is not None and cfg.grid_channel:
+        for name in ("vm_pu", "f_hz", "available_pct"):
+            value = getattr(t, name)
+            if value is not None and value != getattr(w, name):
+                if name == "available_pct":
+                    value = max(0.0, min(100.0, value))
+                write = cfg.grid_map.write(cfg.grid_channel, name, value)
+                if write is not None:
+                    await grid.write_registers(*write)
+                setattr(w, name, getattr(t, name))
+    if cfg.kind == "battery" and t.p_set_kw is not None and t.p_set_kw != w.p_set_kw:
+        p_w = max(-cfg.rated_kw, min(cfg.rated_kw, t.p_set_kw)) * 1000.0
+        await client.write_points(704, {"WSetEna": 1, "WSetMod": 1, "WSet": p_w})
+        w.p_set_kw = t.p_set_kw
+    if t.p_limit_pct is not None and t.p_limit_pct != w.p_limit_pct:
+        pct = max(0.0, min(100.0, t.p_limit_pct))
+        await client.write_points(704, {"WMaxLimPctEna": 1, "WMaxLimPct": pct})
+        w.p_limit_pct = t.p_limit_pct
+
+
+async def read_measurement(link: DeviceLink, client: SunSpecClient) -> tuple[float, float, float | None]:
+    """P [kW], Q [kvar] and SoC (0..1, batteries) from 701/713 (or the legacy 103/124), checked for sentinels
+    and range."""
+    cfg = link.config
+    legacy = 701 not in client.models and 103 in client.models
+    m = await client.read_model(103 if legacy else 701)
+    w, var = m.get("W"), m.get("VAr" if legacy else "Var")
+    ctx = {"address": cfg.address, "unit": cfg.unit, "operation": f"read {103 if legacy else 701}"}
+    if w is None or var is None:
+        raise HilValueError(
+            "W or Var not implemented (sentinel) or its scale factor missing",
+            point="701.W/Var",
+            value=(w, var),
+            **ctx,
+        )
+    p_kw, q_kvar = w / 1000.0, var / 1000.0
+    limit = cfg.range_factor * cfg.rated_kw
+    if abs(p_kw) > limit or abs(q_kvar) > limit:
+        raise HilValueError(
+            f"P {p_kw} kW / Q {q_kvar} kvar outside ±{limit:g} for a {cfg.rated_kw} kW device",
+            point="701.W",
+            value=p_kw,
+            **ctx,
+        )
+    soc = None
+    if cfg.kind == "battery":
+        model, point = (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
+        pct = (await client.read_model(model)).get(point)
+        if pct is None or not 0.0 <= pct <= 100.0:
             raise HilValueError(
-                "W or Var not implemented (sentinel) or its scale factor missing",
-                point="701.W/Var",
-                value=(w, var),
-                **ctx,
+                f"{model}.{point} {pct} is not a percentage",
+                point=f"{model}.{point}",
+                value=pct,
+                address=cfg.address,
+                unit=cfg.unit,
+                operation=f"read {model}",
             )
-        p_kw, q_kvar = w / 1000.0, var / 1000.0
-        limit = cfg.range_factor * cfg.rated_kw
-        if abs(p_kw) > limit or abs(q_kvar) > limit:
-            raise HilValueError(
-                f"P {p_kw} kW / Q {q_kvar} kvar outside ±{limit:g} for a {cfg.rated_kw} kW device",
-                point="701.W",
-                value=p_kw,
-                **ctx,
-            )
-        soc = None
-        if cfg.kind == "battery":
-            model, point = (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
-            pct = (await client.read_model(model)).get(point)
-            if pct is None or not 0.0 <= pct <= 100.0:
-                raise HilValueError(
-                    f"{model}.{point} {pct} is not a percentage",
-                    point=f"{model}.{point}",
-                    value=pct,
-                    address=cfg.address,
-                    unit=cfg.unit,
-                    operation=f"read {model}",
-                )
-            soc = pct / 100.0
-        return p_kw, q_kvar, soc
+        soc = pct / 100.0
+    return p_kw, q_kvar, soc

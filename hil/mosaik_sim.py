@@ -12,7 +12,8 @@ Inputs (scalars, or arrays indexed as above): ``p_set_kw`` (battery setpoint, ge
 discharges), ``p_limit_pct`` (PV curtailment), ``vm_pu``/``f_hz`` (for the emulated grid simulator),
 ``p_model_kw`` (what the simulated model gives: the stand-in for ``fallback-to-model``, and an emulated PV's
 available DC power). Outputs: ``p_kw``, ``q_kvar``, ``soc`` (0..1), ``valid``, ``p_kw_by_bus``,
-``q_kvar_by_bus`` ({bus: value}, generator convention), ``p_kw_by_prosumer``, ``soc_by_prosumer``
+``q_kvar_by_bus`` ({bus: value}, generator convention), ``fault`` (why the latest sample is invalid, None when
+it is valid), ``p_kw_by_prosumer``, ``soc_by_prosumer``
 ({prosumer_id: value}) and ``hil`` (flat values for the recorder).
 
 The Modbus I/O runs on its own wall-clock tick (:class:`hil.link.LinkRunner`, ``period_s``, default 20 Hz);
@@ -34,6 +35,7 @@ import numpy as np
 
 from hil.client import parse_address
 from hil.errors import HilAbort
+from hil.grid_map import EMULATED_GRID, GridMap
 from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
@@ -62,6 +64,7 @@ META = {
                 "grid_channel",
                 "fleet_index",
                 "bus_index",
+                "grid_map",
             ],
             "attrs": [
                 "p_set_kw",
@@ -73,6 +76,7 @@ META = {
                 "q_kvar",
                 "soc",
                 "valid",
+                "fault",
                 "p_kw_by_bus",
                 "q_kvar_by_bus",
                 "p_kw_by_prosumer",
@@ -102,6 +106,7 @@ class _Entity:
     p_limit_pct: float | None = None
     fallback_soc: float | None = None
     policy_active: bool = False
+    fault: str | None = None
 
 
 class HilSimulator(mosaik_api_v3.Simulator):
@@ -169,6 +174,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
         grid_channel: int | None = None,
         fleet_index: int | None = None,
         bus_index: int | None = None,
+        grid_map: GridMap | None = None,
     ) -> list[dict]:
         where = f"HIL device {prosumer_id or address}"
         problems = []
@@ -215,6 +221,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
             grid_channel,
             connect_timeout_s=self.connect_timeout_s,
             timeout_s=self.timeout_s,
+            grid_map=grid_map or EMULATED_GRID,
         )
         self.entities[eid] = _Entity(
             eid,
@@ -287,6 +294,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
                     operation="step",
                 ) from None
             using_policy = not (sample is not None and sample.valid)
+            ent.fault = reason if using_policy else None
             if using_policy != ent.policy_active:
                 kind = f"policy:{ent.policy}" if using_policy else "policy:off"
                 self.events.append(FaultEvent(time.time(), eid, kind, f"t={time_} ({reason})"))
@@ -328,6 +336,7 @@ class HilSimulator(mosaik_api_v3.Simulator):
                 "q_kvar_by_bus": {ent.bus: m.q_kvar},
                 "p_kw_by_prosumer": {ent.prosumer_id: m.p_kw},
                 "soc_by_prosumer": {} if m.soc is None else {ent.prosumer_id: m.soc},
+                "fault": ent.fault,
                 "hil": self._record(ent),
             }
             for attr in attrs:

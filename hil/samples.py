@@ -23,6 +23,9 @@ SCHEMA = pa.schema(
         ("soc", pa.float64()),
         ("valid", pa.bool_()),
         ("fault", pa.string()),
+        ("f_hz", pa.float64()),
+        ("vm_pu", pa.float64()),
+        ("p_set_kw", pa.float64()),
     ]
 )
 
@@ -54,6 +57,9 @@ class SampleStore:
                 "soc": s.soc,
                 "valid": s.valid,
                 "fault": s.fault,
+                "f_hz": s.f_hz,
+                "vm_pu": s.vm_pu,
+                "p_set_kw": s.p_set_kw,
             }
             (self._pending if self.path is not None else self._kept).append(row)
         if len(self._pending) >= self.chunk_rows:

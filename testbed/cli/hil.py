@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="stop after this many seconds (default: run until interrupted)",
     )
+    _misbehaviour_options(em)
     em.set_defaults(func=_emulate)
 
     sc = sub.add_parser("scan", help="list a SunSpec device's models and read its AC measurement")
@@ -49,6 +50,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--unit", type=int, default=1)
     sc.add_argument("--timeout", type=float, default=1.0, help="request timeout [s]")
     sc.set_defaults(func=_scan)
+
+
+MISBEHAVIOUR_OPTIONS = {
+    "slow_p_s": ("p_response_s", "non-compliant: active power follows setpoints and droop this slowly [s, 90 %%]"),
+    "slow_q_s": ("q_response_s", "non-compliant: reactive power follows Volt-VAR this slowly [s, 90 %%]"),
+    "deadband_hz": ("deadband_hz", "non-compliant: apply this droop deadband [Hz, 60 Hz basis] whatever is written"),
+    "droop": ("droop", "non-compliant: apply this droop [pu, e.g. 0.1] whatever is written"),
+    "volt_var_offset_pu": ("volt_var_offset_pu", "non-compliant: shift the Volt-VAR curve by this voltage [pu]"),
+    "stop_following_after_s": ("stop_following_after_s", "non-compliant: freeze the output after this time [s]"),
+    "stop_answering_after_s": ("stop_answering_after_s", "fault: stop answering Modbus after this time [s]"),
+}
+
+
+def _misbehaviour_options(parser: argparse.ArgumentParser) -> None:
+    """Options that make the emulated devices fail service tests on purpose (hil.misbehaviour)."""
+    group = parser.add_argument_group("devices that fail on purpose (service tests)")
+    for dest, (_, help_text) in MISBEHAVIOUR_OPTIONS.items():
+        group.add_argument("--" + dest.replace("_", "-"), dest=dest, type=float, default=None, help=help_text)
+    group.add_argument("--service-test", action="store_true",
+                       help="a compliant device under a service test: it follows setpoints with a first-order response")
+
+
+def _misbehaviour(args: argparse.Namespace):
+    from hil.misbehaviour import Misbehaviour
+
+    given = {field: getattr(args, dest, None) for dest, (field, _) in MISBEHAVIOUR_OPTIONS.items()}
+    m = Misbehaviour(**given)
+    if not m.any and not getattr(args, "service_test", False):
+        return None, []
+    return m, m.problems()
 
 
 def _specs(args: argparse.Namespace):
@@ -76,10 +107,19 @@ def _specs(args: argparse.Namespace):
         f_nom_hz=args.f_nom_hz,
     )
     problems += [p for p in rating.problems() if not p.startswith("capacity_kwh")]
+    misbehaviour, bad = _misbehaviour(args)
+    problems += bad
     if problems:
         raise UserError("fpp hil emulate: bad options", problems)
     return [
-        DeviceSpec(rating, port=args.port, unit=args.unit + i, serial=f"EMU-{args.unit + i:04d}", port_group="cli")
+        DeviceSpec(
+            rating,
+            port=args.port,
+            unit=args.unit + i,
+            serial=f"EMU-{args.unit + i:04d}",
+            port_group="cli",
+            misbehaviour=misbehaviour,
+        )
         for i in range(args.count)
     ]
 

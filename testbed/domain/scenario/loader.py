@@ -80,9 +80,9 @@ def validation_problems(
     return problems
 
 
-def parse_scenario(text: str, source: str = "<scenario>", overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """Parse and validate scenario YAML text with ``overrides`` (``{dotted path: value}``, see
-    :mod:`testbed.domain.scenario.overrides`) applied; raise :class:`UserError` listing every problem."""
+def load_yaml_mapping(text: str, source: str, what: str) -> tuple[yaml.Node | None, dict]:
+    """(YAML node tree for line numbers, data) of a file that must hold a mapping; a :class:`UserError`
+    naming the line of a syntax error, or saying that ``what`` is a mapping."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -92,9 +92,14 @@ def parse_scenario(text: str, source: str = "<scenario>", overrides: Mapping[str
         problem = getattr(exc, "problem", None) or str(exc)
         raise UserError(f"{source}:{where} is not valid YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise UserError(
-            f"{source}: a scenario is a YAML mapping (name: ..., time: ..., grid: ...), got {type(data).__name__}"
-        )
+        raise UserError(f"{source}: {what}, got {type(data).__name__}")
+    return root, data
+
+
+def parse_scenario(text: str, source: str = "<scenario>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Parse and validate scenario YAML text with ``overrides`` (``{dotted path: value}``, see
+    :mod:`testbed.domain.scenario.overrides`) applied; raise :class:`UserError` listing every problem."""
+    root, data = load_yaml_mapping(text, source, "a scenario is a YAML mapping (name: ..., time: ..., grid: ...)")
     if overrides:
         data = apply_overrides(data, overrides)
     try:

@@ -1,0 +1,153 @@
+"""``report.html`` of a service test: one self-contained page (matplotlib charts as inline SVG, no scripts,
+nothing fetched) with the verdict, a table of every criterion with its figure, and the charts:
+
+- frequency services: the applied frequency, and the measured response against the required band over time;
+- IEEE 1547.1 step tests: the measured points (input, output at each step's steady state) against the curve
+  with the ±1.5·MRA accuracy band, and the output over time.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from testbed.domain.services.scoring import required_band  # noqa: E402
+from testbed.domain.services.scoring_1547 import judge_steps, volt_var_curve  # noqa: E402
+from testbed.domain.services.voltage import MRA_Q, MRA_V_PU, accuracy_band  # noqa: E402
+
+_MAX_POINTS = 20000
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _thin(n: int) -> slice:
+    return slice(None, None, max(1, n // _MAX_POINTS))
+
+
+def frequency_chart(result) -> str:
+    rec, test = result.record, result.test
+    svc = test.frequency_service()
+    band = required_band(svc, rec.t_s, rec.f_hz, test.contracted)
+    sl = _thin(len(rec))
+    t = rec.t_s[sl]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    a1.plot(t, rec.f_hz[sl], color="tab:blue", lw=1)
+    a1.set_ylabel("f [Hz]")
+    a1.grid(alpha=0.3)
+    lo = (band.lo - band.tol_kw)[sl] + test.baseline_kw
+    hi = (band.hi + band.tol_kw)[sl] + test.baseline_kw
+    a2.fill_between(t, lo, hi, color="tab:green", alpha=0.25, step="post", label="required band")
+    a2.plot(t, band.ideal[sl] + test.baseline_kw, color="tab:green", lw=0.8, ls="--", label="curve")
+    a2.plot(t, rec.p_kw[sl], color="tab:red", lw=1, label="measured P")
+    a2.set_ylabel("P [kW]")
+    a2.set_xlabel("t [s]")
+    a2.legend(loc="best", fontsize=8)
+    a2.grid(alpha=0.3)
+    fig.suptitle(f"{svc.name}: frequency and response")
+    return _svg(fig)
+
+
+def volt_var_charts(result) -> str:
+    rec, test = result.record, result.test
+    c = test.characteristic()
+    s = test.device.kva
+    q = rec.q_kvar / s
+    steady, _ = judge_steps(volt_var_curve(c), result.steps, rec.t_s, rec.vm_pu, q, rec.valid, c.tr_s, MRA_V_PU, MRA_Q)
+    v = np.linspace(min(c.v_points) - 0.05, max(c.v_points) + 0.05, 400)
+    lo, hi = accuracy_band(c, v, MRA_V_PU, MRA_Q)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.fill_between(v, lo, hi, color="tab:green", alpha=0.25, label="±1.5·MRA band")
+    ax.plot(v, c(v), color="tab:green", lw=1, label=c.name)
+    xs = [r.x for r in steady]
+    ys = [r.y for r in steady]
+    bad = [r.excess > 1e-12 for r in steady]
+    ax.scatter([x for x, b in zip(xs, bad, strict=True) if not b], [y for y, b in zip(ys, bad, strict=True) if not b],
+               color="tab:blue", s=18, label="steady state (pass)", zorder=3)
+    ax.scatter([x for x, b in zip(xs, bad, strict=True) if b], [y for y, b in zip(ys, bad, strict=True) if b],
+               color="tab:red", s=22, marker="x", label="steady state (fail)", zorder=3)
+    ax.set_xlabel("V [pu]")
+    ax.set_ylabel("Q / S_rated")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    curve_svg = _svg(fig)
+    sl = _thin(len(rec))
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    a1.plot(rec.t_s[sl], rec.vm_pu[sl], lw=1)
+    a1.set_ylabel("V [pu]")
+    a1.grid(alpha=0.3)
+    a2.plot(rec.t_s[sl], q[sl], color="tab:red", lw=1, label="measured")
+    a2.plot(rec.t_s[sl], c(rec.vm_pu[sl]), color="tab:green", lw=0.8, ls="--", label="curve")
+    a2.set_ylabel("Q / S_rated")
+    a2.set_xlabel("t [s]")
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=8)
+    return curve_svg + _svg(fig)
+
+
+def power_chart(result) -> str:
+    rec = result.record
+    sl = _thin(len(rec))
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    a1.plot(rec.t_s[sl], rec.f_hz[sl], lw=1)
+    a1.set_ylabel("f [Hz]")
+    a1.grid(alpha=0.3)
+    a2.plot(rec.t_s[sl], rec.p_kw[sl], color="tab:red", lw=1)
+    a2.set_ylabel("P [kW]")
+    a2.set_xlabel("t [s]")
+    a2.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def render(result) -> str:
+    v, test = result.verdict, result.test
+    esc = html.escape
+    rows = "".join(
+        f"<tr class='{ {True: 'pass', False: 'fail', None: 'na'}[c.passed]}'><td>{esc(c.name)}</td>"
+        f"<td>{ {True: 'pass', False: 'FAIL', None: 'not judged'}[c.passed]}</td>"
+        f"<td>{'' if c.figure is None else f'{c.figure:.4g}'}</td><td>{'' if c.limit is None else f'{c.limit:g}'}</td>"
+        f"<td>{esc(c.unit)}</td><td>{esc(c.detail)}</td></tr>"
+        for c in v.criteria
+    )
+    if len(result.record) == 0:
+        charts = "<p>No samples were recorded.</p>"
+    elif test.characteristic() is not None and test.characteristic().quantity == "q":
+        charts = volt_var_charts(result)
+    elif test.control_mode == "droop":
+        charts = power_chart(result)
+    else:
+        charts = frequency_chart(result)
+    notes = "".join(f"<li>{esc(n)}</li>" for n in v.notes)
+    why = v.fault or v.inconclusive or ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(test.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}td,th{{border:1px solid #ccc;padding:3px 6px;
+font-size:13px}}table{{border-collapse:collapse}}.pass td:nth-child(2){{color:#070}}.fail td:nth-child(2){{color:#b00;
+font-weight:bold}}.na td:nth-child(2){{color:#a60}}.status{{font-size:1.4em}}</style></head><body>
+<h1>{esc(test.name)}</h1>
+<p class="status">Verdict: <b>{v.status.upper()}</b> {esc(why)}</p>
+<p>Service <code>{esc(test.service)}</code>; device: {esc(str(result.info.get("device")))};
+signal: {esc(result.signal.name)} ({result.signal.duration_s:g} s, {len(result.record)} samples at
+{test.step_s:g} s).</p>
+<table><tr><th>criterion</th><th>result</th><th>figure</th><th>limit</th><th>unit</th><th>detail</th></tr>{rows}</table>
+<ul>{notes}</ul>
+{charts}
+</body></html>
+"""
+
+
+def write_report(result, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(render(result), encoding="utf-8")
+    return path
