@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from testbed.domain.errors import UserError
 from testbed.domain.fpp.contract import Contract, PenaltyRule, parse_contract
+from testbed.domain.market.case import Network
 
 
 class DsoTerms(BaseModel):
@@ -62,9 +63,11 @@ class DsoTerms(BaseModel):
 class Forecast:
     """A day-ahead forecast power flow: one row per step of ``step_s`` seconds from ``start``.
 
-    ``flow_kw`` [steps x elements] is the signed flow of each monitored element with ``limit_kw`` its rating;
-    ``vm_pu`` [steps x buses] the bus voltages; ``ptdf`` [elements x buses] the flow change per kW injected;
-    ``dvdp_pu_per_kw`` [buses x buses] the voltage change at the row bus per kW injected at the column bus.
+    ``flow_kw`` [steps x elements] is the signed flow of each monitored element, ``limit_kw`` its rating;
+    ``vm_pu`` [steps x monitored buses] the forecast voltages, within ``[v_min_pu, v_max_pu]`` (one value or
+    one per monitored bus); ``ptdf`` [elements x buses] the flow change per kW injected at each bus and
+    ``dvdp_pu_per_kw`` [monitored buses x buses] the voltage change per kW injected. ``buses`` are the buses
+    members can be at (the columns of the sensitivities).
     """
 
     start: datetime
@@ -73,29 +76,54 @@ class Forecast:
     flow_kw: np.ndarray
     limit_kw: np.ndarray
     buses: Sequence[str]
-    vm_pu: np.ndarray
     ptdf: np.ndarray
-    dvdp_pu_per_kw: np.ndarray
-    v_min_pu: float = 0.9
-    v_max_pu: float = 1.1
+    monitored_buses: Sequence[str] = ()
+    vm_pu: np.ndarray | None = None
+    dvdp_pu_per_kw: np.ndarray | None = None
+    v_min_pu: float | np.ndarray = 0.9
+    v_max_pu: float | np.ndarray = 1.1
 
     def problems(self) -> list[str]:
-        t = np.shape(self.flow_kw)[0] if np.ndim(self.flow_kw) == 2 else np.shape(self.vm_pu)[0]
-        e, b = len(self.elements), len(self.buses)
-        shapes = {"flow_kw": (self.flow_kw, (t, e)), "limit_kw": (self.limit_kw, (e,)),
-                  "vm_pu": (self.vm_pu, (t, b)), "ptdf": (self.ptdf, (e, b)),
-                  "dvdp_pu_per_kw": (self.dvdp_pu_per_kw, (b, b))}
+        t = np.shape(self.flow_kw)[0] if np.ndim(self.flow_kw) == 2 else -1
+        e, b, m = len(self.elements), len(self.buses), len(self.monitored_buses)
+        vm = np.zeros((t, 0)) if self.vm_pu is None else self.vm_pu
+        dvdp = np.zeros((0, b)) if self.dvdp_pu_per_kw is None else self.dvdp_pu_per_kw
+        shapes = {"flow_kw": (self.flow_kw, (t, e)), "limit_kw": (self.limit_kw, (e,)), "ptdf": (self.ptdf, (e, b)),
+                  "vm_pu": (vm, (t, m)), "dvdp_pu_per_kw": (dvdp, (m, b))}
         out = [f"{name}: shape {np.shape(arr)}, expected {want}" for name, (arr, want) in shapes.items()
                if np.shape(arr) != want]
-        out += [f"{name}: must be finite" for name, (arr, _) in shapes.items()
-                if np.shape(arr) == shapes[name][1] and not np.isfinite(np.asarray(arr, float)).all()]
+        out += [f"{name}: must be finite" for name, (arr, want) in shapes.items()
+                if np.shape(arr) == want and not np.isfinite(np.asarray(arr, float)).all()]
         if self.step_s <= 0:
             out.append(f"step_s: must be > 0, got {self.step_s}")
         if np.shape(self.limit_kw) == (e,) and (np.asarray(self.limit_kw) <= 0).any():
             out.append("limit_kw: ratings must be > 0")
-        if not self.v_min_pu < self.v_max_pu:
+        if not (np.asarray(self.v_min_pu) < np.asarray(self.v_max_pu)).all():
             out.append(f"v_min_pu ({self.v_min_pu}) must be below v_max_pu ({self.v_max_pu})")
         return out
+
+
+def forecast_from_network(network: Network, start: datetime, step_s: float, flow_kw: np.ndarray,
+                          vm_pu: np.ndarray | None = None, buses: Sequence[str] | None = None) -> Forecast:
+    """A :class:`Forecast` whose elements, ratings and sensitivities are the market's linearised network
+    (``network.lines`` give the elements, their ``limit_kw`` and PTDF rows; ``network.voltages`` the monitored
+    buses, their dV/dP rows and voltage bands). ``flow_kw`` has one column per line, ``vm_pu`` one per
+    monitored bus, in the network's order; ``buses`` defaults to every bus a sensitivity names."""
+    if buses is None:
+        named = [b for line in network.lines for b in line.ptdf] + [b for v in network.voltages
+                                                                      for b in v.dv_dp_pu_per_kw]
+        buses = list(dict.fromkeys(named))
+    voltages = network.voltages
+    return Forecast(
+        start=start, step_s=step_s, elements=[line.id for line in network.lines], flow_kw=np.asarray(flow_kw, float),
+        limit_kw=np.array([line.limit_kw for line in network.lines]), buses=list(buses),
+        ptdf=np.array([[line.ptdf.get(b, 0.0) for b in buses] for line in network.lines]).reshape(-1, len(buses)),
+        monitored_buses=[v.bus for v in voltages],
+        vm_pu=None if vm_pu is None else np.asarray(vm_pu, float),
+        dvdp_pu_per_kw=np.array([[v.dv_dp_pu_per_kw.get(b, 0.0) for b in buses] for v in voltages]).reshape(
+            -1, len(buses)),
+        v_min_pu=np.array([v.v_min_pu for v in voltages]), v_max_pu=np.array([v.v_max_pu for v in voltages]),
+    )
 
 
 def runs(flags: np.ndarray, max_gap_steps: int = 0) -> list[tuple[int, int]]:
@@ -136,10 +164,14 @@ def find_dso_contracts(forecast: Forecast, terms: DsoTerms) -> list[Contract]:
                 c = _contract(forecast, terms, lo, hi, float(over[lo:hi].max()), relief, service, origin, element)
                 if c is not None:
                     contracts.append(c)
+    if forecast.vm_pu is None or not len(forecast.monitored_buses):
+        return contracts
     vm = np.asarray(forecast.vm_pu, dtype=float)
     dvdp = np.asarray(forecast.dvdp_pu_per_kw, dtype=float)
+    v_min = np.broadcast_to(np.asarray(forecast.v_min_pu, dtype=float), vm.shape[1:])
+    v_max = np.broadcast_to(np.asarray(forecast.v_max_pu, dtype=float), vm.shape[1:])
     for low in (True, False):
-        dev = (forecast.v_min_pu - vm) if low else (vm - forecast.v_max_pu)  # > 0 out of band [pu]
+        dev = (v_min - vm) if low else (vm - v_max)  # > 0 out of band [pu]
         for lo, hi in runs((dev > 0).any(axis=1), gap):
             window = dev[lo:hi]
             step, k = np.unravel_index(int(np.argmax(window)), window.shape)
@@ -147,12 +179,13 @@ def find_dso_contracts(forecast: Forecast, terms: DsoTerms) -> list[Contract]:
             if best <= 0:
                 continue
             sens = dvdp[k] / best * (1.0 if low else -1.0)  # up helps under-voltage, down over-voltage
-            bad = [forecast.buses[j] for j in np.flatnonzero((window > 0).any(axis=0))]
-            name = forecast.buses[k]
-            origin = (f"forecast power flow: {name} at {vm[lo + step, k]:.4f} pu, outside "
-                      f"[{forecast.v_min_pu}, {forecast.v_max_pu}] pu at step {lo + step}")
+            bad = [forecast.monitored_buses[j] for j in np.flatnonzero((window > 0).any(axis=0))]
+            name = forecast.monitored_buses[k]
+            band = (float(v_min[k]), float(v_max[k]))
+            origin = (f"forecast power flow: {name} at {vm[lo + step, k]:.4f} pu, outside [{band[0]}, {band[1]}] pu "
+                      f"at step {lo + step}")
             service = {"kind": "voltage_support", "buses": bad,
-                       **({"v_min_pu": forecast.v_min_pu} if low else {"v_max_pu": forecast.v_max_pu})}
+                       **({"v_min_pu": band[0]} if low else {"v_max_pu": band[1]})}
             c = _contract(forecast, terms, lo, hi, float(window.max()) / best, sens, service, origin, name)
             if c is not None:
                 contracts.append(c)

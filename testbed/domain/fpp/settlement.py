@@ -98,7 +98,7 @@ def settle(contract: Contract, required_kw: np.ndarray, response: np.ndarray, st
     res = np.asarray(response, dtype=float)
     problems = _steps(contract, req, step_s, "required_kw") + _steps(contract, res, step_s, "response")
     if contract.direction != "both" and (req < 0).any():
-        problems.append(f"required_kw: a {contract.direction} contract is instructed with values >= 0")
+        problems.append(f"required_kw: instructions of a contract {contract.direction} are >= 0")
     if problems:
         raise UserError(f"cannot settle contract {contract.id!r}", problems)
     dt_h = step_s / 3600.0
