@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.grid",
     "testbed.cli.market",
     "testbed.cli.platform",
+    "testbed.cli.coalition",
 )
 
 

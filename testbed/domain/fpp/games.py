@@ -53,6 +53,7 @@ class Game:
     """A TU game: ``players`` and the value of coalitions (subclasses say how)."""
 
     players: tuple[str, ...]
+    default_weights_name = "stand-alone values v({i})"
 
     @property
     def n(self) -> int:
@@ -154,6 +155,8 @@ class ContractGame(Game):
     def grand_value(self) -> float:
         return float(self._value(np.array(self.mean_kw.sum()), np.array(self.var_kw2.sum()),
                                  np.array(self.cost.sum())))
+
+    default_weights_name = "counted capacity [kW]"
 
     def default_weights(self) -> np.ndarray:
         return self.mean_kw

@@ -29,14 +29,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from testbed.domain.errors import UserError
 from testbed.domain.fpp.contract import Contract, PenaltyRule, parse_contract
-from testbed.domain.market.case import Network
+
+if TYPE_CHECKING:  # the market package imports its solvers; the network model is only read here
+    from testbed.domain.market.case import Network
 
 
 class DsoTerms(BaseModel):

@@ -157,9 +157,7 @@ def least_core(game: Game) -> Allocation:
         return Allocation("least-core", game.players, (game.grand_value,), max_excess=None)
     members, values = _coalitions(game)
     res = _excess_lp(game.n, members, values, game.grand_value, np.ones(len(values), bool), [], None)
-    e_star = float(res.x[-1]) * -1.0
-    note = "the core is empty" if e_star > 1e-9 * max(1.0, abs(game.grand_value)) else "the core is non-empty"
-    return Allocation("least-core", game.players, tuple(res.x[:-1].tolist()), max_excess=e_star, note=note)
+    return Allocation("least-core", game.players, tuple(res.x[:-1].tolist()), max_excess=-float(res.x[-1]))
 
 
 def nucleolus(game: Game) -> Allocation:
@@ -211,8 +209,9 @@ def proportional(game: Game, weights: np.ndarray | dict[str, float] | None = Non
     if (w < 0).any() or not w.sum() > 0:
         raise UserError("proportional shares need weights >= 0 with a positive sum",
                         [f"weights: {dict(zip(game.players, w.tolist(), strict=True))}"])
+    what = "given weights" if weights is not None else game.default_weights_name
     return Allocation("proportional", game.players, tuple((game.grand_value * w / w.sum()).tolist()),
-                      note="weights: " + ("given" if weights is not None else "default"))
+                      note=f"in proportion to {what}")
 
 
 def stability(game: Game, shares: tuple[float, ...] | np.ndarray, tol: float | None = None) -> Stability:
