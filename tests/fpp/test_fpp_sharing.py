@@ -11,6 +11,8 @@ from testbed.domain.fpp.sharing import least_core, nucleolus, proportional, shap
 
 from .helpers import contract_data
 
+Z95 = 1.6448536269514722  # standard normal quantile at 0.95
+
 
 def game(players, value):
     """A table game from a function of the coalition's list of players."""
@@ -119,6 +121,26 @@ def test_contract_game_values_by_hand(contract):
     assert g.grand_value == pytest.approx(2.6) == g.value(["h1", "h2"])
     assert g.table().tolist() == pytest.approx([0.0, g.value(["h1"]), g.value(["h2"]), 2.6])
     assert proportional(g).shares == pytest.approx((2.6 * 30 / 50, 2.6 * 20 / 50))
+
+
+@pytest.mark.parametrize("penalty, v1, v2", [
+    # h1 alone firms 30 - 2 * 1.6449 = 26.710 kW of 40 (pf 0.668), h2 16.710 kW (pf 0.418); revenue 4.0
+    ({"kind": "threshold", "pf_threshold": 0.6}, 4.0 - 0.6, 0.0),   # h2 below the threshold: paid nothing, declines
+    ({"kind": "per_kwh", "penalty_price_per_kwh": 0.1},             # 4.0 - 0.1 * (40 - F) kWh * 2 h - cost
+     4.0 - 0.1 * (40 - (30 - 2 * Z95)) * 2 - 0.6, 0.0),                 # h2: 4.0 - 4.658 - 0.8 < 0, declines
+])
+def test_contract_game_follows_the_penalty_rule(penalty, v1, v2):
+    c = parse_contract(contract_data(penalty=penalty))
+    g = contract_game(c, [_offer("h1", 30, 2, 0.01), _offer("h2", 20, 2, 0.02)])
+    assert g.value(["h1"]) == pytest.approx(v1, abs=1e-5)
+    assert g.value(["h2"]) == pytest.approx(v2, abs=1e-5)
+    assert g.value([]) == 0.0 and g.grand_value == pytest.approx(4.0 - 1.4)
+
+
+def test_a_loss_making_coalition_is_worth_nothing():
+    # one member with 5 kW asking 0.2 per kW·h: the contract pays 0.05 * 5 kW * 2 h = 0.5, its cost is 2.0
+    g = contract_game(parse_contract(contract_data()), [_offer("h1", 5, 0, 0.2)])
+    assert g.grand_value == 0.0
 
 
 def test_contract_game_exact_and_sampled_shapley_agree():

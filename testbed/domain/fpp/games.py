@@ -6,19 +6,23 @@ A game has players ``0..n-1`` (named by ``players``); a coalition is a bitmask (
 - :class:`TableGame`: every coalition's value given explicitly (a research user's game file, read by
   :func:`parse_game`). Missing coalitions are an error, never 0.
 - :class:`ContractGame`: the characteristic function of a contract's coalition, from the contract and the
-  members' offers. A coalition ``S`` is worth the availability payment for the firm capacity it can promise
-  on its own (capped at the contracted capacity), less its members' costs of taking part:
+  members' offers. A coalition ``S`` is worth what the contract would pay it for the capacity it can promise
+  firmly on its own, less its members' costs of taking part, or nothing if that is a loss (it can decline):
 
-      v(S) = p * min(max(F(S), 0), C) - sum_{i in S} cost_i,
+      v(S) = max(0, pay(F(S)) - sum_{i in S} cost_i),   v(empty) = 0
       F(S) = sum_{i in S} a_i - z * sqrt(sum_{i in S} w_i)         (firm capacity, :mod:`.pooling`)
 
-  with ``p = availability_price_per_kw_h * duration_h`` [currency/kW], ``C = capacity_kw``, ``a_i`` the
-  member's counted mean capacity, ``w_i`` its counted forecast-error variance and ``cost_i`` its cost (its
-  ask times its capacity times the window). The grand coalition's value is the coalition's surplus
-  (revenue minus costs); pooling shows up as superadditivity (``sqrt`` is subadditive), and capacity beyond
-  ``C`` is worth nothing, so a member's value is what it adds to the firm capacity that is paid for.
-  Utilisation payments and penalties are not in ``v``: they follow each member's own delivery
-  (:mod:`.settlement`).
+  where ``pay(F)`` is the availability payment ``R = availability_price_per_kw_h * capacity_kw * duration_h``
+  under the contract's own penalty rule for a coalition that delivers ``F`` of the ``C = capacity_kw``
+  dispatched over the whole window (performance factor ``pf = min(max(F, 0), C) / C``): ``R * pf``
+  (pro_rata), ``R`` if ``pf >= pf_threshold`` else 0 (threshold), ``R - penalty_price_per_kwh * (1 - pf) * C *
+  duration_h`` (per_kwh). ``a_i`` is the member's counted mean capacity, ``w_i`` its counted forecast-error
+  variance, ``cost_i`` its cost (its ask times its capacity times the window). ``v(N)`` of the selected
+  coalition is its surplus (revenue minus costs). Pooling shows up as superadditivity (``sqrt`` is
+  subadditive); firm capacity beyond ``C`` earns nothing, which can leave the core empty when the coalition
+  over-covers the contract. ``v`` assumes every member of ``S`` takes part (the best sub-team of every
+  coalition would need a selection per coalition). Utilisation payments and penalties for actual delivery are
+  not in ``v``: they follow each member's own delivery (:mod:`.settlement`).
 """
 
 from __future__ import annotations
@@ -124,37 +128,49 @@ class ContractGame(Game):
     """The characteristic function of a contract's coalition (module docstring)."""
 
     def __init__(self, players: Sequence[str], mean_kw: np.ndarray, var_kw2: np.ndarray, cost: np.ndarray, *,
-                 confidence: float, capacity_kw: float, price_per_kw: float) -> None:
+                 contract: Contract) -> None:
         self.players = tuple(players)
         self.mean_kw = np.asarray(mean_kw, dtype=float)
         self.var_kw2 = np.asarray(var_kw2, dtype=float)
         self.cost = np.asarray(cost, dtype=float)
-        self.z = z_score(confidence)
-        self.capacity_kw = float(capacity_kw)
-        self.price_per_kw = float(price_per_kw)
+        self.contract = contract
+        self.z = z_score(contract.confidence)
 
-    def _value(self, mean: np.ndarray, var: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    def pay(self, firm_kw: np.ndarray) -> np.ndarray:
+        """Availability payment for delivering ``firm_kw`` of the contracted capacity [currency]."""
+        c = self.contract
+        revenue = c.availability_revenue
+        pf = np.clip(firm_kw, 0.0, c.capacity_kw) / c.capacity_kw
+        rule = c.penalty
+        if rule.kind == "pro_rata":
+            return revenue * pf
+        if rule.kind == "threshold":
+            return np.where(pf >= rule.pf_threshold, revenue, 0.0)
+        return revenue - rule.penalty_price_per_kwh * (1.0 - pf) * c.capacity_kw * c.duration_h
+
+    def _value(self, mean: np.ndarray, var: np.ndarray, cost: np.ndarray, size: np.ndarray) -> np.ndarray:
         firm = mean - self.z * np.sqrt(np.maximum(var, 0.0))
-        return self.price_per_kw * np.clip(firm, 0.0, self.capacity_kw) - cost
+        return np.where(size > 0, np.maximum(self.pay(firm) - cost, 0.0), 0.0)
 
     def table(self) -> np.ndarray:
         self._check_table_size()
-        return self._value(subset_sums(self.mean_kw), subset_sums(self.var_kw2), subset_sums(self.cost))
+        return self._value(subset_sums(self.mean_kw), subset_sums(self.var_kw2), subset_sums(self.cost),
+                           subset_sums(np.ones(self.n)))
 
     def prefix_values(self, orders: np.ndarray) -> np.ndarray:
         o = np.asarray(orders, dtype=np.int64)
         pad = np.zeros((o.shape[0], 1))
         sums = [np.concatenate([pad, np.cumsum(arr[o], axis=1)], axis=1)
                 for arr in (self.mean_kw, self.var_kw2, self.cost)]
-        return self._value(*sums)
+        return self._value(*sums, np.arange(o.shape[1] + 1)[None, :])
 
     def singleton_values(self) -> np.ndarray:
-        return self._value(self.mean_kw, self.var_kw2, self.cost)
+        return self._value(self.mean_kw, self.var_kw2, self.cost, np.ones(self.n))
 
     @property
     def grand_value(self) -> float:
         return float(self._value(np.array(self.mean_kw.sum()), np.array(self.var_kw2.sum()),
-                                 np.array(self.cost.sum())))
+                                 np.array(self.cost.sum()), np.array(self.n)))
 
     default_weights_name = "counted capacity [kW]"
 
@@ -170,8 +186,7 @@ def contract_game(contract: Contract, offers: Sequence[ServiceOffer],
     return ContractGame(
         list(players) if players is not None else [o.member for o in offers],
         s * np.array([o.capacity_kw for o in offers]), (s * np.array([o.capacity_sd_kw for o in offers])) ** 2,
-        np.array([o.cost(contract) for o in offers]), confidence=contract.confidence,
-        capacity_kw=contract.capacity_kw, price_per_kw=contract.availability_price_per_kw_h * contract.duration_h,
+        np.array([o.cost(contract) for o in offers]), contract=contract,
     )
 
 
