@@ -50,6 +50,14 @@ def test_least_cost_equals_brute_force(seed):
     assert lower <= cost + 1e-9
 
 
+def test_without_forecast_error_it_is_a_plain_knapsack():
+    # no uncertainty anywhere: F(x) = a.x; offers 4, 3, 3, 2 kW at costs 4.1, 3, 3, 2.2; need 6 kW -> 3 + 3 for 6.0
+    a = np.array([4.0, 3.0, 3.0, 2.0])
+    c = np.array([4.1, 3.0, 3.0, 2.2])
+    x, lower, _ = least_cost(a, np.zeros(4), c, 1.6449, 6.0, mip_rel_gap=1e-9)
+    assert x.tolist() == [0, 1, 1, 0] and c @ x == pytest.approx(6.0) and lower <= 6.0 + 1e-9
+
+
 @pytest.mark.parametrize("seed", range(40, 60))
 def test_max_firm_coalition_is_a_prefix_and_exact(seed):
     a, w, _, z, _ = random_instance(seed)
@@ -110,6 +118,7 @@ def test_unfilled_contract_reports_the_shortfall(contract):
     assert sel.status == "unfilled"
     assert sel.shortfall_kw == pytest.approx(40 - (30 - NormalDist().inv_cdf(0.95) * math.sqrt(2)))
     assert sel.members == ("o-h1", "o-h2")
+    assert math.isnan(sel.cost_lower_bound)
     assert select_coalition(contract, []).status == "unfilled"
 
 

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, ValidationError, model_validator
 
 from testbed.domain.errors import UserError
 from testbed.domain.scenario.loader import validation_problems
@@ -58,15 +57,8 @@ class _Model(BaseModel):
 class Window(_Model):
     """The period the capacity is held, ``[start, end)`` in local time."""
 
-    start: datetime
-    end: datetime
-
-    @field_validator("start", "end")
-    @classmethod
-    def _naive(cls, v: datetime) -> datetime:
-        if v.tzinfo is not None:
-            raise ValueError("give a local time without a time zone")
-        return v
+    start: NaiveDatetime
+    end: NaiveDatetime
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:

@@ -104,7 +104,8 @@ class Selection:
     cost: float
     """sum of the members' costs [currency]"""
     cost_lower_bound: float
-    """no coalition meeting the contract costs less [currency] (from the last MILP's dual bound)"""
+    """no coalition meeting the contract costs less [currency] (from the bounds and the last MILP's dual bound;
+    NaN when unfilled)"""
     revenue: float
     """availability revenue of the contract [currency]"""
     pooling: PoolingGain
@@ -174,7 +175,8 @@ def _result(contract: Contract, kept: list[ServiceOffer], rejected: list[Rejecte
         contract_id=contract.id, status=status, members=tuple(kept[i].id for i in idx),
         required_kw=contract.capacity_kw, firm_kw=mean - z * math.sqrt(var), shortfall_kw=max(shortfall, 0.0),
         mean_kw=mean, sd_kw=math.sqrt(var), cost=float(c[idx].sum()),
-        cost_lower_bound=min(float(lower_bound), float(c[idx].sum())), revenue=contract.availability_revenue,
+        cost_lower_bound=min(float(lower_bound), float(c[idx].sum())) if status == "filled" else math.nan,
+        revenue=contract.availability_revenue,
         pooling=pooling_gain(a[idx], np.sqrt(w[idx]), contract.confidence), rejected=tuple(rejected), stats=stats,
     )
 
