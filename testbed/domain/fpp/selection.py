@@ -231,6 +231,7 @@ def least_cost(a: np.ndarray, w: np.ndarray, c: np.ndarray, z: float, need_kw: f
     x, lower, it, n_bp = _outer_approximation(a, w, c, z, need_kw, free, fixed_in, bounds.breakpoints(span),
                                               mip_rel_gap)
     solves += it
+    lower = min(lower, upper - margin)  # the MILP only saw coalitions cheaper than that; the others cost more
     stats = SolverStats(milp_solves=solves, breakpoints=n_bp, free_offers=int(free.size),
                         fixed_in=int(fixed_in.size), slices=int(span[1] - span[0]))
     if x is not None and float(c @ x) < upper:
