@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from testbed.domain.fpp import ServiceOffer, parse_contract, select_coalition
-from testbed.domain.fpp.selection import firm_kw, least_cost, max_firm_coalition
+from testbed.domain.fpp.selection import _outer_approximation, firm_kw, least_cost, max_firm_coalition
 
 from .helpers import contract_data
 
@@ -80,6 +80,22 @@ def test_large_book_meets_the_quantile_within_the_gap():
     assert firm_kw(a, w, z, x) >= 600.0 - 1e-5
     assert lower <= c @ x <= lower * (1 + 1.01e-4)
     assert stats.free_offers <= 400
+
+
+def test_the_bounds_fix_nothing_they_should_not():
+    # 600 offers: the selection (bounds, then a MILP on the few free offers) costs what HiGHS finds on the whole
+    # book without any fixing (breakpoints over the whole range of V, gap 1e-6).
+    rng = np.random.default_rng(11)
+    a = rng.uniform(1, 5, 600)
+    w = (a * rng.uniform(0.05, 0.4, 600)) ** 2
+    c = rng.uniform(0.02, 0.1, 600) * a
+    z = NormalDist().inv_cdf(0.95)
+    x, lower, stats = least_cost(a, w, c, z, a.sum() / 5, mip_rel_gap=1e-6)
+    assert stats.free_offers < 200
+    b = np.concatenate([[0.0], np.geomspace(w.sum() * 1e-4, w.sum(), 30)])
+    whole, _, _, _ = _outer_approximation(a, w, c, z, a.sum() / 5, np.arange(600), np.zeros(0, int), b, 1e-6)
+    assert c @ x == pytest.approx(c @ whole, rel=2e-6)
+    assert lower <= c @ whole + 1e-9
 
 
 def offer(member, bus, kw, sd, price, **kw_args):
