@@ -68,14 +68,17 @@ def test_max_firm_coalition_is_a_prefix_and_exact(seed):
     assert firm_kw(a, w, z, x) == pytest.approx(f_max)
 
 
+def random_book(n, seed=11):
+    """``n`` offers of 1-5 kW with forecast sd 5-40 % of it, asks 0.02-0.10 per kW·h; z at 95 %."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(1, 5, n)
+    return a, (a * rng.uniform(0.05, 0.4, n)) ** 2, rng.uniform(0.02, 0.1, n) * a, NormalDist().inv_cdf(0.95)
+
+
 def test_large_book_meets_the_quantile_within_the_gap():
     # 3,000 offers: the core fixing must keep HiGHS small; the coalition meets the exact quantile and its cost
     # is within the 1e-4 gap of the proven lower bound.
-    rng = np.random.default_rng(11)
-    a = rng.uniform(1, 5, 3000)
-    w = (a * rng.uniform(0.05, 0.4, 3000)) ** 2
-    c = rng.uniform(0.02, 0.1, 3000) * a
-    z = NormalDist().inv_cdf(0.95)
+    a, w, c, z = random_book(3000)
     x, lower, stats = least_cost(a, w, c, z, 600.0)
     assert firm_kw(a, w, z, x) >= 600.0 - 1e-5
     assert lower <= c @ x <= lower * (1 + 1.01e-4)
@@ -85,11 +88,7 @@ def test_large_book_meets_the_quantile_within_the_gap():
 def test_the_bounds_fix_nothing_they_should_not():
     # 600 offers: the selection (bounds, then a MILP on the few free offers) costs what HiGHS finds on the whole
     # book without any fixing (breakpoints over the whole range of V, gap 1e-6).
-    rng = np.random.default_rng(11)
-    a = rng.uniform(1, 5, 600)
-    w = (a * rng.uniform(0.05, 0.4, 600)) ** 2
-    c = rng.uniform(0.02, 0.1, 600) * a
-    z = NormalDist().inv_cdf(0.95)
+    a, w, c, z = random_book(600)
     x, lower, stats = least_cost(a, w, c, z, a.sum() / 5, mip_rel_gap=1e-6)
     assert stats.free_offers < 200
     b = np.concatenate([[0.0], np.geomspace(w.sum() * 1e-4, w.sum(), 30)])
