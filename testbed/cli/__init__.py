@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.market",
     "testbed.cli.platform",
     "testbed.cli.service_test",
+    "testbed.cli.coalition",
 )
 
 

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from testbed.cli.files import read_mapping
 from testbed.domain.errors import UserError
 from testbed.domain.market import clear
 from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, MECHANISM_NAMES
@@ -41,31 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def read_case(path: Path) -> dict[str, Any]:
     """Read a case file; a missing file or a syntax error is a :class:`UserError` naming the file."""
-    if not path.is_file():
-        raise UserError(f"cannot read market case {path}", [f"{path}: no such file"])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read market case {path}", [f"{path}: {exc}"]) from None
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(text, parse_constant=_reject_constant)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise UserError(f"cannot read market case {path}", [f"{path}: use a .json, .yaml or .yml file"])
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read market case {path}", [f"{path}: {exc}"]) from None
-    except ValueError as exc:  # NaN/Infinity in JSON
-        raise UserError(f"cannot read market case {path}", [f"{path}: {exc}"]) from None
-    if not isinstance(data, dict):
-        raise UserError(f"market case {path} is invalid", [f"{path}: the top level must be a mapping"])
-    return data
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number a case may hold")
+    return read_mapping(path, "market case")
 
 
 def run_clear(args: argparse.Namespace) -> int:
