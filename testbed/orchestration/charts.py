@@ -84,10 +84,16 @@ def time_chart(
         if len(hours):
             ax.set_xlim(float(hours[0]), float(hours[-1]) if len(hours) > 1 else float(hours[0]) + 1.0)
         ax.legend(loc="best", fontsize=8, frameon=False)
-        return _svg(fig)
+        return figure_svg(fig)
 
 
-def _svg(fig) -> str:
+def style():
+    """The reports' matplotlib style, as a context in which to build a figure of one's own."""
+    return plt.rc_context(_STYLE)
+
+
+def figure_svg(fig) -> str:
+    """A finished figure as an inline ``<svg>`` element (deterministic; the figure is closed)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)

@@ -69,7 +69,8 @@ def kpi_table(rows: Mapping[str, Any]) -> str:
 
 
 def page(title: str, status: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
-    """A self-contained HTML page: a title with the verdict's status, a line under it, then sections."""
+    """A self-contained HTML page: a title with the verdict's status, a line under it (HTML, escaped by the
+    caller), then sections (heading, HTML body). Every report of the testbed is one."""
     word = _STATUS_WORD.get(status, status.upper())
     lines = [
         "<!DOCTYPE html>",

@@ -9,28 +9,23 @@ nothing fetched) with the verdict, a table of every criterion with its figure, a
 from __future__ import annotations
 
 import html
-import io
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from testbed.domain.services.scoring import required_band  # noqa: E402
-from testbed.domain.services.scoring_1547 import judge_steps, volt_var_curve  # noqa: E402
-from testbed.domain.services.voltage import MRA_Q, MRA_V_PU, accuracy_band  # noqa: E402
+from testbed.domain.services.scoring import required_band
+from testbed.domain.services.scoring_1547 import judge_steps, volt_var_curve
+from testbed.domain.services.voltage import MRA_Q, MRA_V_PU, accuracy_band
+from testbed.orchestration.charts import figure_svg, style
+from testbed.orchestration.report import page, verdict_table
 
 _MAX_POINTS = 20000
 
 
 def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
+    fig.set_layout_engine("constrained")
+    return figure_svg(fig)
 
 
 def _thin(n: int) -> slice:
@@ -114,37 +109,26 @@ def power_chart(result) -> str:
 def render(result) -> str:
     v, test = result.verdict, result.test
     esc = html.escape
-    rows = "".join(
-        f"<tr class='{ {True: 'pass', False: 'fail', None: 'na'}[c.passed]}'><td>{esc(c.name)}</td>"
-        f"<td>{ {True: 'pass', False: 'FAIL', None: 'not judged'}[c.passed]}</td>"
-        f"<td>{'' if c.figure is None else f'{c.figure:.4g}'}</td><td>{'' if c.limit is None else f'{c.limit:g}'}</td>"
-        f"<td>{esc(c.unit)}</td><td>{esc(c.detail)}</td></tr>"
-        for c in v.criteria
-    )
     if len(result.record) == 0:
         charts = "<p>No samples were recorded.</p>"
-    elif test.characteristic() is not None and test.characteristic().quantity == "q":
-        charts = volt_var_charts(result)
-    elif test.control_mode == "droop":
-        charts = power_chart(result)
     else:
-        charts = frequency_chart(result)
+        with style():
+            if test.characteristic() is not None and test.characteristic().quantity == "q":
+                charts = volt_var_charts(result)
+            elif test.control_mode == "droop":
+                charts = power_chart(result)
+            else:
+                charts = frequency_chart(result)
     notes = "".join(f"<li>{esc(n)}</li>" for n in v.notes)
-    why = v.fault or v.inconclusive or ""
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(test.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}td,th{{border:1px solid #ccc;padding:3px 6px;
-font-size:13px}}table{{border-collapse:collapse}}.pass td:nth-child(2){{color:#070}}.fail td:nth-child(2){{color:#b00;
-font-weight:bold}}.na td:nth-child(2){{color:#a60}}.status{{font-size:1.4em}}</style></head><body>
-<h1>{esc(test.name)}</h1>
-<p class="status">Verdict: <b>{v.status.upper()}</b> {esc(why)}</p>
-<p>Service <code>{esc(test.service)}</code>; device: {esc(str(result.info.get("device")))};
-signal: {esc(result.signal.name)} ({result.signal.duration_s:g} s, {len(result.record)} samples at
-{test.step_s:g} s).</p>
-<table><tr><th>criterion</th><th>result</th><th>figure</th><th>limit</th><th>unit</th><th>detail</th></tr>{rows}</table>
-<ul>{notes}</ul>
-{charts}
-</body></html>
-"""
+    subtitle = (
+        f"Service <code>{esc(test.service)}</code>; device: {esc(str(result.info.get('device')))}; "
+        f"signal: {esc(result.signal.name)} ({result.signal.duration_s:g} s, {len(result.record)} samples at "
+        f"{test.step_s:g} s)."
+    )
+    return page(test.name, v.status, subtitle, [
+        ("Verdict", verdict_table(v) + (f"<ul>{notes}</ul>" if notes else "")),
+        ("Charts", charts),
+    ])
 
 
 def write_report(result, path: str | Path) -> Path:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from testbed.domain.errors import UserError
 from testbed.domain.prosumer import Preferences, Tariff
+from testbed.domain.scenario.loader import field_path
 
 GRID_ID = "grid"
 """Reserved name of the upstream grid as a trading party and energy class."""
@@ -116,13 +117,7 @@ class MarketCase(_Model):
 
 
 def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(case)"
+    return field_path(loc, empty="(case)")
 
 
 def _check_semantics(case: MarketCase) -> list[str]:

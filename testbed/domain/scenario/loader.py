@@ -17,15 +17,16 @@ from testbed.domain.scenario.models import Scenario
 from testbed.domain.scenario.overrides import apply_overrides, overridden, split_path
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
-    """``('prosumers', 3, 'battery', 'capacity_kwh')`` -> ``prosumers[3].battery.capacity_kwh``."""
+def field_path(loc: tuple[Any, ...], empty: str = "(top level)") -> str:
+    """``('prosumers', 3, 'battery', 'capacity_kwh')`` -> ``prosumers[3].battery.capacity_kwh``; ``empty`` for
+    the top level itself."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+    return out or empty
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
