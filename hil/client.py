@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -78,7 +79,8 @@ class SunSpecClient:
         self.reconnect_interval_s = reconnect_interval_s
         self.base = base
         self.models: dict[int, MapEntry] = {}
-        self._sf: dict[int, dict[str, int]] = {}
+        self._last_read: dict[int, list[int]] = {}  # registers of each model's last read (for its scale factors)
+        self._sf: dict[int, dict[str, int]] = {}  # scale factors decoded from those registers, when asked for
         self._client: AsyncModbusTcpClient | None = None
         self._last_connect = -float("inf")
         self._last_fault: type[HilError] = HilConnectionError
@@ -231,6 +233,7 @@ class SunSpecClient:
                     **self._ctx("scan", address),
                 )
         self.models = models
+        self._last_read.clear()
         self._sf.clear()
         return models
 
@@ -266,30 +269,43 @@ class SunSpecClient:
             )
         return self.models[model_id]
 
-    async def read_model(self, model_id: int, *, scaled: bool = True) -> dict[str, Any]:
-        """Point values of a model; "not implemented" points are ``None``."""
+    async def read_model(
+        self, model_id: int, *, scaled: bool = True, points: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Point values of a model; "not implemented" points are ``None``.
+
+        The whole model is read (one consistent image, in as few requests as the Modbus limit allows);
+        ``points`` names the points to decode (default: all), each decoded once. The registers are kept, so
+        that :meth:`write_points` scales with the scale factors of this read.
+        """
         entry = self.entry(model_id)
         regs = await self.read_registers(entry.address, entry.layout.total_registers)
         try:
-            values = decode_model(entry.layout, regs, scaled=scaled)
+            values = decode_model(entry.layout, regs, scaled=scaled, points=points)
         except CodecError as exc:
             raise HilValueError(
                 str(exc), point=str(model_id), value=regs[:2], **self._ctx("read", entry.address)
             ) from None
-        self._sf[model_id] = {
-            p: int(v)
-            for p, v in decode_model(entry.layout, regs, scaled=False).items()
-            if entry.layout.slots[p].type == "sunssf" and v is not None
-        }
+        self._last_read[model_id] = regs
+        self._sf.pop(model_id, None)
         return values
+
+    def _scale_factors(self, model_id: int) -> dict[str, int]:
+        """Raw values of the model's implemented scale-factor points, from its last read."""
+        if model_id not in self._sf:
+            layout = self.entry(model_id).layout
+            names = [p for p, slot in layout.slots.items() if slot.type == "sunssf"]
+            raw = decode_model(layout, self._last_read[model_id], scaled=False, points=names)
+            self._sf[model_id] = {p: int(v) for p, v in raw.items() if v is not None}
+        return self._sf[model_id]
 
     async def write_points(self, model_id: int, values: dict[str, float | int]) -> None:
         """Write physical values into RW points (scaled with the device's own scale factors), one request per
         run of adjacent points."""
         entry = self.entry(model_id)
-        if model_id not in self._sf:
-            await self.read_model(model_id)
-        sfs = self._sf[model_id]
+        if model_id not in self._last_read:
+            await self.read_model(model_id, points=())
+        sfs = self._scale_factors(model_id)
         writes: list[tuple[int, list[int]]] = []
         for path, value in values.items():
             slot = entry.layout.slot(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -312,27 +313,109 @@ def encode_model(layout: ModelLayout, values: dict[str, Any], scale_factors: dic
     return regs
 
 
-def decode_model(layout: ModelLayout, registers: list[int], *, scaled: bool = True) -> dict[str, Any]:
-    """Values of every point by path (``None`` when not implemented or its scale factor is missing)."""
+def decode_model(
+    layout: ModelLayout, registers: list[int], *, scaled: bool = True, points: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Values of the model's points by path (``None`` when not implemented or its scale factor is missing).
+
+    ``points`` names the points wanted (default: every point); only those and the scale factors they need are
+    decoded, each once. Gives the same values as :func:`decode_raw` point by point, scaled as
+    :func:`encode_model` scales.
+    """
     if len(registers) < layout.total_registers:
         raise CodecError(f"model {layout.model_id}: need {layout.total_registers} registers, got {len(registers)}")
     if registers[0] != layout.model_id:
         raise CodecError(f"registers start with model id {registers[0]}, expected {layout.model_id}")
-    raw = {
-        path: decode_raw(slot, list(registers[slot.offset : slot.offset + slot.size]))
-        for path, slot in layout.slots.items()
-    }
+    plan = _decode_plan(layout)
+    if points is None:
+        wanted = plan.values()
+    else:
+        points = list(points)
+        unknown = [p for p in points if p not in plan]
+        if unknown:
+            raise CodecError(f"model {layout.model_id} ({layout.name}) has no point(s) {', '.join(map(repr, unknown))}")
+        wanted = [plan[p] for p in points]
+    buf = _register_bytes(registers, layout.total_registers)
     if not scaled:
-        return raw
+        return {pc.path: pc.decode(buf) for pc in wanted}
     out: dict[str, Any] = {}
-    for path, slot in layout.slots.items():
-        value = raw[path]
-        if value is None or slot.sf is None or slot.type in ("sunssf", "string"):
-            out[path] = value
+    sfs: dict[str, int | None] = {}
+    for pc in wanted:
+        value = pc.decode(buf)
+        sf = pc.sf
+        if value is None or sf is None or pc.unscaled:
+            out[pc.path] = value
             continue
-        sf = _sf_value(layout, slot, raw)
-        out[path] = None if sf is None else _scale(value, sf)
+        if isinstance(sf, str):
+            if sf not in sfs:
+                sfs[sf] = plan[sf].decode(buf)
+            sf = sfs[sf]
+            if sf is None:
+                out[pc.path] = None
+                continue
+            if not -10 <= sf <= 10:
+                raise CodecError(f"model {layout.model_id}: {pc.sf}={sf}: SunSpec scale factors lie in -10..10")
+        out[pc.path] = _scale(value, int(sf))
     return out
+
+
+@dataclass(frozen=True)
+class _PointDecoder:
+    """How to read one point from a model's register bytes (compiled once per layout)."""
+
+    path: str
+    start: int  # byte offset in the model's registers
+    end: int
+    fmt: str | None  # struct format, None for strings and raw integer types
+    sentinel: bytes | None  # the "not implemented" bytes (None: the type has none that decodes as None)
+    is_string: bool
+    is_float: bool
+    sf: str | int | None
+    unscaled: bool  # scale factors and strings are never scaled
+
+    def decode(self, buf: bytes) -> int | float | str | None:
+        data = buf[self.start : self.end]
+        if self.is_string:
+            return data.split(b"\0", 1)[0].decode("utf-8", errors="replace") or None
+        if data == self.sentinel:
+            return None
+        if self.fmt is None:
+            return int.from_bytes(data, "big")
+        value = struct.unpack(self.fmt, data)[0]
+        if self.is_float and math.isnan(value):
+            return None
+        return value
+
+
+def _decode_plan(layout: ModelLayout) -> dict[str, _PointDecoder]:
+    plan = layout.__dict__.get("_decode_plan")
+    if plan is None:
+        plan = {}
+        for path, slot in layout.slots.items():
+            nregs, code, sentinel = _TYPES[slot.type]
+            is_string = slot.type == "string"
+            plan[path] = _PointDecoder(
+                path=path,
+                start=2 * slot.offset,
+                end=2 * (slot.offset + slot.size),
+                fmt=None if code is None or is_string else f">{code}",
+                sentinel=None if is_string or slot.type == "pad" else sentinel.to_bytes(2 * slot.size, "big"),
+                is_string=is_string,
+                is_float=code in ("f", "d"),
+                sf=slot.sf,
+                unscaled=slot.type in ("sunssf", "string"),
+            )
+        object.__setattr__(layout, "_decode_plan", plan)  # a cache beside the frozen fields (plain data)
+    return plan
+
+
+def _register_bytes(registers: list[int], count: int) -> bytes:
+    """The first ``count`` registers as big-endian bytes (each register taken modulo 2^16, as decode_raw does)."""
+    regs = registers[:count]
+    try:
+        return struct.pack(f">{count}H", *regs)
+    except struct.error:
+        return struct.pack(f">{count}H", *(int(r) & 0xFFFF for r in regs))
 
 
 def _scale(raw: int | float, sf: int) -> float:

@@ -300,8 +300,9 @@ async def read_measurement(link: DeviceLink, client: SunSpecClient) -> tuple[flo
     and range."""
     cfg = link.config
     legacy = 701 not in client.models and 103 in client.models
-    m = await client.read_model(103 if legacy else 701)
-    w, var = m.get("W"), m.get("VAr" if legacy else "Var")
+    var_point = "VAr" if legacy else "Var"
+    m = await client.read_model(103 if legacy else 701, points=("W", var_point))  # decode only these
+    w, var = m["W"], m[var_point]
     ctx = {"address": cfg.address, "unit": cfg.unit, "operation": f"read {103 if legacy else 701}"}
     if w is None or var is None:
         raise HilValueError(
@@ -322,7 +323,7 @@ async def read_measurement(link: DeviceLink, client: SunSpecClient) -> tuple[flo
     soc = None
     if cfg.kind == "battery":
         model, point = (124, "ChaState") if 713 not in client.models and 124 in client.models else (713, "SoC")
-        pct = (await client.read_model(model)).get(point)
+        pct = (await client.read_model(model, points=(point,)))[point]
         if pct is None or not 0.0 <= pct <= 100.0:
             raise HilValueError(
                 f"{model}.{point} {pct} is not a percentage",

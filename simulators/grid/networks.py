@@ -8,23 +8,32 @@ A network reference is one string:
 - a path to a pandapower ``.json`` file.
 
 OpenDSS ``.dss`` files are read by the OpenDSS engine, not here.
+
+Building a SimBench grid from SimBench's CSV files takes seconds (~7 s on the development machine); the
+result is kept in the disk cache (:mod:`simulators.cache`) under SimBench's version and the grid code, so
+only the first run on a machine pays for it. pandapower itself is imported only when a network is built.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import inspect
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandapower as pp
-import pandapower.networks as pn
-
+from simulators import cache
 from testbed.domain.errors import UserError
 
+if TYPE_CHECKING:
+    import pandapower as pp
+
 log = logging.getLogger(__name__)
+
+SIMBENCH_KIND = "simbench-net"
 
 
 def load_pandapower(ref: str, *, base_dir: Path | None = None) -> pp.pandapowerNet:
@@ -45,12 +54,30 @@ def load_pandapower(ref: str, *, base_dir: Path | None = None) -> pp.pandapowerN
 
 
 def _load_simbench(code: str) -> pp.pandapowerNet:
-    # Building a SimBench grid from its CSV files takes seconds; keep each one and hand out copies.
-    return copy.deepcopy(_simbench_cached(code))
+    # Keep each grid in memory too and hand out copies: callers change their network.
+    return copy.deepcopy(simbench_net(code))
+
+
+def simbench_key(code: str) -> dict[str, Any]:
+    """Cache key of what is built from the SimBench grid ``code`` by this module's code and these libraries."""
+    return {
+        "code": code,
+        "source": cache.source_fingerprint(__name__),
+        **cache.versions("simbench", "pandapower", "pandas", "numpy"),
+    }
 
 
 @functools.lru_cache(maxsize=8)
-def _simbench_cached(code: str) -> pp.pandapowerNet:
+def simbench_net(code: str) -> pp.pandapowerNet:
+    """SimBench's grid ``code`` as SimBench builds it, with its profiles: shared, do not change it.
+
+    From the disk cache when present, else from SimBench's CSV files (then cached). Raises
+    :class:`UserError` for an unknown code.
+    """
+    return cache.get_or_build(SIMBENCH_KIND, code, simbench_key(code), lambda: _simbench_from_csv(code))
+
+
+def _simbench_from_csv(code: str) -> pp.pandapowerNet:
     import simbench
 
     try:
@@ -65,6 +92,9 @@ def _simbench_cached(code: str) -> pp.pandapowerNet:
 
 
 def _load_pandapower_function(name: str) -> pp.pandapowerNet:
+    import pandapower as pp
+    import pandapower.networks as pn
+
     fn = getattr(pn, name, None)
     if fn is None or not callable(fn) or name.startswith("_"):
         raise UserError(f"pandapower:{name}: pandapower.networks has no network function of that name")
@@ -85,6 +115,17 @@ def _load_pandapower_function(name: str) -> pp.pandapowerNet:
 
 
 def _load_json(ref: str, base_dir: Path | None) -> pp.pandapowerNet:
+    import pandapower as pp
+
+    path = _json_path(ref, base_dir)
+    try:
+        return pp.from_json(str(path))
+    except Exception as exc:  # pandapower raises many types for a malformed file
+        raise UserError(f"{ref}: not a readable pandapower JSON network ({type(exc).__name__}: {exc})") from None
+
+
+def _json_path(ref: str, base_dir: Path | None) -> Path:
+    """The file a non-prefixed reference names; :class:`UserError` unless it is an existing ``.json`` file."""
     path = Path(ref)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
@@ -97,10 +138,20 @@ def _load_json(ref: str, base_dir: Path | None) -> pp.pandapowerNet:
         )
     if not path.is_file():
         raise UserError(f"{ref}: no such file ({path})")
-    try:
-        return pp.from_json(str(path))
-    except Exception as exc:  # pandapower raises many types for a malformed file
-        raise UserError(f"{ref}: not a readable pandapower JSON network ({type(exc).__name__}: {exc})") from None
+    return path
+
+
+def network_identity(ref: str, *, base_dir: Path | None = None) -> dict[str, Any]:
+    """What the network ``ref`` is made of, for a cache key: the SimBench or pandapower version that builds it,
+    or the SHA-256 of the JSON file's bytes. Raises :class:`UserError` like :func:`load_pandapower` for a
+    reference that names no file."""
+    kind, _, name = ref.partition(":")
+    if kind == "simbench" and name:
+        return {"simbench": name, **cache.versions("simbench")}
+    if kind == "pandapower" and name:
+        return {"pandapower": name, **cache.versions("pandapower")}
+    path = _json_path(ref, base_dir)
+    return {"file_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def prepare(net: pp.pandapowerNet) -> None:

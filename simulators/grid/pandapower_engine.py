@@ -4,9 +4,12 @@ Speed: after the first solve only bus injections change, so pandapower's ``recyc
 matrices and, as pandapower's own time series does, ``only_v_results`` skips the pandas result tables:
 line and transformer loadings, losses and the slack power are computed here from the solved voltages
 with the same formulas pandapower uses (a test checks them against ``runpp``'s tables). lightsim2grid's
-solver is used when it gives the same voltages as pandapower's own on this network (checked once when the
-engine is built, tolerance 1e-9 pu), since its importer ignores bus-bus switches on some networks
-(DESIGN.md, known pitfalls).
+solver is used when it gives the same voltages as pandapower's own on this network (tolerance 1e-9 pu), since
+its importer ignores bus-bus switches on some networks (DESIGN.md, known pitfalls). That check costs two power
+flows; it runs at the first solve, not when the engine is built (so checking a scenario runs no power flow),
+and not at all when the caller passes the choice made earlier for the same network (the factory keeps it in
+the disk cache). With lightsim2grid, pandapower's numba kernels are switched off: they only build the
+admittance matrix once per run, the same within 3e-13 pu, while compiling them costs ~4 s per process.
 
 Unbalanced networks (in-service ``asymmetric_load`` or ``asymmetric_sgen`` rows) are solved with pandapower's
 ``runpp_3ph`` instead, which needs the network's zero-sequence data; the testbed's per-bus injections stay
@@ -34,6 +37,13 @@ log = logging.getLogger(__name__)
 _RECYCLE = {"trafo": False, "gen": False, "bus_pq": True}
 _INJECTION_NAME = "fpp injection"
 _LS2G_TOLERANCE_PU = 1e-9
+#: The power-flow solvers an engine may use: lightsim2grid's Newton-Raphson, pandapower's own, or pandapower's
+#: three-phase power flow (unbalanced networks).
+SOLVERS = ("lightsim2grid", "pandapower", "runpp_3ph")
+_OPTIONS = {
+    "lightsim2grid": {"recycle": _RECYCLE, "only_v_results": True, "lightsim2grid": True, "numba": False},
+    "pandapower": {"recycle": _RECYCLE, "only_v_results": True},
+}
 
 
 class PandapowerEngine:
@@ -48,9 +58,16 @@ class PandapowerEngine:
         service so that the testbed's injections are the only ones (False; prosumers replace them).
     name:
         A label for messages and results.
+    solver:
+        One of :data:`SOLVERS`, as :attr:`solver` gave it for this same network and ``keep_elements`` before;
+        ``None`` chooses at the first solve (and checks an unbalanced network's three-phase data now).
     """
 
-    def __init__(self, net: pp.pandapowerNet, *, keep_elements: bool, name: str = "network") -> None:
+    def __init__(
+        self, net: pp.pandapowerNet, *, keep_elements: bool, name: str = "network", solver: str | None = None
+    ) -> None:
+        if solver is not None and solver not in SOLVERS:
+            raise ValueError(f"solver {solver!r}: choose one of {', '.join(SOLVERS)}")
         net = copy.deepcopy(net)
         if len(net.ext_grid[net.ext_grid.in_service]) == 0 and not (
             "slack" in net.gen and net.gen.slack.fillna(False).astype(bool).any()
@@ -75,15 +92,16 @@ class PandapowerEngine:
             trafo_ids=trafo_ids,
             unbalanced=False,
         )
-        self._options: dict = {"recycle": _RECYCLE, "only_v_results": True}
-        self._use_lightsim2grid = False
         self._restart_flat = False
         self._three_phase = is_asymmetric(net)
         if self._three_phase:
             self.info = replace(self.info, unbalanced=True)
-            self._check_three_phase_data()
-        else:
-            self._choose_solver()
+            if solver is None:
+                self._check_three_phase_data()
+            solver = "runpp_3ph"
+        elif solver == "runpp_3ph":
+            raise ValueError(f"{name}: solver runpp_3ph given for a balanced network")
+        self._solver: str | None = solver
 
     @property
     def net(self) -> pp.pandapowerNet:
@@ -91,33 +109,43 @@ class PandapowerEngine:
         return self._net
 
     @property
-    def uses_lightsim2grid(self) -> bool:
-        return self._use_lightsim2grid
+    def solver(self) -> str:
+        """The power-flow solver (one of :data:`SOLVERS`); asking for it makes the choice if not made yet."""
+        if self._solver is None:
+            self._solver = self._choose_solver()
+        return self._solver
 
-    def _choose_solver(self) -> None:
-        net = self._net
+    @property
+    def uses_lightsim2grid(self) -> bool:
+        return self.solver == "lightsim2grid"
+
+    def _choose_solver(self) -> str:
+        """lightsim2grid if it gives pandapower's voltages on the base case (no injections), else pandapower.
+
+        Runs on a copy, so the engine's own network keeps no state of these two power flows.
+        """
+        net = copy.deepcopy(self._pristine)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pp.runpp(net)
+                pp.runpp(net, numba=False)
         except pp.LoadflowNotConverged:
             log.warning("%s: base case does not converge; lightsim2grid check skipped", self.info.name)
-            return
+            return "pandapower"
         reference = net.res_bus.vm_pu.to_numpy(copy=True)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pp.runpp(net, lightsim2grid=True)
+                pp.runpp(net, lightsim2grid=True, numba=False)
             fast = net.res_bus.vm_pu.to_numpy(copy=True)
         except Exception as exc:  # lightsim2grid refuses some networks: then pandapower's own solver is used
             log.info("%s: lightsim2grid not usable (%s)", self.info.name, exc)
-            return
+            return "pandapower"
         diff = np.nanmax(np.abs(fast - reference)) if len(reference) else 0.0
         if np.isfinite(diff) and diff <= _LS2G_TOLERANCE_PU:
-            self._use_lightsim2grid = True
-            self._options = {"recycle": _RECYCLE, "only_v_results": True, "lightsim2grid": True}
-        else:
-            log.info("%s: lightsim2grid differs by %.2e pu; using pandapower's solver", self.info.name, diff)
+            return "lightsim2grid"
+        log.info("%s: lightsim2grid differs by %.2e pu; using pandapower's solver", self.info.name, diff)
+        return "pandapower"
 
     def set_injections(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
         p_kw, q_kvar = checked_injections(self.info, p_kw, q_kvar)
@@ -150,17 +178,23 @@ class PandapowerEngine:
             # 150 degree shift of a Dyn5 transformer it "converges" to ~0 pu, measured with pandapower 3.5.)
             self._rebuild()
         net = self._net
-        options = {} if self._restart_flat else self._options
+        options = _OPTIONS[self.solver]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pp.runpp(net, **options)
-        except pp.LoadflowNotConverged as exc:
+        except pp.LoadflowNotConverged as exc:  # raised by a full (not recycled) run only
             self._restart_flat = True
             return Snapshot.failed(self.info, f"power flow did not converge: {exc}")
-        if self._restart_flat:
-            self._restart_flat = False
-            return self._snapshot_from_tables()
+        if not net._ppc["success"]:
+            # A recycled run with only_v_results returns without raising; its success flag tells.
+            self._restart_flat = True
+            return Snapshot.failed(
+                self.info,
+                f"power flow did not converge: Newton-Raphson stopped after {int(net._ppc['iterations'])} "
+                "iterations without reaching pandapower's mismatch tolerance",
+            )
+        self._restart_flat = False
         return self._snapshot_from_ppc()
 
     def _solve_three_phase(self) -> Snapshot:
@@ -197,20 +231,6 @@ class PandapowerEngine:
         self._net = copy.deepcopy(self._pristine)
         self._net.load.loc[self._inj_index, "p_mw"] = p_mw
         self._net.load.loc[self._inj_index, "q_mvar"] = q_mvar
-
-    def _snapshot_from_tables(self) -> Snapshot:
-        """Build the snapshot from pandapower's result tables (after a full, non-recycled solve)."""
-        net = self._net
-        return Snapshot(
-            converged=True,
-            vm_pu=net.res_bus.vm_pu.to_numpy(dtype=float),
-            va_degree=net.res_bus.va_degree.to_numpy(dtype=float),
-            line_loading_pct=net.res_line.loading_percent.to_numpy(dtype=float),
-            trafo_loading_pct=net.res_trafo.loading_percent.to_numpy(dtype=float),
-            losses_kw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()) * 1000.0,
-            ext_grid_p_kw=float(net.res_ext_grid.p_mw.sum()) * 1000.0,
-            ext_grid_q_kvar=float(net.res_ext_grid.q_mvar.sum()) * 1000.0,
-        )
 
     def _snapshot_from_ppc(self) -> Snapshot:
         """Build the snapshot from pandapower's internal solution arrays (see module docstring)."""

@@ -3,6 +3,9 @@
 Load profiles are per unit of a load's rated power (``<name>_pload`` and ``<name>_qload``), PV profiles per
 unit of peak power. The testbed indexes them by time of year: a scenario in any year reads the 2016 value of
 the same month, day and time of day (2016 is a leap year, so every date exists).
+
+A grid's profiles are read from SimBench once and then kept in the disk cache (:mod:`simulators.cache`), so a
+later run reads them without SimBench's CSV files and without importing pandapower.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from simulators.grid.networks import load_pandapower
+from simulators import cache
+from simulators.grid.networks import element_ids, simbench_key, simbench_net
 
 SLOT_S = 900
 SLOTS_PER_YEAR = 366 * 96  # 2016
@@ -45,11 +49,17 @@ class ProfileSet:
         return float(self.load_p[profile].sum()) * SLOT_S / 3600.0
 
 
+PROFILES_KIND = "simbench-profiles"
+
+
 def load_simbench_profiles(code: str) -> ProfileSet:
     """Read the profiles and the loads of the SimBench grid ``code`` (raises UserError if unknown)."""
-    from simulators.grid.networks import element_ids
+    key = {**simbench_key(code), "profiles_source": cache.source_fingerprint(__name__)}
+    return cache.get_or_build(PROFILES_KIND, code, key, lambda: _profiles_from_simbench(code))
 
-    net = load_pandapower(f"simbench:{code}")
+
+def _profiles_from_simbench(code: str) -> ProfileSet:
+    net = simbench_net(code)  # shared: read only
     table = net.profiles["load"]
     load_p: dict[str, np.ndarray] = {}
     load_q: dict[str, np.ndarray] = {}

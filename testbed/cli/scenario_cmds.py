@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from testbed.domain.scenario.models import Scenario
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario and write its results folder")
@@ -121,6 +119,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def scenario_json_schema() -> dict:
+    from testbed.domain.scenario.models import Scenario
+
     schema = Scenario.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "fpp-testbed scenario"

@@ -83,3 +83,23 @@ def test_simbench_taps_are_honoured(rural3):
 def test_bad_network_references(ref, fragment):
     with pytest.raises(UserError, match=fragment):
         load_pandapower(ref)
+
+
+def test_non_convergence_in_a_recycled_step_is_detected(rural3):
+    # After a converged step pandapower recycles; with only_v_results it returns without raising when
+    # Newton-Raphson fails, so the engine must read the success flag (a silent failure gave ~0.003 pu).
+    eng = PandapowerEngine(rural3, keep_elements=False)
+    n = len(eng.info.bus_ids)
+    far = eng.info.bus_index("LV3.101 Bus 45")
+    p = np.zeros(n)
+    p[far] = -5.0
+    eng.set_injections(p, np.zeros(n))
+    first = eng.solve()
+    assert first.converged
+    p[far] = -4005.0  # 4 MW at the end of an LV feeder: no solution
+    eng.set_injections(p, np.zeros(n))
+    failed = eng.solve()
+    assert not failed.converged and "did not converge" in failed.message and np.isnan(failed.vm_pu).all()
+    p[far] = -5.0
+    eng.set_injections(p, np.zeros(n))
+    np.testing.assert_allclose(eng.solve().vm_pu, first.vm_pu, atol=1e-9)  # recovered: the same case again

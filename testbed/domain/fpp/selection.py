@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from testbed.domain.fpp.contract import Contract
 from testbed.domain.fpp.offer import ServiceOffer, offer_problems
@@ -399,6 +397,9 @@ def _pwl_milp(a: np.ndarray, w: np.ndarray, c: np.ndarray, z: float, need: float
     """``min c0 + c.x`` s.t. ``a0 + a.x - z*g(w0 + w.x) >= need`` with ``g`` the interpolant of sqrt at ``b``
     (``V`` within ``[b_0, b_K]``). The fixed-in offers are one column held at 1 so that HiGHS's gap is relative
     to the whole cost. Returns the chosen free offers (0/1) and HiGHS's dual bound, or None if infeasible."""
+    from scipy import sparse  # scipy.optimize costs ~1 s to import: only when a selection is solved
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     n = a.size
     k = b.size - 1
     y = max(k - 1, 0)

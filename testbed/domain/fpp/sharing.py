@@ -34,8 +34,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 from testbed.domain.errors import UserError
 from testbed.domain.fpp.games import MAX_TABLE_PLAYERS, Game, subset_sums
@@ -130,6 +128,9 @@ def _excess_lp(n: int, members: np.ndarray, values: np.ndarray, v_grand: float, 
                fixed: list[tuple[int, float]], lower: np.ndarray | None):
     """``max eps`` s.t. ``x(S) >= v(S) + eps`` for the free coalitions, ``x(S) = v(S) + level`` for the fixed
     ones, ``x(N) = v(N)`` and ``x >= lower`` (if given). Variables ``[x_0 .. x_{n-1}, eps]``."""
+    from scipy import sparse  # scipy.optimize costs ~1 s to import: only when an LP is solved
+    from scipy.optimize import linprog
+
     rows = members[free]
     a_ub = sparse.hstack([-sparse.csr_array(rows), np.ones((rows.shape[0], 1))], format="csr")
     eq = [np.append(np.ones(n), 0.0)] + [np.append(members[r], 0.0) for r, _ in fixed]

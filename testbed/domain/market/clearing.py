@@ -7,13 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from testbed.domain.errors import UserError
-from testbed.domain.market.admm import clear_admm
 from testbed.domain.market.auction import clear_auction
 from testbed.domain.market.case import MarketCase, parse_case
 from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, get_mechanism
-from testbed.domain.market.p2p import clear_p2p
-from testbed.domain.market.pool import clear_pool, clear_pool_qp
 from testbed.domain.market.result import MarketResult
+
+# pool, p2p and admm import cvxpy, osqp and scipy (~2 s): imported when a case is cleared with them.
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,20 @@ def _auction(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
 
 
 def _pool(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    from testbed.domain.market.pool import clear_pool, clear_pool_qp
+
     return clear_pool(case, name) if o.get("solver", "exact") == "exact" else clear_pool_qp(case, name)
 
 
 def _p2p(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    from testbed.domain.market.p2p import clear_p2p
+
     return clear_p2p(case, name, partners=o.get("partners"))
 
 
 def _admm(case: MarketCase, name: str, o: Mapping[str, Any]) -> MarketResult:
+    from testbed.domain.market.admm import clear_admm
+
     return clear_admm(case, name, partners=o.get("partners"), **{k: v for k, v in o.items() if k != "partners"})
 
 
