@@ -42,7 +42,7 @@ def platform_ids(ids: list[str]) -> dict[str, str]:
     for wid in ids:
         base = re.sub(r"[^A-Za-z0-9_.-]", "_", wid)[:56] or "p"
         pid, n = base, 1
-        while pid in used or pid in ("clock", "platform"):
+        while pid in used or pid in ("clock", "platform", "operator"):
             n += 1
             pid = f"{base}-{n}"
         used.add(pid)
