@@ -141,6 +141,9 @@ class MarketPart(Part):
             credentials=cred_path,
         ).start()
         atexit.register(self.process.stop)  # a run killed mid-way must not leave the platform behind
+        # later parts (grid-service contracts) speak to the same platform process and ledger
+        builder.provide("platform", {"address": self.process.address, "ledger_url": self.ledger_url,
+                                     "prefix": self.prefix, "to_pid": dict(self.to_pid), "credentials": creds})
         prefs = draw_preferences(m, ids, plan.scenario.seed)
         agents = []
         for w in ids:
@@ -180,7 +183,6 @@ class MarketPart(Part):
             k = kpis_from_ledger(ledger, m.tariff)
         finally:
             ledger.close()
-        self.close()
         to_world = {pid: w for w, pid in self.to_pid.items()}
         provenance = k.pop("green_provenance")
         with open(Path(builder.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
