@@ -65,14 +65,16 @@ class DayPlan:
     refused: list[str] = field(default_factory=list)
 
 
-def battery_limits(member: Member, forecast, start: int, end: int, resolution_s: int) -> BatteryLimits:
+def battery_limits(member: Member, forecast, start: int, end: int, resolution_s: int,
+                   committed_soc: float = 0.0) -> BatteryLimits:
     """The battery as the member's agent sees it for a window ``[start, end)``: the state of charge forecast for
-    the window's start, less what the home's own controller is forecast to draw in the window, and the power
-    left beside the home's own use (the home comes first)."""
+    the window's start, plus ``committed_soc`` (what contracts it already holds earlier in the day will have
+    charged, < 0 discharged), less what the home's own controller is forecast to draw in the window, and the
+    power left beside the home's own use (the home comes first)."""
     b = member.battery
     own_kw = forecast.battery_kw[start:end, member.index]
     dt_h = resolution_s / 3600.0
-    soc = forecast.soc_start[start, member.index] - float(own_kw.sum()) * dt_h / b.capacity_kwh
+    soc = forecast.soc_start[start, member.index] + committed_soc - float(own_kw.sum()) * dt_h / b.capacity_kwh
     power = max(0.0, b.power_kw - float(np.abs(own_kw).max(initial=0.0)))
     return BatteryLimits(capacity_kwh=b.capacity_kwh, power_kw=power, round_trip_efficiency=b.round_trip_efficiency,
                          soc_min=b.soc_min, soc_max=b.soc_max, soc=float(np.clip(soc, 0.0, 1.0)))
@@ -124,6 +126,8 @@ async def before_day(conn: Connection, *, run_id: str, contracts: list[Contract]
     operator = ServicesAccount("operator", op_conn, operator=True, client_id=f"{run_id}-operator",
                                give_up_s=timeout_s)
     awarded: dict[str, list[Contract]] = {m.pid: [] for m in members}
+    committed: dict[str, list[tuple[datetime, float]]] = {m.pid: [] for m in members}
+    """per member: (end of an awarded window, change of its state of charge by its part of the instruction)"""
     try:
         await asyncio.gather(operator.__aenter__(), *(a.__aenter__() for a in accounts.values()))
         for c in contracts:
@@ -137,7 +141,8 @@ async def before_day(conn: Connection, *, run_id: str, contracts: list[Contract]
                 if any(_overlaps(advert, other) for other in awarded[m.pid]):
                     declines[m.wid] = "already holds a contract in an overlapping window"
                     continue
-                limits = battery_limits(m, forecast, s0, s0 + steps, resolution_s)
+                before = sum(d for end, d in committed[m.pid] if end <= advert.window.start)
+                limits = battery_limits(m, forecast, s0, s0 + steps, resolution_s, before)
                 decision = decide_offer(advert, member=m.pid, bus=m.bus, battery=limits, prefs=m.prefs,
                                         soc_sd=m.soc_sd, net_load_sd_kw=m.net_load_sd_kw,
                                         offer_id=f"{run_id}-offer-{c.id}-{m.pid}"[:128])
@@ -178,6 +183,10 @@ async def before_day(conn: Connection, *, run_id: str, contracts: list[Contract]
                 part = await _inbox(accounts[m.pid], "service_dispatch", c.id, timeout_s)
                 award = await _inbox(accounts[m.pid], "award", c.id, timeout_s)
                 plan.sensitivity[(m.wid, c.id)] = award["sensitivity"]
+                e_kwh = float(np.sum(part["meter_kw"])) * resolution_s / 3600.0
+                eta = np.sqrt(m.battery.round_trip_efficiency)
+                sign = -1.0 / eta if c.direction == "up" else eta if c.direction == "down" else 0.0
+                committed[m.pid].append((c.window.end, sign * e_kwh / m.battery.capacity_kwh))
                 plan.schedules.append(Schedule(member=m.wid, contract_id=c.id, start=s0,
                                                baseline_kw=plan.baselines[(m.wid, c.id)],
                                                meter_kw=tuple(part["meter_kw"]), fails=m.fails))

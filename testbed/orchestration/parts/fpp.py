@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from testbed.domain.errors import UserError
 from testbed.domain.fpp import Contract, OfferPreferences, parse_contracts
 from testbed.domain.fpp.kpis import gini
 from testbed.domain.fpp.settlement import response_kw
 from testbed.domain.scenario.models import Services
 from testbed.domain.verdict import Criterion
 from testbed.orchestration.fpp_exchange import DayPlan, Member, after_day, before_day
-from testbed.orchestration.fpp_forecast import member_forecast, forecast_power_flow
+from testbed.orchestration.fpp_forecast import forecast_power_flow, member_forecast
 from testbed.orchestration.parts.market import platform_ids
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.orchestration.world import Part, WorldBuilder
@@ -86,8 +87,6 @@ class FppPart(Part):
         ids = list(builder.prosumer_ids)
         unknown = [f"services.members.fail: no prosumer {w!r}" for w in sv.members.fail if w not in ids]
         if unknown:
-            from testbed.domain.errors import UserError
-
             raise UserError("services: unknown prosumer", unknown)
         run_dir = Path(builder.run_dir).resolve()
         self.run_id = re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:40]
@@ -125,7 +124,8 @@ class FppPart(Part):
 
     def kpis(self, builder: WorldBuilder) -> dict[str, Any]:
         sc = builder.plan.scenario
-        assert self.plan is not None  # noqa: S101 - build() ran
+        if self.plan is None:  # build() did not get to the contracts
+            return {}
         creds = self.platform.get("credentials", {})
         settled = asyncio.run(after_day(
             Connection(self.platform["address"]), run_id=self.run_id, plan=self.plan, members=self.members,
@@ -166,7 +166,7 @@ def fpp_kpis(rows: list[tuple], settled: dict[str, Any], plan: DayPlan, members:
     out: dict[str, Any] = {}
     gains, worse, worse_delivered = [], 0, 0
     pooled = alone = 0.0
-    for cid, _seq, state, contract, selection, dispatch, settlement in rows:
+    for cid, _seq, state, contract, selection, _dispatch, settlement in rows:
         c = Contract.model_validate(contract)
         sel = selection or {}
         entry: dict[str, Any] = {
@@ -213,7 +213,8 @@ def fpp_kpis(rows: list[tuple], settled: dict[str, Any], plan: DayPlan, members:
             "shortfall_kw": float(sum(e["shortfall_kw"] or 0.0 for e in out.values() if e["status"] != "filled")),
             "revenue": float(sum(e.get("revenue", 0.0) for e in out.values())),
             "penalty": float(sum(e.get("penalty", 0.0) for e in out.values())),
-            "member_places": len(gains), "members_worse_off": worse, "members_worse_off_that_delivered": worse_delivered,
+            "member_places": len(gains), "members_worse_off": worse,
+            "members_worse_off_that_delivered": worse_delivered,
             "gini_of_gains": gini(gains), "pooled_firm_kw": pooled, "sum_individual_firm_kw": alone,
             "pooling_gain_kw": pooled - alone,
         },
