@@ -49,6 +49,9 @@ def test_the_coalition_keeps_the_transformer_within_its_rating(with_contracts):
     assert c["fulfilment"] == pytest.approx(1.0) and c["penalty"] == pytest.approx(0.0)
     assert sum(m["payout"] for m in c["members"].values()) == pytest.approx(c["revenue"])
     assert c["series"]["delivered_kw"] == pytest.approx(c["series"]["required_kw"], rel=1e-6)
+    report = (res.run_dir / "report.html").read_text()
+    assert "Federated power plant" in report and f"<h3>{DSO}</h3>" in report
+    assert "required and delivered" in report and "<th>shapley</th>" in report
     fr = f["contracts"]["tso-fr-1400"]  # held, not dispatched: availability paid, nothing to deliver
     assert fr["required_kwh"] == 0.0 and fr["revenue"] == pytest.approx(0.05 * 25 * 2)
     ledger = Ledger(f"sqlite:///{res.run_dir / 'ledger.db'}")

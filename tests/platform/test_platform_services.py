@@ -152,3 +152,38 @@ def test_unfilled_contract_reports_its_shortfall_and_bad_contracts_are_refused(c
     assert errors(op(core, "contract", "c-bad", contract=bad)) == ["invalid_contract"]
     bad = {**CONTRACT, "id": "bad", "location": None}
     assert errors(op(core, "contract", "c-bad2", contract=bad)) == ["invalid_contract"]
+
+
+def test_over_a_broker_a_bad_offer_is_refused_and_a_good_one_acknowledged(broker, sqlite_url):
+    """The same exchange through the service and a real broker: the member's account gets the error code."""
+    import asyncio
+
+    from testbed.platform.client import Connection
+    from testbed.platform.services_client import ServiceRefused, ServicesAccount
+    from tests.platform.helpers import serving
+
+    core = make_core(sqlite_url[0], sqlite_url[1], [("h1", "b1", None)])
+    conn = Connection(broker.address)
+
+    async def main():
+        async with serving(core, conn), ServicesAccount("operator", conn, operator=True, client_id="t-op") as operator, \
+                ServicesAccount("h1", conn, client_id="t-h1") as h1:
+            await operator.request("contract", {"schema": "fpp.contract/1", "msg_id": "c1", "contract": CONTRACT})
+            try:
+                await h1.request("service_offer", offer("h1", "bad", cap=-1.0))
+                refused = None
+            except ServiceRefused as exc:
+                refused = exc.code
+            ack = await h1.request("service_offer", offer("h1", "good", cap=11.0))
+            sel = await operator.request("close", {"schema": "fpp.service_close/1", "msg_id": "x",
+                                                   "contract_id": "dso-trafo-0"})
+            async with asyncio.timeout(10):
+                while not h1.inbox.get("award"):
+                    await asyncio.sleep(0.01)
+            return refused, ack, sel, h1.inbox["advert"], h1.inbox["award"]
+
+    refused, ack, sel, adverts, awards = asyncio.run(main())
+    assert refused == "invalid" and ack["msg_id"] == "good"
+    assert sel["status"] == "filled" and sel["members"] == ["h1"]
+    assert adverts[0]["contract"]["id"] == "dso-trafo-0" and awards[0]["capacity_kw"] == 11.0
+    core.ledger.close()
