@@ -3,9 +3,9 @@
 A :class:`Schedule` is one member's part of one contract: from step ``start`` on, for ``len(meter_kw)``
 steps, the home aims its net power (generator convention) at ``baseline_kw + meter_kw[i]``: its declared
 baseline plus its part of the buyer's instruction at its own meter. The home's battery does it within its
-limits (the fleet's ``p_net_target_kw``); a member marked ``fails`` does not follow (a device fault) and its
-home keeps its own controller. Whether it follows or not, its meter is read over the window: the delivery
-report it sends.
+limits (the fleet's ``p_service_target_kw``, which wins over a market trade's target); a member marked
+``fails`` does not follow (a device fault) and its home keeps its own controller. Whether it follows or not,
+its meter is read over the window: the delivery report it sends.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Model ``Delivery`` (one entity). Params: ``schedules`` (a list of
 :class:`~simulators.fpp_delivery.model.Schedule`), ``fleet_ids`` (the fleet's ids in the order of its arrays)
 and ``sink`` (a dict the part reads after the run: ``sink["metered"]``).
 
-Input ``p_kw`` (the fleet's metered net power, connected directly: step ``t``'s). Output ``p_net_target_kw``
-(``{member: kW}``) for step ``t + 1``: connect it to the fleet time-shifted, so that the fleet at step ``t + 1``
-aims at it.
+Input ``p_kw`` (the fleet's metered net power, connected directly: step ``t``'s). Output
+``p_service_target_kw`` (``{member: kW}``) for step ``t + 1``: connect it to the fleet time-shifted, so that
+the fleet at step ``t + 1`` aims at it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {"Delivery": {"public": True, "params": ["schedules", "fleet_ids", "sink"],
-                            "attrs": ["p_kw", "p_net_target_kw"]}},
+                            "attrs": ["p_kw", "p_service_target_kw"]}},
 }
 
 

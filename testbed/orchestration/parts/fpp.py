@@ -119,8 +119,8 @@ class FppPart(Part):
             schedules=self.plan.schedules, fleet_ids=ids, sink=self.sink)
         fleet = builder.entity("fleet")
         builder.connect(fleet, delivery, "p_kw")
-        builder.connect(delivery, fleet, "p_net_target_kw", time_shifted=True,
-                        initial_data={"p_net_target_kw": {}})
+        builder.connect(delivery, fleet, "p_service_target_kw", time_shifted=True,
+                        initial_data={"p_service_target_kw": {}})
 
     def kpis(self, builder: WorldBuilder) -> dict[str, Any]:
         sc = builder.plan.scenario
