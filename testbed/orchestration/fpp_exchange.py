@@ -206,12 +206,12 @@ async def after_day(conn: Connection, *, run_id: str, plan: DayPlan, members: li
     by_wid = {m.wid: m for m in members}
     op_conn = Connection(conn.address, username="operator" if operator_password else None,
                          password=operator_password, tls_context=conn.tls_context)
-    operator = ServicesAccount("operator", op_conn, operator=True, client_id=f"{run_id}-operator",
+    operator = ServicesAccount("operator", op_conn, operator=True, client_id=f"{run_id}-settle",
                                give_up_s=timeout_s)
     involved = sorted({s.member for s in plan.schedules})
     accounts = {w: ServicesAccount(by_wid[w].pid, Connection(
         conn.address, username=by_wid[w].pid if by_wid[w].password else None, password=by_wid[w].password,
-        tls_context=conn.tls_context), client_id=f"{run_id}-svc-{by_wid[w].pid}", give_up_s=timeout_s)
+        tls_context=conn.tls_context), client_id=f"{run_id}-report-{by_wid[w].pid}", give_up_s=timeout_s)
         for w in involved}
     out = {}
     try:

@@ -24,6 +24,14 @@ from testbed.platform.client import Connection
 log = logging.getLogger(__name__)
 
 
+def _retrieve(client: aiomqtt.Client | None) -> None:
+    """The embedded broker drops a client that says goodbye without acknowledging it; aiomqtt records that as an
+    "unexpected disconnection" on a future nobody awaits any more: read it, so that asyncio does not warn."""
+    gone = getattr(client, "_disconnected", None)
+    if gone is not None and gone.done() and not gone.cancelled():
+        gone.exception()
+
+
 class ServiceRefused(Exception):
     """The platform refused a services message; ``code`` and ``detail`` are its error."""
 
@@ -44,6 +52,7 @@ class ServicesAccount:
         self.inbox: dict[str, list[dict]] = defaultdict(list)
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._last: aiomqtt.Client | None = None
         self._task: asyncio.Task | None = None
         self._acks: dict[str, asyncio.Future] = {}
         self._results: dict[str, asyncio.Future] = {}
@@ -71,12 +80,14 @@ class ServicesAccount:
                 await self._task
             except (asyncio.CancelledError, aiomqtt.MqttError):
                 pass
+        _retrieve(self._last)
 
     async def _run(self) -> None:
         delay = 0.1
         while True:
+            client = self._last = self.connection.client(self.client_id)
             try:
-                async with self.connection.client(self.client_id) as client:
+                async with client:
                     for t in self.topics:
                         await client.subscribe(t, qos=1)
                     self._client = client
@@ -85,6 +96,7 @@ class ServicesAccount:
                     async for m in client.messages:
                         self._on_message(str(m.topic), bytes(m.payload or b""))
             except aiomqtt.MqttError as exc:
+                _retrieve(client)
                 self.connected.clear()
                 self._client = None
                 log.info("%s lost the broker (%s); reconnecting in %.1f s", self.account, exc, delay)

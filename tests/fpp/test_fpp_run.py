@@ -78,3 +78,18 @@ def test_a_member_that_fails_is_penalised_and_the_others_shares_stay(with_contra
             assert v["penalty"] == pytest.approx(0.0, abs=1e-6) and v["gain"] >= 0.0
     t = res.kpis["fpp"]["totals"]
     assert t["members_worse_off_that_delivered"] == 0
+
+
+def test_a_contract_no_coalition_can_meet_is_reported_unfilled_with_its_shortfall(tmp_path):
+    # owners who keep 60-70 % of their battery for the home leave too little for the evening
+    res = testbed.run(SCENARIO, overrides={"services.members.reserve_soc": {"min": 0.6, "max": 0.7}},
+                      out=tmp_path / "run")
+    c = res.kpis["fpp"]["contracts"][DSO]
+    assert c["status"] == "unfilled" and c["state"] == "unfilled" and c["offers"] > 0
+    assert c["shortfall_kw"] == pytest.approx(c["required_kw"] - c["firm_kw"], rel=1e-6) and c["shortfall_kw"] > 10
+    assert "members" not in c  # nobody is awarded, dispatched or paid
+    t = res.kpis["fpp"]["totals"]
+    assert t["unfilled"] == 1 and t["shortfall_kw"] == pytest.approx(c["shortfall_kw"])
+    failed = {x.name for x in res.verdict.criteria if x.passed is False}
+    assert failed == {"every contract filled", "transformers within their rating"}
+    assert trafo_peak_pct(res.run_dir) > 115.0
