@@ -1,7 +1,7 @@
 """End to end: scenarios/fpp.yaml through the platform process, the co-simulation and the ledger.
 
 The same day without the contract loads the transformer above its rating in the evening (the forecast power flow
-says ~120 %); with it, the coalition's batteries keep it within. A member that does not follow its award is
+says ~109 %); with it, the coalition's batteries keep it within. A member that does not follow its award is
 penalised by the pro-rata rule, and the other members' shares stay what they were.
 """
 
@@ -15,7 +15,7 @@ from testbed.platform.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "fpp.yaml"
-DSO = "dso-congestion-relief-trafo:MV1.101-LV3.101-Trafo-20160724T2030"
+DSO = "dso-congestion-relief-trafo:MV1.101-LV3.101-Trafo-20160724T2045"
 
 
 def trafo_peak_pct(run_dir: Path) -> float:
@@ -32,7 +32,7 @@ def with_contracts(tmp_path_factory):
 
 def test_without_the_contract_the_transformer_is_overloaded(tmp_path):
     res = testbed.run(SCENARIO, overrides={"services": None}, out=tmp_path / "run")
-    assert trafo_peak_pct(res.run_dir) > 115.0
+    assert trafo_peak_pct(res.run_dir) > 105.0
     assert res.verdict.status == "fail" and "fpp" not in res.kpis
 
 
@@ -43,10 +43,13 @@ def test_the_coalition_keeps_the_transformer_within_its_rating(with_contracts):
     f = res.kpis["fpp"]
     t = f["totals"]
     assert t["contracts"] == 3 and t["filled"] == 3 and t["members_worse_off"] == 0
+    for c in f["contracts"].values():  # coalitions of up to 16: shared by every rule
+        assert all(set(m["shares"]) == {"shapley", "nucleolus", "least-core", "proportional"}
+                   for m in c["members"].values())
     assert t["pooled_firm_kw"] > t["sum_individual_firm_kw"]  # pooling firms up more than the members alone
     c = f["contracts"][DSO]
     assert c["buyer"] == "dso" and c["subject"] == "trafo:MV1.101-LV3.101-Trafo" and "forecast power flow" in c["origin"]
-    assert c["fulfilment"] == pytest.approx(1.0) and c["penalty"] == pytest.approx(0.0)
+    assert c["fulfilment"] == pytest.approx(1.0) and c["penalty"] == pytest.approx(0.0, abs=1e-6)
     assert sum(m["payout"] for m in c["members"].values()) == pytest.approx(c["revenue"])
     assert c["series"]["delivered_kw"] == pytest.approx(c["series"]["required_kw"], rel=1e-6)
     report = (res.run_dir / "report.html").read_text()
@@ -81,8 +84,8 @@ def test_a_member_that_fails_is_penalised_and_the_others_shares_stay(with_contra
 
 
 def test_a_contract_no_coalition_can_meet_is_reported_unfilled_with_its_shortfall(tmp_path):
-    # owners who keep 60-70 % of their battery for the home leave too little for the evening
-    res = testbed.run(SCENARIO, overrides={"services.members.reserve_soc": {"min": 0.6, "max": 0.7}},
+    # owners who keep 80-90 % of their battery for the home leave too little for the evening
+    res = testbed.run(SCENARIO, overrides={"services.members.reserve_soc": {"min": 0.8, "max": 0.9}},
                       out=tmp_path / "run")
     c = res.kpis["fpp"]["contracts"][DSO]
     assert c["status"] == "unfilled" and c["state"] == "unfilled" and c["offers"] > 0
@@ -92,4 +95,4 @@ def test_a_contract_no_coalition_can_meet_is_reported_unfilled_with_its_shortfal
     assert t["unfilled"] == 1 and t["shortfall_kw"] == pytest.approx(c["shortfall_kw"])
     failed = {x.name for x in res.verdict.criteria if x.passed is False}
     assert failed == {"every contract filled", "transformers within their rating"}
-    assert trafo_peak_pct(res.run_dir) > 115.0
+    assert trafo_peak_pct(res.run_dir) > 105.0
