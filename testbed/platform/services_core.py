@@ -161,7 +161,7 @@ class ServicesCore:
         for m in self.ledger.messages("service_offer", entry["seq"]):
             data = sp.ServiceOfferMsg.model_validate(m.payload).offer_data()
             out.append(ServiceOffer.model_validate_json(json.dumps(data)))
-        return out
+        return sorted(out, key=lambda o: o.id)  # the selection must not depend on the order offers arrived in
 
     def _close(self, sender: str, msg: sp.ContractStep, digest: str) -> list:
         entry = self._entry(msg.contract_id, msg.msg_id, "open")

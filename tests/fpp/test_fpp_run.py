@@ -96,3 +96,13 @@ def test_a_contract_no_coalition_can_meet_is_reported_unfilled_with_its_shortfal
     failed = {x.name for x in res.verdict.criteria if x.passed is False}
     assert failed == {"every contract filled", "transformers within their rating"}
     assert trafo_peak_pct(res.run_dir) > 105.0
+
+
+def test_the_same_seed_gives_the_same_contracts_coalitions_and_shares(with_contracts, tmp_path):
+    again = testbed.run(SCENARIO, out=tmp_path / "run")
+    a, b = with_contracts.kpis["fpp"], again.kpis["fpp"]
+    assert a["totals"] == pytest.approx(b["totals"])
+    for cid, c in a["contracts"].items():
+        assert set(c["members"]) == set(b["contracts"][cid]["members"])
+        for wid, m in c["members"].items():
+            assert m["shares"] == pytest.approx(b["contracts"][cid]["members"][wid]["shares"])
