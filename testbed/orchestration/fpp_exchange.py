@@ -4,9 +4,11 @@ Before the day (:func:`before_day`), for each contract in the order of its windo
 every member's agent reads the advert and decides on its own (:func:`testbed.domain.fpp.decide_offer`) from its
 battery's forecast state and its owner's preferences, and offers or declines; the operator closes the offers
 (the platform selects the coalition with HiGHS); the awarded members declare their baseline; the operator sends
-the buyer's instruction and each member receives its part. A member already awarded a contract whose window
-overlaps does not offer again. After the day (:func:`after_day`) each member reports its metered power over the
-window and the operator settles (the platform shares by every rule and pays by one).
+the buyer's instruction (:func:`testbed.domain.fpp.dispatch.instruction_kw`: frequency response from the
+product's curve on ``services.frequency_event``'s trace) and each member receives its part. A member already
+awarded a contract whose window overlaps does not offer again. After the day (:func:`after_day`) each member
+reports its metered power over the window and the operator settles (the platform shares by every rule and pays
+by one).
 
 Every message goes through the platform process and its ledger (:mod:`testbed.platform.services_core`).
 """
@@ -24,7 +26,9 @@ import numpy as np
 from simulators.fpp_delivery.model import Schedule
 from testbed.domain.errors import Fault
 from testbed.domain.fpp import BatteryLimits, Contract, Decline, OfferPreferences, decide_offer
-from testbed.domain.scenario.models import Battery
+from testbed.domain.fpp.dispatch import instruction_kw
+from testbed.domain.scenario.models import Battery, FrequencyEvent
+from testbed.domain.services.signals import TestSignal, loss_of_infeed
 from testbed.platform.client import Connection
 from testbed.platform.services_client import ServiceRefused, ServicesAccount
 
@@ -84,13 +88,15 @@ def _overlaps(a: Contract, b: Contract) -> bool:
     return a.window.start < b.window.end and b.window.start < a.window.end
 
 
-def instruction_kw(contract: Contract, steps: int) -> list[float]:
-    """The buyer's instruction per step: congestion relief, voltage support and energy blocks are dispatched
-    at the full capacity throughout; frequency response is held and only dispatched by a frequency event,
-    which the simulated day does not have (zeros: availability is paid, nothing is delivered)."""
-    if contract.service.kind == "frequency_response":
-        return [0.0] * steps
-    return [float(contract.capacity_kw)] * steps
+def frequency_trace(event: FrequencyEvent | None, contract: Contract) -> TestSignal | None:
+    """The loss of infeed over a frequency-response contract's window (time 0 = its start), if it falls in it."""
+    if event is None or contract.service.kind != "frequency_response":
+        return None
+    if not contract.window.start <= event.start < contract.window.end:
+        return None
+    return loss_of_infeed(event.f_nom_hz, (event.start - contract.window.start).total_seconds(),
+                          event.rocof_hz_per_s, event.nadir_hz, event.settle_hz, event.recovery_s,
+                          contract.duration_h * 3600.0)
 
 
 async def _advert(account: ServicesAccount, contract_id: str, timeout_s: float) -> dict:
@@ -112,7 +118,7 @@ async def _inbox(account: ServicesAccount, kind: str, contract_id: str, timeout_
 
 
 async def before_day(conn: Connection, *, run_id: str, contracts: list[Contract], members: list[Member], forecast,
-                     start: datetime, resolution_s: int, timeout_s: float,
+                     start: datetime, resolution_s: int, timeout_s: float, event: FrequencyEvent | None = None,
                      operator_password: str | None = None) -> DayPlan:
     """Advertise, offer, select, declare baselines and dispatch every contract (module docstring)."""
     starts = {c.id: int((c.window.start - start).total_seconds() // resolution_s) for c in contracts}
@@ -174,7 +180,7 @@ async def before_day(conn: Connection, *, run_id: str, contracts: list[Contract]
                 await accounts[m.pid].request("baseline", {
                     "schema": "fpp.baseline/1", "msg_id": f"{run_id}-baseline-{c.id}-{m.pid}"[:128],
                     "prosumer": m.pid, "contract_id": c.id, "p_baseline_kw": round(baseline, 9)})
-            required = instruction_kw(c, steps)
+            required = [round(float(x), 9) for x in instruction_kw(c, resolution_s, frequency_trace(event, c))]
             plan.required_kw[c.id] = required
             await operator.request("dispatch", {"schema": "fpp.service_dispatch/1",
                                                 "msg_id": f"{run_id}-dispatch-{c.id}"[:128], "contract_id": c.id,

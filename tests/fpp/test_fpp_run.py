@@ -55,8 +55,9 @@ def test_the_coalition_keeps_the_transformer_within_its_rating(with_contracts):
     report = (res.run_dir / "report.html").read_text()
     assert "Federated power plant" in report and f"<h3>{DSO}</h3>" in report
     assert "required and delivered" in report and "<th>shapley</th>" in report
-    fr = f["contracts"]["tso-fr-1400"]  # held, not dispatched: availability paid, nothing to deliver
-    assert fr["required_kwh"] == 0.0 and fr["revenue"] == pytest.approx(0.05 * 25 * 2)
+    fr = f["contracts"]["tso-fr-1400"]  # dispatched by the loss of infeed at 14:40 only, and delivered
+    assert fr["series"]["required_kw"][:2] == [0.0, 0.0] and fr["required_kwh"] > 1.0
+    assert fr["fulfilment"] == pytest.approx(1.0) and fr["revenue"] == pytest.approx(0.05 * 25 * 2)
     ledger = Ledger(f"sqlite:///{res.run_dir / 'ledger.db'}")
     try:
         states = {cid: state for cid, _, state, *_ in ledger.contracts()}

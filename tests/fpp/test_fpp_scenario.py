@@ -58,6 +58,11 @@ def test_services_section_parses():
     ("kind: frequency_response, product: gb-dc-low", "kind: congestion_relief, element: trafo:0",
      "calendar[0].location: a congestion_relief contract needs a location"),
     ("reserve_soc: {min: 0.1, max: 0.3}", "reserve_soc: {min: 0.1, max: 1.3}", "reserve_soc.max must be <= 1"),
+    ("product: gb-dc-low", "product: gb-xx", "calendar[0].service.product: unknown frequency service 'gb-xx'"),
+    ("  calendar:", "  frequency_event: {start: 2016-07-25T14:00, nadir_hz: 49.6, settle_hz: 49.8}\n  calendar:",
+     "services.frequency_event.start: 2016-07-25 14:00:00 is not inside the run"),
+    ("  calendar:", "  frequency_event: {start: 2016-07-24T14:00, nadir_hz: 49.9, settle_hz: 49.8}\n  calendar:",
+     "need nadir_hz (49.9) <= settle_hz (49.8)"),
 ])
 def test_bad_services_name_the_field(old, new, expected):
     assert old in BASE

@@ -384,6 +384,25 @@ class DsoOpportunities(_Model):
     voltage: bool = Field(True, description="Also advertise voltage support for forecast voltages outside the band.")
 
 
+class FrequencyEvent(_Model):
+    """A loss of infeed during the day: frequency-response contracts whose window holds it are dispatched by their
+    product's response curve (testbed.domain.services) on this frequency trace."""
+
+    start: datetime = Field(description="When the infeed is lost (local time, inside the run).")
+    nadir_hz: PositiveFloat = Field(description="Lowest frequency reached [Hz].")
+    settle_hz: PositiveFloat = Field(description="Frequency it recovers towards [Hz].")
+    rocof_hz_per_s: PositiveFloat = Field(0.125, description="Rate of change of frequency of the fall [Hz/s].")
+    recovery_s: PositiveFloat = Field(900.0, description="Time to recover from the nadir to the settling value [s].")
+    f_nom_hz: PositiveFloat = Field(50.0, description="Nominal frequency [Hz].")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FrequencyEvent:
+        if not self.nadir_hz < self.f_nom_hz or not self.nadir_hz <= self.settle_hz <= self.f_nom_hz:
+            raise ValueError(f"need nadir_hz ({self.nadir_hz}) <= settle_hz ({self.settle_hz}) <= f_nom_hz "
+                             f"({self.f_nom_hz}), nadir below nominal")
+        return self
+
+
 class Services(_Model):
     """Grid-service contracts the federated power plant's coalitions win, deliver and share (docs/fpp.md)."""
 
@@ -397,15 +416,24 @@ class Services(_Model):
         description="TSO, supplier and wholesale contracts, each as in docs/fpp.md (id, buyer, service, window, "
         "direction, capacity_kw, confidence, prices, penalty, currency); windows inside the run.",
     )
+    frequency_event: FrequencyEvent | None = Field(
+        None, description="A loss of infeed that dispatches the frequency-response contracts whose window holds it."
+    )
     timeout_s: PositiveFloat = Field(60.0, description="How long the services client waits for the platform [s].")
 
     @model_validator(mode="after")
     def _contracts(self) -> Services:
         from testbed.domain.fpp.contract import PenaltyRule, contract_problems  # fpp imports the scenario loader
+        from testbed.domain.services.frequency import FREQUENCY_SERVICES
 
         problems = []
         for i, item in enumerate(self.calendar):
             problems += contract_problems(item, f"calendar[{i}]")
+            service = item.get("service") if isinstance(item, dict) else None
+            if isinstance(service, dict) and service.get("kind") == "frequency_response" and isinstance(
+                    service.get("product"), str) and service["product"] not in FREQUENCY_SERVICES:
+                problems.append(f"calendar[{i}].service.product: unknown frequency service {service['product']!r} "
+                                f"(known: {', '.join(sorted(FREQUENCY_SERVICES))})")
             if isinstance(item, dict) and item.get("currency") not in (None, self.currency):
                 problems.append(f"calendar[{i}].currency: {item.get('currency')!r} differs from services.currency "
                                 f"{self.currency!r}")
@@ -475,6 +503,9 @@ class Scenario(_Model):
         start = self.time.start
         end = start + timedelta(hours=self.time.duration_h)
         problems = []
+        event = services.frequency_event
+        if event is not None and not start <= event.start < end:
+            problems.append(f"services.frequency_event.start: {event.start} is not inside the run [{start}, {end})")
         for i, item in enumerate(services.calendar):
             w = item["window"]
             lo, hi = (datetime.fromisoformat(str(w[k])) for k in ("start", "end"))

@@ -113,7 +113,7 @@ class FppPart(Part):
         conn = Connection(self.platform["address"])
         self.plan = asyncio.run(before_day(
             conn, run_id=self.run_id, contracts=contracts, members=self.members, forecast=forecast,
-            start=sc.time.start, resolution_s=sc.time.resolution_s, timeout_s=sv.timeout_s,
+            start=sc.time.start, resolution_s=sc.time.resolution_s, timeout_s=sv.timeout_s, event=sv.frequency_event,
             operator_password=creds.get("operator")))
         delivery = builder.start("FppDelivery", "simulators.fpp_delivery.mosaik_sim:DeliverySimulator").Delivery(
             schedules=self.plan.schedules, fleet_ids=ids, sink=self.sink)
