@@ -27,6 +27,7 @@ from simulators.fpp_delivery.model import Schedule
 from testbed.domain.errors import Fault
 from testbed.domain.fpp import BatteryLimits, Contract, Decline, OfferPreferences, decide_offer
 from testbed.domain.fpp.dispatch import instruction_kw
+from testbed.domain.fpp.offer import window_limits
 from testbed.domain.scenario.models import Battery, FrequencyEvent
 from testbed.domain.services.signals import TestSignal, loss_of_infeed
 from testbed.platform.client import Connection
@@ -71,17 +72,13 @@ class DayPlan:
 
 def battery_limits(member: Member, forecast, start: int, end: int, resolution_s: int,
                    committed_soc: float = 0.0) -> BatteryLimits:
-    """The battery as the member's agent sees it for a window ``[start, end)``: the state of charge forecast for
-    the window's start, plus ``committed_soc`` (what contracts it already holds earlier in the day will have
-    charged, < 0 discharged), less what the home's own controller is forecast to draw in the window, and the
-    power left beside the home's own use (the home comes first)."""
+    """The member's battery for the window ``[start, end)`` of the forecast (``window_limits``)."""
     b = member.battery
-    own_kw = forecast.battery_kw[start:end, member.index]
-    dt_h = resolution_s / 3600.0
-    soc = forecast.soc_start[start, member.index] + committed_soc - float(own_kw.sum()) * dt_h / b.capacity_kwh
-    power = max(0.0, b.power_kw - float(np.abs(own_kw).max(initial=0.0)))
-    return BatteryLimits(capacity_kwh=b.capacity_kwh, power_kw=power, round_trip_efficiency=b.round_trip_efficiency,
-                         soc_min=b.soc_min, soc_max=b.soc_max, soc=float(np.clip(soc, 0.0, 1.0)))
+    return window_limits(capacity_kwh=b.capacity_kwh, power_kw=b.power_kw,
+                         round_trip_efficiency=b.round_trip_efficiency, soc_min=b.soc_min, soc_max=b.soc_max,
+                         soc_start=float(forecast.soc_start[start, member.index]),
+                         own_kw=forecast.battery_kw[start:end, member.index], step_h=resolution_s / 3600.0,
+                         committed_soc=committed_soc)
 
 
 def _overlaps(a: Contract, b: Contract) -> bool:
