@@ -236,9 +236,13 @@ async def after_day(conn: Connection, *, run_id: str, plan: DayPlan, members: li
             elif isinstance(r, BaseException):
                 raise r
         for cid in plan.required_kw:
-            res = await operator.request("settle", {"schema": "fpp.service_settle/1",
-                                                    "msg_id": f"{run_id}-settle-{cid}"[:128], "contract_id": cid,
-                                                    "sharing": sharing})
+            try:
+                res = await operator.request("settle", {"schema": "fpp.service_settle/1",
+                                                        "msg_id": f"{run_id}-settle-{cid}"[:128], "contract_id": cid,
+                                                        "sharing": sharing})
+            except ServiceRefused as exc:  # reported in the KPIs; the other contracts are still settled
+                plan.refused.append(f"settlement of {cid}: {exc}")
+                continue
             out[cid] = res["result"]
     except TimeoutError:
         raise Fault(f"grid-service contracts: the platform did not answer within {timeout_s:g} s when settling") \

@@ -85,7 +85,14 @@ class ServicesCore:
                     raise p.ProtocolError("duplicate_id", f"msg_id {msg.msg_id!r} was already used for a different "
                                           "message", msg.msg_id)
                 return self._repeat(sender, kind, msg)
-            return getattr(self, f"_{kind}")(sender, msg, digest)
+            try:
+                return getattr(self, f"_{kind}")(sender, msg, digest)
+            except p.ProtocolError:
+                raise
+            except Exception as exc:  # a bug must not stop the platform: refuse this message, keep serving
+                log.exception("handling %s %s from %s failed", kind, msg.msg_id, sender)
+                raise p.ProtocolError("internal", f"the platform failed on this message: {type(exc).__name__}: {exc}",
+                                      msg.msg_id) from None
         except p.ProtocolError as exc:
             log.info("refused %s from %s: %s (msg_id=%s)", kind, sender, exc, exc.msg_id)
             err = p.ErrorMsg(msg_id=exc.msg_id, code=exc.code, detail=exc.detail)
@@ -272,8 +279,9 @@ class ServicesCore:
             a = share(game, method, samples=samples, seed=0)
             allocations[method] = a.as_dict()
             st = stability(game, a.shares)
-            stab[method] = {"in_core": st.in_core, "individually_rational": st.individually_rational,
-                            "max_excess": st.max_excess}
+            stab[method] = {"in_core": None if st.in_core is None else bool(st.in_core),
+                            "individually_rational": bool(st.individually_rational),
+                            "max_excess": None if st.max_excess is None else float(st.max_excess)}
         chosen = msg.sharing if msg.sharing in allocations else "shapley"
         costs = {m: awards[m][6] for m in members}
         pay = payouts(costs, allocations[chosen], parts)

@@ -187,3 +187,26 @@ def test_over_a_broker_a_bad_offer_is_refused_and_a_good_one_acknowledged(broker
     assert sel["status"] == "filled" and sel["members"] == ["h1"]
     assert adverts[0]["contract"]["id"] == "dso-trafo-0" and awards[0]["capacity_kw"] == 11.0
     core.ledger.close()
+
+
+def test_a_coalition_of_one_settles_and_a_failure_inside_is_an_error_not_a_crash(core, monkeypatch):
+    advertise(core)
+    send(core, p.prosumer_topic("h1", "service_offer"), offer("h1", "o-h1", cap=12.0))
+    op(core, "close", "close-1", contract_id="dso-trafo-0")
+    send(core, p.prosumer_topic("h1", "baseline"), {"schema": "fpp.baseline/1", "msg_id": "b", "prosumer": "h1",
+                                                    "contract_id": "dso-trafo-0", "p_baseline_kw": 0.0})
+    op(core, "dispatch", "d1", contract_id="dso-trafo-0", step_s=900.0, required_kw=[10.0] * 4)
+    send(core, p.prosumer_topic("h1", "delivery"), {"schema": "fpp.delivery/1", "msg_id": "m", "prosumer": "h1",
+                                                    "contract_id": "dso-trafo-0", "step_s": 900.0,
+                                                    "p_meter_kw": [10.0] * 4})
+    import testbed.platform.services_core as sc
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sc, "settle_members", broken)  # a fault no input can produce: a bug in the arithmetic
+    assert errors(op(core, "settle", "s0", contract_id="dso-trafo-0")) == ["internal"]
+    monkeypatch.undo()
+    res = [d for k, d in kinds(op(core, "settle", "s1", contract_id="dso-trafo-0")) if k == "result"][0]["result"]
+    assert res["stability"]["shapley"]["in_core"] is True and res["total"] == pytest.approx(1.0)
+    assert res["members"]["h1"]["payout"] == pytest.approx(1.0)  # alone it gets the whole contract
