@@ -59,6 +59,7 @@ def time_chart(
     *,
     steps: bool = False,
     height_in: float = 2.6,
+    x_label: str = "time since start [h]",
 ) -> str:
     """A chart of ``lines`` over ``hours`` (hours since the start of the run) as an inline ``<svg>`` element.
 
@@ -80,7 +81,7 @@ def time_chart(
             ax.axhline(limit.value, color=limit.color, linestyle="--", linewidth=1.0, label=limit.label)
         ax.set_title(title, loc="left")
         ax.set_ylabel(unit)
-        ax.set_xlabel("time since start [h]")
+        ax.set_xlabel(x_label)
         if len(hours):
             ax.set_xlim(float(hours[0]), float(hours[-1]) if len(hours) > 1 else float(hours[0]) + 1.0)
         ax.legend(loc="best", fontsize=8, frameon=False)
