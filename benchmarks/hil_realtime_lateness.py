@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=0.05, help="mosaik step [s] (0.05: 20 Hz; 1: a lab run)")
     parser.add_argument("--pacing", choices=("clock", "mosaik"), default="clock",
                         help="clock: the runner's pacing (simulators/pacing.py); mosaik: rt_factor alone")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the second run of the same length without devices")
     global ARGS
     ARGS = args = parser.parse_args()
     logging.getLogger("mosaik").setLevel(logging.ERROR)
@@ -78,6 +80,8 @@ def main() -> None:
         devices = []  # (kind, address, unit, grid address, grid channel)
         for kind, extra in (("inverter", []), ("battery", ["--capacity-kwh", "10"])):
             count = n // 2 if kind == "inverter" else n - n // 2
+            if count == 0:
+                continue
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -113,14 +117,15 @@ def main() -> None:
                 )
         kpis, clock = _run_world(devices, n, steps, args.step_s)
     # Baseline: the same pacing with no device at all.
-    base_kpis, base_clock = _run_world([], 0, steps, args.step_s)
+    base_kpis, base_clock = _run_world([], 0, steps, args.step_s) if args.baseline else ({}, None)
     load = os.getloadavg()
     print(f"{n} emulated devices, 20 Hz adapter tick, {steps} mosaik steps of {args.step_s * 1000:g} ms, "
           f"pacing: {args.pacing}; load average before/after {load[0]:.2f}")
     io = {k: v for k, v in kpis.items() if k.startswith("hil_io")}
     print("adapter I/O ticks: " + ", ".join(
         f"{k[7:-2]} {v * 1e3:.3f} ms" if k.endswith("_s") else f"{k[7:]} {v}" for k, v in io.items()))
-    for label, (k, c) in (("with devices", (kpis, clock)), ("no device", (base_kpis, base_clock))):
+    runs = [("with devices", (kpis, clock))] + ([("no device", (base_kpis, base_clock))] if args.baseline else [])
+    for label, (k, c) in runs:
         if c is not None:
             st = c.kpis()
             print(f"steps ({label}, by the run's clock): p50 {st['lateness_p50_ms']:.3f} ms, "

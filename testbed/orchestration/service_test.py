@@ -119,7 +119,8 @@ def _controls(test: ServiceTest) -> DerControls:
     if mode == "volt-var":
         c = test.characteristic()
         return DerControls(volt_var_enabled=True, volt_var=c.points, volt_var_response_s=c.tr_s, droop_enabled=False)
-    raise UserError(f"control {mode}: the simulated device has no Volt-Watt function yet")
+    c = test.characteristic()
+    return DerControls(volt_watt_enabled=True, volt_watt=c.points, volt_watt_response_s=c.tr_s, droop_enabled=False)
 
 
 async def _program(client: SunSpecClient, test: ServiceTest) -> None:
