@@ -39,7 +39,20 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be at least 1")
-    plan = load_campaign(args.campaign, args.out)
+    local = None
+    if args.dask is None and not args.validate:  # the local cluster starts while the experiments are checked
+        from testbed.orchestration.campaign.engine import start_local_cluster
+        from testbed.orchestration.campaign.plan import DEFAULT_DEVICE_RESOURCE, read_campaign
+
+        label = read_campaign(args.campaign).experiment_specification.device_resource
+        local = start_local_cluster(args.workers, [label or DEFAULT_DEVICE_RESOURCE])
+    try:
+        plan = load_campaign(args.campaign, args.out)
+    except BaseException:
+        from testbed.orchestration.campaign.engine import close_local_cluster
+
+        close_local_cluster(local)
+        raise
     n_dev = sum(e.needs_device for e in plan.experiments)
     print(f"{plan.campaign.name}: {len(plan.experiments)} experiments of {plan.base_path.name} "
           f"({plan.kind}), {n_dev} with a device in the loop; folder {plan.out_dir}", file=sys.stderr)
@@ -49,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     on_progress, close = progress_printer(plan.campaign.name)
     try:
         outcome = run_campaign(plan, workers=args.workers, address=args.dask, resume=args.resume,
-                               on_progress=on_progress)
+                               on_progress=on_progress, local=local)
     finally:
         close()
     summary, report = write_results(plan)

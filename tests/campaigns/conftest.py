@@ -54,6 +54,6 @@ def cluster():
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
         c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                         scheduler_port=0, resources={"hil": 1})
+                         scheduler_kwargs={"dashboard_address": ":0"}, scheduler_port=0, resources={"hil": 1})
     yield c
     c.close()

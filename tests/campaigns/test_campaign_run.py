@@ -125,8 +125,9 @@ def test_unreachable_scheduler_is_one_clear_error(write_campaign, tmp_path, caps
     assert status == 2
     assert f"--dask tcp://127.0.0.1:{port}: cannot reach the Dask scheduler" in err
     assert "Traceback" not in err
-    assert main(["campaign", str(path), "--dask", "localhost:8786"]) == 2
+    assert main(["campaign", str(path), "--dask", "localhost:8786", "--out", str(tmp_path / "o")]) == 2
     assert "not a scheduler address" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written when there is nowhere to run
 
 
 def test_cli_runs_on_its_own_local_cluster_and_prints_progress(write_campaign, tmp_path, capsys):

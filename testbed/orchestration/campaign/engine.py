@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,44 @@ def _prepare_folders(plan: CampaignPlan) -> None:
             })
 
 
-def connect(workers: int | None, address: str | None, resources: list[str]):
-    """A Dask client: to the scheduler at ``address``, or to a new LocalCluster of ``workers`` processes
-    (each with one thread and one unit of each device resource label). Returns (client, cluster or None)."""
-    import dask
-    from distributed import Client, LocalCluster
+def start_local_cluster(workers: int | None, labels: list[str]) -> Future:
+    """Start a LocalCluster of ``workers`` processes in the background (each with one thread, one unit of each
+    device resource label, and the run API imported at start) and return the future of it: the cluster comes up
+    while the campaign's experiments are being validated."""
+    n = workers or max(1, min(4, os.cpu_count() or 1))
+
+    def start():
+        import dask
+        from distributed import LocalCluster
+
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+            return LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True,
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},  # no fixed port
+                resources={label: 1 for label in labels} or None, silence_logs=logging.ERROR,
+                preload=["testbed.orchestration.campaign.warm"],
+            )
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-cluster")
+    future = pool.submit(start)
+    pool.shutdown(wait=False)
+    return future
+
+
+def close_local_cluster(future: Future | None) -> None:
+    """Close a cluster from :func:`start_local_cluster` (waiting for it to be up first)."""
+    if future is None:
+        return
+    try:
+        future.result().close()
+    except Exception:  # it never came up: nothing to close  # noqa: BLE001
+        pass
+
+
+def connect(workers: int | None, address: str | None, resources: list[str], local: Future | None = None):
+    """A Dask client: to the scheduler at ``address``, or to a LocalCluster (``local`` when one was started
+    already, else a new one of ``workers`` processes). Returns (client, cluster to close or None)."""
+    from distributed import Client
 
     if address is not None:
         if not ADDRESS.match(address):
@@ -100,13 +134,7 @@ def connect(workers: int | None, address: str | None, resources: list[str]):
                 [f"no answer within {CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}: {exc}); "
                  "is `dask scheduler` running there and the port open?"],
             ) from None
-    n = workers or max(1, min(4, os.cpu_count() or 1))
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "distributed.admin.system-monitor.gil.enabled": False}):
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-            resources={label: 1 for label in resources} or None, silence_logs=logging.ERROR,
-        )
+    cluster = (local or start_local_cluster(workers, resources)).result()
     return Client(cluster, set_as_default=False), cluster
 
 
@@ -117,13 +145,18 @@ def run_campaign(
     address: str | None = None,
     resume: bool = False,
     on_progress: Callable[[int, int, int, int, float | None], None] | None = None,
+    local: Future | None = None,
 ) -> CampaignOutcome:
     """Run every experiment not already done; ``on_progress(done, running, failed, total, eta_s)`` is called
-    at least once a second."""
+    at least once a second. ``local``: a LocalCluster started already (:func:`start_local_cluster`), closed
+    at the end."""
     from distributed import KilledWorker
 
-    check_campaign_dir(plan, resume)
-    _prepare_folders(plan)
+    try:
+        check_campaign_dir(plan, resume)
+    except UserError:
+        close_local_cluster(local)
+        raise
     outcome = CampaignOutcome()
     todo: list[Experiment] = []
     for exp in plan.experiments:
@@ -136,10 +169,12 @@ def run_campaign(
     total = len(plan.experiments)
     t0 = time.perf_counter()
     if not todo:
+        close_local_cluster(local)
+        _prepare_folders(plan)
         _report(on_progress, outcome, 0, total, 0.0)
         return outcome
-    labels = [plan.device_resource] if any(e.needs_device for e in todo) else []
-    client, cluster = connect(workers, address, labels)
+    client, cluster = connect(workers, address, [plan.device_resource], local)  # nothing written before this
+    _prepare_folders(plan)
     try:
         attempts: dict[str, int] = {}
         futures: dict[str, Any] = {}

@@ -84,12 +84,17 @@ def _check_references(name: str, base_path: Path, base: dict, exps: list[Experim
                         problems)
 
 
+def read_campaign(path: str | Path) -> Campaign:
+    """The campaign file, checked against its schema (not yet its experiments)."""
+    text, _ = _read(Path(path), "campaign file")
+    return parse_campaign(text, str(path))
+
+
 def load_campaign(path: str | Path, out: str | Path | None = None) -> CampaignPlan:
     """Read and check a campaign file and its base, and expand every experiment; a :class:`UserError` listing
     every problem (of the file, or of every experiment at once) before anything runs."""
     path = Path(path)
-    text, _ = _read(path, "campaign file")
-    campaign = parse_campaign(text, str(path))
+    campaign = read_campaign(path)
     base = campaign.test_specification.base
     kind: Kind = "scenario" if base.scenario is not None else "test"
     base_path = (path.parent / (base.scenario or base.test or "")).resolve()

@@ -125,9 +125,10 @@ def _charts(plan: CampaignPlan, table: list[dict[str, Any]]) -> str:
     done = [r for r in table if r["status"] == "done"]
     if not done:
         return "<p>No experiment has finished.</p>"
-    params = [p for p in plan.swept if p != "seed"]
+    # the parameters that take more than one value (a list of one value fixes it for all: nothing to plot)
+    params = [p for p in plan.swept if p != "seed" and len({_value_text(r.get(p)) for r in table}) > 1]
     if not params:
-        params = ["seed"]
+        params = ["seed"] if "seed" in plan.swept else []
     parts = []
     for metric in plan.campaign.test_case.target_metrics:
         limits = [Limit(f"limit {lim:g}", lim) for lim in (metric.min, metric.max) if lim is not None]

@@ -1,0 +1,81 @@
+"""Campaign benchmark (figures in BENCHMARKS.md): 16 one-day experiments without market on the demo feeder
+(SimBench 1-LV-rural3, 119 prosumers, 96 steps of 15 min; PV share 0.25..1.0 x four seasons).
+
+1. serial: the 16 runs one after another through the run API (``testbed.run``) in one fresh Python process;
+2. ``fpp campaign --workers 2``: the same 16 on a LocalCluster of 2 worker processes (target < 0.6x serial);
+3. ``fpp campaign --workers 1``: the per-experiment overhead of the campaign machinery, i.e. the campaign's
+   wall time minus the experiments' own run time (measured inside the worker, ``wall_s`` of result.json),
+   divided by 16: cluster start, scheduling, folders, result files, summary.parquet and campaign.html
+   (target < 1 s).
+
+Every side is a fresh process started from the command line, so each pays its own imports and warm-up.
+Usage: ``python benchmarks/campaign_dask.py`` (about two minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN = f"""schema_version: 1
+name: bench16
+test_case:
+  purpose: benchmark
+  system_under_test: demo feeder
+  functions_under_investigation: [power flow]
+  domain_under_investigation: [electric power]
+  target_metrics: [{{kpi: v_max_pu, max: 1.1}}, {{kpi: peak_trafo_loading_pct, max: 100}}]
+test_specification:
+  test_system: demo.yaml without market
+  base: {{scenario: {ROOT / 'scenarios' / 'demo.yaml'}}}
+  inputs:
+    fleet.pv.share: [0.25, 0.5, 0.75, 1.0]
+    time.start: [2016-01-20T00:00:00, 2016-04-20T00:00:00, 2016-07-24T00:00:00, 2016-10-20T00:00:00]
+    market: [null]
+    outputs.timeseries: [false]
+"""
+
+SERIAL = """
+import sys, time
+t0 = time.perf_counter()
+import testbed
+from testbed.orchestration.campaign.plan import load_campaign
+plan = load_campaign(sys.argv[1], sys.argv[2] + "/unused")
+for exp in plan.experiments:
+    testbed.run(plan.base_path, overrides=exp.overrides, out=f"{sys.argv[2]}/{exp.key}", progress=False)
+print(time.perf_counter() - t0)
+"""
+
+
+def _wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    fpp = [sys.executable, "-m", "testbed"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench16.yaml"
+        path.write_text(CAMPAIGN, encoding="utf-8")
+        print(f"load before: {os.getloadavg()}")
+        serial = _wall([sys.executable, "-c", SERIAL, str(path), f"{tmp}/serial"])
+        print(f"serial, 16 runs in one process: {serial:.1f} s")
+        two = _wall(fpp + ["campaign", str(path), "--workers", "2", "--out", f"{tmp}/w2"])
+        print(f"fpp campaign --workers 2: {two:.1f} s = {two / serial:.2f} x serial (target < 0.6)")
+        one = _wall(fpp + ["campaign", str(path), "--workers", "1", "--out", f"{tmp}/w1"])
+        runs = [json.loads(p.read_text())["wall_s"] for p in Path(tmp, "w1", "experiments").glob("*/result.json")]
+        overhead = (one - sum(runs)) / len(runs)
+        print(f"fpp campaign --workers 1: {one:.1f} s, experiments' own run time {sum(runs):.1f} s "
+              f"({len(runs)} results): overhead {overhead:.2f} s per experiment (target < 1 s)")
+        print(f"load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
