@@ -19,18 +19,6 @@ from typing import Any
 from testbed.domain.campaign.models import TargetMetric
 
 
-def metric_value(kpis: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path of ``kpis`` (``market.traded_kwh``), or None when there is none."""
-    node: Any = kpis
-    if path in kpis:
-        return kpis[path]
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def exceeded(metric: TargetMetric, value: Any) -> bool | None:
     """Whether ``value`` is beyond the metric's limit; None when it has no limit or no number to judge."""
     if metric.max is None and metric.min is None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from testbed.domain.campaign.analysis import exceeded, hosting_capacity
+from testbed.domain.campaign.models import TargetMetric
 from testbed.orchestration.campaign.engine import read_result
 from testbed.orchestration.campaign.plan import CampaignPlan
 from testbed.orchestration.charts import Limit, Spread, sweep_chart
@@ -183,7 +184,8 @@ def _hosting(plan: CampaignPlan, table: list[dict[str, Any]]) -> str:
 
 
 def _experiments(plan: CampaignPlan, table: list[dict[str, Any]]) -> str:
-    metrics = plan.campaign.test_case.target_metrics
+    outputs = [TargetMetric(kpi=k) for k in plan.campaign.test_specification.outputs]
+    metrics = list(plan.campaign.test_case.target_metrics) + outputs
     head = "".join(f"<th>{_esc(p)}</th>" for p in plan.swept) + "".join(f"<th>{_esc(m.label)}</th>" for m in metrics)
     body = []
     for r in table[:500]:
