@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -218,6 +219,8 @@ def run_campaign(
                               "reason": f"the task was {fut.status} (contact with the scheduler lost?)"}
                 result = result | {"key": key, "attempts": attempts[key], "parameters": exp.parameters}
                 write_json(plan.experiment_dir(exp) / "result.json", result)
+                for stale in plan.experiment_dir(exp).glob(".attempt-*"):  # left by a worker that died
+                    shutil.rmtree(stale, ignore_errors=True)
                 outcome.results[key] = result
                 if result["status"] == "done":
                     outcome.done += 1

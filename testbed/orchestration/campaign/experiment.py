@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,31 @@ def _device_lock(resource: str | None):
 
 def run_experiment(kind: str, base: str, overrides: dict[str, Any], folder: str,
                    device_resource: str | None = None) -> dict[str, Any]:
-    """Run one experiment into ``folder/run`` (cleared first: a rerun of a failed or interrupted experiment
-    starts clean) and return ``{status, reason, kpis, verdict, wall_s}``."""
+    """Run one experiment into ``folder/run`` (replacing what a failed or interrupted attempt left there) and
+    return ``{status, reason, kpis, verdict, wall_s, started_unix, finished_unix}``."""
     t0 = time.perf_counter()
-    run_dir = Path(folder) / "run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    attempt = Path(folder) / f".attempt-{uuid.uuid4().hex[:12]}"
     with _device_lock(device_resource):
         started = time.time()  # wall-clock times (seconds since the epoch) while the device was held
-        result = _attempt(kind, Path(base), overrides, run_dir)
+        result = _attempt(kind, Path(base), overrides, attempt / "run")
         finished = time.time()
+    _keep(attempt / "run", Path(folder) / "run")
     return result | {"wall_s": time.perf_counter() - t0, "started_unix": started, "finished_unix": finished}
+
+
+def _keep(written: Path, final: Path) -> None:
+    """Put this attempt's run folder in place of an earlier one. Each attempt writes into a folder of its own
+    first: on a remote cluster a campaign that was killed may leave a task finishing the same experiment
+    while the resumed campaign runs it again, and two runs must never write into one folder. Both are the same
+    experiment (same content, same seed): when the other one got there at the same moment, its folder stays."""
+    if written.exists():
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            written.rename(final)
+        except OSError:
+            shutil.rmtree(written, ignore_errors=True)
+    shutil.rmtree(written.parent, ignore_errors=True)
 
 
 def _attempt(kind: str, base: Path, overrides: dict[str, Any], run_dir: Path) -> dict[str, Any]:
