@@ -42,13 +42,11 @@ test_specification:
 """
 
 SERIAL = """
-import sys, time
+import json, sys, time
 t0 = time.perf_counter()
 import testbed
-from testbed.orchestration.campaign.plan import load_campaign
-plan = load_campaign(sys.argv[1], sys.argv[2] + "/unused")
-for exp in plan.experiments:
-    testbed.run(plan.base_path, overrides=exp.overrides, out=f"{sys.argv[2]}/{exp.key}", progress=False)
+for i, overrides in enumerate(json.loads(sys.argv[2])):
+    testbed.run(sys.argv[1], overrides=overrides, out=f"{sys.argv[3]}/{i}", progress=False)
 print(time.perf_counter() - t0)
 """
 
@@ -65,7 +63,11 @@ def main() -> None:
         path = Path(tmp) / "bench16.yaml"
         path.write_text(CAMPAIGN, encoding="utf-8")
         print(f"load before: {os.getloadavg()}")
-        serial = _wall([sys.executable, "-c", SERIAL, str(path), f"{tmp}/serial"])
+        from testbed.orchestration.campaign.plan import load_campaign
+
+        plan = load_campaign(path, f"{tmp}/unused")
+        overrides = json.dumps([e.overrides for e in plan.experiments])
+        serial = _wall([sys.executable, "-c", SERIAL, str(plan.base_path), overrides, f"{tmp}/serial"])
         print(f"serial, 16 runs in one process: {serial:.1f} s")
         two = _wall(fpp + ["campaign", str(path), "--workers", "2", "--out", f"{tmp}/w2"])
         print(f"fpp campaign --workers 2: {two:.1f} s = {two / serial:.2f} x serial (target < 0.6)")

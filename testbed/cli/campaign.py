@@ -62,10 +62,13 @@ def _run(args: argparse.Namespace) -> int:
     on_progress, close = progress_printer(plan.campaign.name)
     try:
         outcome = run_campaign(plan, workers=args.workers, address=args.dask, resume=args.resume,
-                               on_progress=on_progress, local=local)
+                               on_progress=on_progress, local=local, background_close=True)
     finally:
         close()
-    summary, report = write_results(plan)
+    try:
+        summary, report = write_results(plan)  # while the local cluster's workers stop
+    finally:
+        outcome.wait_closed()
     print(f"{plan.campaign.name}: {outcome.done} run, {outcome.skipped} already done, {outcome.failed} failed "
           f"in {outcome.wall_s:.1f} s")
     print(f"  summary: {summary}\n  report:  {report}")

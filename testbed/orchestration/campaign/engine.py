@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,11 @@ class CampaignOutcome:
     skipped: int = 0
     wall_s: float = 0.0
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closing: threading.Thread | None = None
+
+    def wait_closed(self) -> None:
+        if self.closing is not None:
+            self.closing.join()
 
 
 def read_result(folder: Path) -> dict[str, Any] | None:
@@ -85,21 +91,26 @@ def _prepare_folders(plan: CampaignPlan) -> None:
 
 
 def start_local_cluster(workers: int | None, labels: list[str]) -> Future:
-    """Start a LocalCluster of ``workers`` processes in the background (each with one thread, one unit of each
-    device resource label, and the run API imported at start) and return the future of it: the cluster comes up
-    while the campaign's experiments are being validated."""
+    """Start a LocalCluster of ``workers`` processes in the background (each with one thread and one unit of
+    each device resource label, forked from a process that imported the run API once: :mod:`.warm`) and return
+    the future of it: the cluster comes up while the campaign's experiments are being validated."""
     n = workers or max(1, min(4, os.cpu_count() or 1))
 
     def start():
         import dask
         from distributed import LocalCluster
+        from distributed.utils import get_mp_context
 
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+        from testbed.orchestration.campaign.warm import MODULES
+
+        config = {"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
+                  "distributed.worker.multiprocessing-method": "forkserver"}
+        with dask.config.set(config):
+            get_mp_context().set_forkserver_preload(list(MODULES))  # before the forkserver starts
             return LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True,
                 dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},  # no fixed port
                 resources={label: 1 for label in labels} or None, silence_logs=logging.ERROR,
-                preload=["testbed.orchestration.campaign.warm"],
             )
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-cluster")
@@ -147,10 +158,12 @@ def run_campaign(
     resume: bool = False,
     on_progress: Callable[[int, int, int, int, float | None], None] | None = None,
     local: Future | None = None,
+    background_close: bool = False,
 ) -> CampaignOutcome:
     """Run every experiment not already done; ``on_progress(done, running, failed, total, eta_s)`` is called
     at least once a second. ``local``: a LocalCluster started already (:func:`start_local_cluster`), closed
-    at the end."""
+    at the end (``background_close``: in a thread, :meth:`CampaignOutcome.wait_closed` waits for it, so the
+    results are written while the worker processes stop)."""
     from distributed import KilledWorker
 
     try:
@@ -240,7 +253,10 @@ def run_campaign(
                 time.sleep(0.1)
     finally:
         client.close()
-        if cluster is not None:
+        if cluster is not None and background_close:
+            outcome.closing = threading.Thread(target=cluster.close, name="close-local-cluster")
+            outcome.closing.start()
+        elif cluster is not None:
             cluster.close()
     outcome.wall_s = time.perf_counter() - t0
     return outcome

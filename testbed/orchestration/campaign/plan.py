@@ -70,15 +70,25 @@ def _check_references(name: str, base_path: Path, base: dict, exps: list[Experim
     """Resolve each experiment against its grid and profiles (buses, profiles, grid loads: what the schema
     cannot know), listing every problem of every experiment; the grid and profiles are cached, so this costs
     ~0.05 s an experiment."""
+    import json
+
+    from testbed.domain.campaign.design import plain
+    from testbed.domain.scenario.overrides import apply_overrides
     from testbed.orchestration.api import plan
 
     problems = []
+    checked: dict[str, list[str]] = {}
     for exp in exps:
-        try:
-            plan(base, overrides=exp.overrides, base_dir=base_path.parent)
-        except UserError as exc:
-            head = f"experiment {exp.index + 1} ({exp.label()})"
-            problems += [f"{head}: {p}" for p in exc.problems] or [f"{head}: {exc.summary}"]
+        data = apply_overrides(base, exp.overrides)
+        key = json.dumps(plain(_references_of(data)), sort_keys=True, default=str)
+        if key not in checked:  # experiments that name the same grid, profiles and homes are checked once
+            try:
+                plan(data, base_dir=base_path.parent)
+                checked[key] = []
+            except UserError as exc:
+                checked[key] = exc.problems or [exc.summary]
+        head = f"experiment {exp.index + 1} ({exp.label()})"
+        problems += [f"{head}: {p}" for p in checked[key]]
     if problems:
         raise UserError(f"campaign {name}: {len(problems)} problem(s) in {len(exps)} experiment(s); nothing was run",
                         problems)
@@ -88,6 +98,17 @@ def read_campaign(path: str | Path) -> Campaign:
     """The campaign file, checked against its schema (not yet its experiments)."""
     text, _ = _read(Path(path), "campaign file")
     return parse_campaign(text, str(path))
+
+
+def _references_of(data: dict) -> dict:
+    """The parts of a scenario that its references depend on: the grid and profiles, the explicit prosumers,
+    and the fleet's PV profiles (a fleet's shares and sizes, the seed and the time window name nothing)."""
+    fleet = data.get("fleet")
+    pv = fleet.get("pv") if isinstance(fleet, dict) else None
+    return {
+        "grid": data.get("grid"), "profiles": data.get("profiles"), "prosumers": data.get("prosumers"),
+        "fleet": fleet is not None, "fleet_pv_profiles": pv.get("profiles") if isinstance(pv, dict) else None,
+    }
 
 
 def load_campaign(path: str | Path, out: str | Path | None = None) -> CampaignPlan:

@@ -1,6 +1,16 @@
-"""Dask worker preload of the local cluster: import the run API's heavy modules (pandapower, mosaik, pandas)
-while the worker starts, which the cluster does while the campaign's experiments are being validated, instead
-of in each worker's first experiment."""
+"""What the local cluster's workers import before their first experiment: the run API and the simulators a
+run starts (pandapower, lightsim2grid, mosaik, pandas). The local cluster forks its workers from one
+forkserver process that imported these once, while the campaign's experiments were being validated, instead
+of each worker importing them in its first experiment (about 2 s each on the development machine)."""
 
-import testbed.orchestration.api  # noqa: F401
-import testbed.orchestration.service_test  # noqa: F401
+MODULES = (
+    "distributed",
+    "testbed.orchestration.api",
+    "testbed.orchestration.service_test",
+    "testbed.orchestration.campaign.experiment",
+    "testbed.domain.kpis",
+    "simulators.grid.mosaik_sim",
+    "simulators.grid.pandapower_engine",
+    "simulators.prosumers.mosaik_sim",
+    "simulators.recorder.mosaik_sim",
+)
