@@ -1,5 +1,6 @@
 """Campaign benchmark (figures in BENCHMARKS.md): 16 one-day experiments without market on the demo feeder
-(SimBench 1-LV-rural3, 119 prosumers, 96 steps of 15 min; PV share 0.25..1.0 x four seasons).
+(SimBench 1-LV-rural3, 119 prosumers; PV share 0.25..1.0 x four seasons), at the demo's 15 min (96 steps,
+~0.4 s a run) and at 1 min (1,440 steps).
 
 1. serial: the 16 runs one after another through the run API (``testbed.run``) in one fresh Python process;
 2. ``fpp campaign --workers 2``: the same 16 on a LocalCluster of 2 worker processes (target < 0.6x serial);
@@ -9,11 +10,12 @@
    (target < 1 s).
 
 Every side is a fresh process started from the command line, so each pays its own imports and warm-up.
-Usage: ``python benchmarks/campaign_dask.py`` (about two minutes on 2 cores).
+Usage: ``python benchmarks/campaign_dask.py [--resolution-s 900 60]`` (about five minutes on 2 cores).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -39,6 +41,7 @@ test_specification:
     time.start: [2016-01-20T00:00:00, 2016-04-20T00:00:00, 2016-07-24T00:00:00, 2016-10-20T00:00:00]
     market: [null]
     outputs.timeseries: [false]
+    time.resolution_s: [RESOLUTION_S]
 """
 
 SERIAL = """
@@ -57,16 +60,16 @@ def _wall(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def bench(resolution_s: int) -> None:
     fpp = [sys.executable, "-m", "testbed"]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench16.yaml"
-        path.write_text(CAMPAIGN, encoding="utf-8")
-        print(f"load before: {os.getloadavg()}")
+        path.write_text(CAMPAIGN.replace("RESOLUTION_S", str(resolution_s)), encoding="utf-8")
         from testbed.orchestration.campaign.plan import load_campaign
 
         plan = load_campaign(path, f"{tmp}/unused")
         overrides = json.dumps([e.overrides for e in plan.experiments])
+        print(f"== 16 one-day runs at {resolution_s} s ({86400 // resolution_s} steps each); load {os.getloadavg()}")
         serial = _wall([sys.executable, "-c", SERIAL, str(plan.base_path), overrides, f"{tmp}/serial"])
         print(f"serial, 16 runs in one process: {serial:.1f} s")
         two = _wall(fpp + ["campaign", str(path), "--workers", "2", "--out", f"{tmp}/w2"])
@@ -77,6 +80,14 @@ def main() -> None:
         print(f"fpp campaign --workers 1: {one:.1f} s, experiments' own run time {sum(runs):.1f} s "
               f"({len(runs)} results): overhead {overhead:.2f} s per experiment (target < 1 s)")
         print(f"load after: {os.getloadavg()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution-s", type=int, nargs="+", default=[900, 60],
+                        help="time.resolution_s of the runs (default: the demo's 900, then 60)")
+    for resolution_s in parser.parse_args().resolution_s:
+        bench(resolution_s)
 
 
 if __name__ == "__main__":

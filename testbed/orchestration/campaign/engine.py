@@ -104,7 +104,9 @@ def start_local_cluster(workers: int | None, labels: list[str]) -> Future:
         from testbed.orchestration.campaign.warm import MODULES
 
         config = {"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                  "distributed.worker.multiprocessing-method": "forkserver"}
+                  "distributed.worker.multiprocessing-method": "forkserver",
+                  # the statistical profiler samples the running experiment's stack every 10 ms: not here
+                  "distributed.worker.profile.enabled": False}
         with dask.config.set(config):
             get_mp_context().set_forkserver_preload(list(MODULES))  # before the forkserver starts
             return LocalCluster(
