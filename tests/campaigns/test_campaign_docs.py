@@ -59,6 +59,14 @@ def test_worked_example_runs_as_documented(tmp_path, capsys):
             # batteries at every PV home charge from the surplus first: less export than with none
             assert export[(pv, 1, seed)] < export[(pv, 0, seed)]
     assert (s["v_max_pu"] < 1.1).all()
+    assert round(s["v_max_pu"].max(), 3) == float(re.search(r"\((\d\.\d+) pu at most\)", DOC).group(1))
+    # the table of the page, to its 0.1 kWh (the runs are deterministic: same seed, same numbers)
+    table = re.findall(r"^\| (0\.\d) \| (\d) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", DOC, re.M)
+    assert len(table) == 4
+    stats = s.groupby(["fleet.pv.share", "fleet.battery.share"])["grid_export_kwh"].agg(["mean", "min", "max"])
+    for pv, battery, *shown in table:
+        got = stats.loc[(float(pv), int(battery))]
+        assert [round(float(got[k]), 1) for k in ("mean", "min", "max")] == [float(x) for x in shown]
     # again without --resume: refused; with it: nothing runs again
     assert main(["campaign", str(ROOT / "docs" / "campaign-example.yaml"), "--workers", "1", "--out", str(out)]) == 2
     assert "already holds experiments" in capsys.readouterr().err
