@@ -1,7 +1,8 @@
 """The campaign file and its design of experiments (pure): full grid, ranges, seeds, Latin hypercube, content
-keys, every bad experiment listed at once, and the hosting capacity worked out by hand."""
+keys, every bad experiment listed at once, and the hosting capacity worked out by hand; the progress display."""
 
 import copy
+import io
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from testbed.domain.campaign.analysis import hosting_capacity
 from testbed.domain.campaign.design import experiments, range_values
 from testbed.domain.campaign.models import Campaign, RangeSpec, TargetMetric
 from testbed.domain.errors import UserError
+from testbed.orchestration.campaign.engine import progress_printer
 from testbed.orchestration.campaign.plan import parse_campaign
 
 from .conftest import TINY, campaign_data
@@ -149,3 +151,23 @@ def test_hosting_capacity_per_strategy_by_hand():
     assert found["m"].describe() == "at least 0.8 (no limit exceeded up to the largest value tried)"
     assert (found["x"].value, found["x"].first_exceeded_at) == (None, 0.2)
     assert found["x"].describe() == "below 0.2 (already exceeded at the smallest value tried)"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
+    term = _Terminal()
+    on, close = progress_printer("c", term)
+    on(3, 2, 1, 8, 65.0)
+    close()
+    assert "4/8" in term.getvalue() and "done 3, running 2, failed 1, ETA 1m05s" in term.getvalue()
+    log = io.StringIO()
+    on, close = progress_printer("c", log)
+    on(0, 2, 0, 8, None)
+    on(1, 2, 0, 8, 30.4)  # within 5 s of the first line: not printed until the end
+    close()
+    assert log.getvalue().splitlines() == ["c: 0/8 done, 2 running, 0 failed, ETA ?",
+                                           "c: 1/8 done, 2 running, 0 failed, ETA 30s"]
