@@ -3,9 +3,11 @@ keys, every bad experiment listed at once, and the hosting capacity worked out b
 
 import copy
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from testbed.domain.campaign.analysis import hosting_capacity
 from testbed.domain.campaign.design import experiments, range_values
@@ -15,6 +17,8 @@ from testbed.orchestration.campaign.engine import progress_printer
 from testbed.orchestration.campaign.plan import parse_campaign
 
 from .conftest import TINY, campaign_data
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _campaign(inputs, **spec) -> Campaign:
@@ -171,3 +175,11 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
     close()
     assert log.getvalue().splitlines() == ["c: 0/8 done, 2 running, 0 failed, ETA ?",
                                            "c: 1/8 done, 2 running, 0 failed, ETA 30s"]
+
+
+def test_a_device_in_the_loop_is_marked_for_its_resource():
+    fcr = yaml.safe_load((ROOT / "scenarios" / "tests" / "fcr-simulated-battery.yaml").read_text())
+    data = campaign_data({"device": [fcr["device"], fcr["device"] | {"kind": "hil", "address": "10.0.0.9:502"}]})
+    data["test_specification"]["base"] = {"test": "fcr.yaml"}
+    exps = experiments(Campaign.model_validate(data), "test", fcr)
+    assert [e.needs_device for e in exps] == [False, True]
