@@ -190,8 +190,8 @@ def run_campaign(
         _report(on_progress, outcome, 0, total, 0.0)
         return outcome
     client, cluster = connect(workers, address, [plan.device_resource], local)  # nothing written before this
-    _prepare_folders(plan)
     try:
+        _prepare_folders(plan)
         attempts: dict[str, int] = {}
         futures: dict[str, Any] = {}
         by_key = {e.key: e for e in todo}
@@ -207,7 +207,6 @@ def run_campaign(
 
         for exp in todo:
             submit(exp)
-        finished_walls: list[float] = []
         last = 0.0
         while futures:
             for key, fut in list(futures.items()):
@@ -241,7 +240,6 @@ def run_campaign(
                     outcome.done += 1
                 else:
                     outcome.failed += 1
-                finished_walls.append(time.perf_counter() - t0)
             now = time.perf_counter()
             if on_progress is not None and (now - last >= 0.5 or not futures):
                 last = now
