@@ -30,6 +30,10 @@ OPENDER_F_NOM_HZ = 60.0
 # (V pu, Q as a fraction of rated apparent power, positive = injection).
 CAT_B_VOLT_VAR: tuple[tuple[float, float], ...] = ((0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44))
 CAT_B_VOLT_VAR_RESPONSE_S = 5.0
+# IEEE 1547-2018 Table 10, default Volt-Watt settings: (V1 1.06 pu, P_rated), (V2 1.10 pu, the lesser of
+# 0.2 P_rated and P_min), open-loop response time 10 s. (V pu, P as a fraction of rated active power.)
+CAT_B_VOLT_WATT: tuple[tuple[float, float], ...] = ((1.06, 1.0), (1.10, 0.2))
+CAT_B_VOLT_WATT_RESPONSE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class DerControls:
     """Settings a client writes (SunSpec 704/705/711), in physical units.
 
     ``limit_pct`` active power limit [% of rated]; ``p_set_kw`` active power setpoint [kW], generator
-    convention (> 0 discharges into the grid); ``volt_var`` curve points (V pu, Q fraction of rated kVA).
+    convention (> 0 discharges into the grid); ``volt_var`` curve points (V pu, Q fraction of rated kVA);
+    ``volt_watt`` its two points (V pu, P fraction of rated power; SunSpec 706, OpenDER's PV_CURVE_*).
     """
 
     limit_enabled: bool = False
@@ -88,6 +93,9 @@ class DerControls:
     volt_var_enabled: bool = False
     volt_var: tuple[tuple[float, float], ...] = CAT_B_VOLT_VAR
     volt_var_response_s: float = CAT_B_VOLT_VAR_RESPONSE_S
+    volt_watt_enabled: bool = False
+    volt_watt: tuple[tuple[float, float], ...] = CAT_B_VOLT_WATT
+    volt_watt_response_s: float = CAT_B_VOLT_WATT_RESPONSE_S
     droop_enabled: bool = True
     droop_db_hz: float = 0.036  # IEEE 1547-2018 default deadband (60 Hz basis)
     droop_k: float = 0.05  # 5 % droop
@@ -178,6 +186,10 @@ class DerBehaviour:
         f.QV_CURVE_V1, f.QV_CURVE_Q1, f.QV_CURVE_V2, f.QV_CURVE_Q2 = v1, q1, v2, q2
         f.QV_CURVE_V3, f.QV_CURVE_Q3, f.QV_CURVE_V4, f.QV_CURVE_Q4 = v3, q3, v4, q4
         f.QV_OLRT = c.volt_var_response_s
+        f.PV_MODE_ENABLE = bool(c.volt_watt_enabled)
+        (vw1, pw1), (vw2, pw2) = c.volt_watt
+        f.PV_CURVE_V1, f.PV_CURVE_P1, f.PV_CURVE_V2, f.PV_CURVE_P2 = vw1, pw1, vw2, pw2
+        f.PV_OLRT = c.volt_watt_response_s
         f.PF_MODE_ENABLE = bool(c.droop_enabled)
         f.PF_DBOF = f.PF_DBUF = c.droop_db_hz
         f.PF_KOF = f.PF_KUF = c.droop_k

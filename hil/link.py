@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from hil.client import SunSpecClient
 from hil.errors import HilError, HilValueError
 from hil.grid_map import EMULATED_GRID, GridMap
-from hil.lateness import LatenessStats, lateness_stats
+from testbed.domain.lateness import LatenessStats, lateness_stats
 
 log = logging.getLogger(__name__)
 

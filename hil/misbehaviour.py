@@ -4,11 +4,12 @@
 response (90 % of a change after the rating's ``active_power_response_s``; OpenDER's battery model follows
 ``WSet`` at once) and, with a :class:`Misbehaviour`, departs from IEEE 1547 and from what a client programmed:
 
-- ``p_response_s``: active power follows setpoints and frequency droop this slowly [s, 90 % time];
+- ``p_response_s``: active power follows setpoints, frequency droop and Volt-Watt this slowly [s, 90 % time];
 - ``q_response_s``: reactive power follows the Volt-VAR curve this slowly, whatever response time was written;
 - ``deadband_hz`` / ``droop``: the frequency droop applies this deadband [Hz, 60 Hz basis as OpenDER] or this
   droop [per unit] instead of what was written to model 711;
 - ``volt_var_offset_pu``: the Volt-VAR curve's voltages are shifted by this much [pu];
+- ``volt_watt_offset_pu``: the Volt-Watt curve's voltages are shifted by this much [pu];
 - ``stop_following_after_s``: after this device time [s] the output freezes (it answers, but no longer follows
   setpoints, frequency or voltage);
 - ``stop_answering_after_s``: after this device time [s] the device stops answering Modbus requests (the
@@ -30,6 +31,7 @@ class Misbehaviour:
     deadband_hz: float | None = None
     droop: float | None = None
     volt_var_offset_pu: float | None = None
+    volt_watt_offset_pu: float | None = None
     stop_following_after_s: float | None = None
     stop_answering_after_s: float | None = None
 
@@ -51,8 +53,9 @@ class Misbehaviour:
 
 
 class TestedDer(DerBehaviour):
-    """A DER under test: setpoint response with a first-order lag, and the misbehaviours of the module
-    docstring (``misbehaviour`` None: a compliant device)."""
+    """A DER under test: setpoint response with a first-order lag, its over-voltage trip at the widest
+    setting (as IEEE 1547.1 sets it for voltage tests), and the misbehaviours of the module docstring
+    (``misbehaviour`` None: a compliant device)."""
 
     __test__ = False
 
@@ -66,6 +69,12 @@ class TestedDer(DerBehaviour):
     def _apply_controls(self) -> None:
         super()._apply_controls()
         m, f = self.misbehaviour, self._der.der_file
+        # IEEE 1547.1-2020 §5.14 (voltage regulation tests): the EUT's voltage trip settings are set to the
+        # widest range of adjustability first, so that a step to V_high does not trip it. IEEE 1547-2018
+        # Table 12 (Category II): OV1 adjustable up to 1.20 pu and 13 s. OpenDER also ceases to energize
+        # momentarily from MC_HVRT_V1 (1.10 pu by default): widened with them.
+        f.OV1_TRIP_V, f.OV1_TRIP_T = 1.20, 13.0
+        f.MC_HVRT_V1 = 1.20
         if m.q_response_s is not None:
             f.QV_OLRT = m.q_response_s
         if m.deadband_hz is not None:
@@ -74,10 +83,14 @@ class TestedDer(DerBehaviour):
             f.PF_KOF = f.PF_KUF = m.droop
         if m.p_response_s is not None:
             f.PF_OLRT = m.p_response_s
+            f.PV_OLRT = m.p_response_s
         if m.volt_var_offset_pu is not None:
             off = m.volt_var_offset_pu
             f.QV_CURVE_V1, f.QV_CURVE_V2 = f.QV_CURVE_V1 + off, f.QV_CURVE_V2 + off
             f.QV_CURVE_V3, f.QV_CURVE_V4 = f.QV_CURVE_V3 + off, f.QV_CURVE_V4 + off
+        if m.volt_watt_offset_pu is not None:
+            f.PV_CURVE_V1 += m.volt_watt_offset_pu
+            f.PV_CURVE_V2 += m.volt_watt_offset_pu
 
     @property
     def silent(self) -> bool:

@@ -36,12 +36,12 @@ import numpy as np
 from hil.client import parse_address
 from hil.errors import HilAbort
 from hil.grid_map import EMULATED_GRID, GridMap
-from hil.lateness import LatenessStats, lateness_stats
 from hil.link import DeviceLink, FaultEvent, LinkConfig, LinkRunner
 from hil.policy import Measurement, check_policy, resolve
 from hil.samples import SampleStore
 from testbed.domain.der.battery import BatterySpec
 from testbed.domain.errors import UserError
+from testbed.domain.lateness import LatenessStats, lateness_stats
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 written registers -> controls. Pure (no sockets, no clocks).
 
 Models served: 1 (common), 701 (AC measurement), 702 (capacity), 704 (AC controls), 705 (Volt-VAR, one curve
-of 4 points), 711 (frequency droop, one control), and 713 (storage capacity) for batteries. Units on the wire
+of 4 points), 711 (frequency droop, one control); PV inverters also 706 (Volt-Watt, one curve of 2 points),
+batteries 713 (storage capacity) instead, as many storage units serve no Volt-Watt. Units on the wire
 are SunSpec's (W, var, V, Hz, %); everything here converts to the testbed's (kW, kvar, pu, Hz, soc 0..1).
 """
 
@@ -23,13 +24,14 @@ from hil.codec import (
     map_registers,
 )
 
-MODEL_COUNTS: dict[int, dict[str, int]] = {705: {"NCrv": 1, "NPt": 4}, 711: {"NCtl": 1}}
-PV_MODELS = (1, 701, 702, 704, 705, 711)
-BATTERY_MODELS = (*PV_MODELS, 713)
-CONTROL_MODELS = (704, 705, 711)
+MODEL_COUNTS: dict[int, dict[str, int]] = {705: {"NCrv": 1, "NPt": 4}, 706: {"NCrv": 1, "NPt": 2}, 711: {"NCtl": 1}}
+PV_MODELS = (1, 701, 702, 704, 705, 706, 711)
+BATTERY_MODELS = (1, 701, 702, 704, 705, 711, 713)
+CONTROL_MODELS = (704, 705, 706, 711)
 
 ENABLED = 1
 DEPT_REF_VA_MAX_PCT = 3  # 705 DeptRef symbol VA_MAX_PCT
+DEPT_REF_W_MAX_PCT = 0  # 706 DeptRef symbol W_MAX_PCT
 
 
 def power_sf(rated_w: float, headroom: float = 1.5) -> int:
@@ -84,6 +86,7 @@ class SunSpecProfile:
                 "VarSetPct_SF": -1,
             },
             705: {"V_SF": -1, "DeptRef_SF": -1, "RspTms_SF": 0},
+            706: {"V_SF": -1, "DeptRef_SF": -1, "RspTms_SF": 0},
             711: {"Db_SF": -3, "K_SF": -3, "RspTms_SF": 0},
             713: {"WH_SF": whsf, "Pct_SF": -1},
         }
@@ -161,7 +164,22 @@ class SunSpecProfile:
         for i, (v, q) in enumerate(c.volt_var):
             vv[f"Crv[0].Pt[{i}].V"] = 100.0 * v
             vv[f"Crv[0].Pt[{i}].Var"] = 100.0 * q
-        return {
+        vw = {
+            "Ena": int(c.volt_watt_enabled),
+            "AdptCrvReq": 0,
+            "AdptCrvRslt": 1,
+            "NPt": 2,
+            "NCrv": 1,
+            "RvrtCrv": 0,
+            "Crv[0].ActPt": 2,
+            "Crv[0].DeptRef": DEPT_REF_W_MAX_PCT,
+            "Crv[0].RspTms": c.volt_watt_response_s,
+            "Crv[0].ReadOnly": 0,
+        }
+        for i, (v, p) in enumerate(c.volt_watt):
+            vw[f"Crv[0].Pt[{i}].V"] = 100.0 * v
+            vw[f"Crv[0].Pt[{i}].W"] = 100.0 * p
+        out = {
             704: {
                 "WMaxLimPctEna": int(c.limit_enabled),
                 "WMaxLimPct": c.limit_pct,
@@ -184,6 +202,9 @@ class SunSpecProfile:
                 "Ctl[0].ReadOnly": 0,
             },
         }
+        if 706 in self.layouts:
+            out[706] = vw
+        return out
 
     def controls_registers(self, controls: DerControls) -> dict[int, list[int]]:
         return {m: self._encode(m, v) for m, v in self.control_values(controls).items()}
@@ -235,6 +256,9 @@ class SunSpecProfile:
         base = self.entries[0].address - 2
         vals = {}
         for m in CONTROL_MODELS:
+            if m not in self.layouts:
+                vals[m] = {}
+                continue
             start = self.address[m] - base
             vals[m] = decode_model(self.layouts[m], image[start : start + self.layouts[m].total_registers])
         problems = []
@@ -262,6 +286,19 @@ class SunSpecProfile:
             problems.append(f"705 curve voltages {[p[0] for p in curve]}: must not decrease")
         if len(curve) == 4 and any(abs(q) > 0.44 + 1e-9 for _, q in curve):
             problems.append("705 curve Var: beyond the Category B capability of ±44 % of VAMax")
+        c706 = vals[706]
+        vw_curve = []
+        if 706 in self.layouts:
+            for i in range(2):
+                v, p = c706.get(f"Crv[0].Pt[{i}].V"), c706.get(f"Crv[0].Pt[{i}].W")
+                if v is None or p is None:
+                    problems.append(f"706 Crv[0].Pt[{i}]: V and W must both be set")
+                    continue
+                vw_curve.append((v / 100.0, p / 100.0))
+            if len(vw_curve) == 2 and not vw_curve[1][0] > vw_curve[0][0]:
+                problems.append(f"706 curve voltages {[p[0] for p in vw_curve]}: V2 must be above V1")
+            if any(not -100.0 <= 100.0 * p <= 100.0 for _, p in vw_curve):
+                problems.append("706 curve W: must lie in -100..100 % of WMax")
         for key, label in (("Ctl[0].KOf", "KOf"), ("Ctl[0].KUf", "KUf")):
             k = c711.get(key)
             if k is not None and not 0.01 <= k <= 0.10:
@@ -276,6 +313,9 @@ class SunSpecProfile:
             volt_var_enabled=pick(c705, "Ena", int(current.volt_var_enabled)) == ENABLED,
             volt_var=tuple(curve) if len(curve) == 4 else current.volt_var,
             volt_var_response_s=pick(c705, "Crv[0].RspTms", current.volt_var_response_s),
+            volt_watt_enabled=pick(c706, "Ena", int(current.volt_watt_enabled)) == ENABLED,
+            volt_watt=tuple(vw_curve) if len(vw_curve) == 2 else current.volt_watt,
+            volt_watt_response_s=pick(c706, "Crv[0].RspTms", current.volt_watt_response_s),
             droop_enabled=pick(c711, "Ena", int(current.droop_enabled)) == ENABLED,
             droop_db_hz=pick(c711, "Ctl[0].DbOf", current.droop_db_hz),
             droop_k=pick(c711, "Ctl[0].KOf", current.droop_k),

@@ -4,7 +4,7 @@
   switched off, so that they do not add to the setpoints);
 - ``droop``: the device's own frequency droop (711, one control: deadband, droop, response time);
 - ``volt-var``: the device's own Volt-VAR curve (705, one curve of 4 points, in % of VAMax, response time);
-- ``volt-watt``: the device's own Volt-Watt curve (706).
+- ``volt-watt``: the device's own Volt-Watt curve (706, one curve of 2 points, in % of WMax, response time).
 
 A device that does not serve a model the mode needs is refused before anything is written
 (:class:`MissingModels`).
@@ -51,8 +51,8 @@ async def program(
     curve_response_s: float | None = None,
 ) -> None:
     """Program ``client``'s device (already scanned) for ``mode``. ``droop`` = (deadband [Hz], droop [pu],
-    open-loop response time [s]); ``curve`` = Volt-VAR points (V [pu], Q [fraction of S_rated]) and its
-    response time ``curve_response_s`` [s]."""
+    open-loop response time [s]); ``curve`` = Volt-VAR points (V [pu], Q [fraction of S_rated]) or Volt-Watt
+    points (V [pu], P [fraction of P_rated]) and its response time ``curve_response_s`` [s]."""
     missing = missing_models(list(client.models), mode)
     if missing:
         raise MissingModels(client.address, client.unit, mode, missing)
@@ -61,6 +61,8 @@ async def program(
         await client.write_points(711, {"Ena": 0})
     if mode != "volt-var" and 705 in served:
         await client.write_points(705, {"Ena": 0})
+    if mode != "volt-watt" and 706 in served:
+        await client.write_points(706, {"Ena": 0})
     if mode == "setpoints":
         await client.write_points(704, {"WSetEna": 1, "WSetMod": 1, "WSet": 0.0})
     elif mode == "droop":
@@ -79,5 +81,10 @@ async def program(
         await client.write_points(705, values)
         await client.write_points(705, {"Ena": 1})
     elif mode == "volt-watt":
-        raise NotImplementedError("programming a Volt-Watt curve (706) is not implemented yet")
+        values = {"Crv[0].RspTms": curve_response_s}
+        for i, (v, p) in enumerate(curve):
+            values[f"Crv[0].Pt[{i}].V"] = 100.0 * v
+            values[f"Crv[0].Pt[{i}].W"] = 100.0 * p
+        await client.write_points(706, values)
+        await client.write_points(706, {"Ena": 1})
     log.info("%s unit %d programmed for %s", client.address, client.unit, mode)

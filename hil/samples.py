@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hil.lateness import LatenessStats, stats_from_lateness
 from hil.link import Sample
+from testbed.domain.lateness import LatenessStats, stats_from_lateness
 
 SCHEMA = pa.schema(
     [

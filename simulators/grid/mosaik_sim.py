@@ -120,6 +120,11 @@ class GridSimulator(mosaik_api_v3.Simulator):
             weights = np.fromiter(per_bus.values(), dtype=float, count=len(per_bus))
             out += np.bincount(idx, weights=weights, minlength=len(out))
 
+    def warm_up(self) -> None:
+        """Solve one power flow of the network as it is (no injections yet), so that the engine is built and
+        its kernels compiled before a real-time run's clock starts (simulators.pacing calls it)."""
+        self.engine.solve()
+
     def step(self, time, inputs, max_advance):
         attrs = inputs.get(self.eid, {})
         self._sum_arrays("bus_p_kw", attrs.get("bus_p_kw", {}), self._p)

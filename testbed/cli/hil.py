@@ -53,11 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 MISBEHAVIOUR_OPTIONS = {
-    "slow_p_s": ("p_response_s", "non-compliant: active power follows setpoints and droop this slowly [s, 90 %%]"),
+    "slow_p_s": ("p_response_s", "non-compliant: P follows setpoints, droop and Volt-Watt this slowly [s, 90 %%]"),
     "slow_q_s": ("q_response_s", "non-compliant: reactive power follows Volt-VAR this slowly [s, 90 %%]"),
     "deadband_hz": ("deadband_hz", "non-compliant: apply this droop deadband [Hz, 60 Hz basis] whatever is written"),
     "droop": ("droop", "non-compliant: apply this droop [pu, e.g. 0.1] whatever is written"),
     "volt_var_offset_pu": ("volt_var_offset_pu", "non-compliant: shift the Volt-VAR curve by this voltage [pu]"),
+    "volt_watt_offset_pu": ("volt_watt_offset_pu", "non-compliant: shift the Volt-Watt curve by this voltage [pu]"),
     "stop_following_after_s": ("stop_following_after_s", "non-compliant: freeze the output after this time [s]"),
     "stop_answering_after_s": ("stop_answering_after_s", "fault: stop answering Modbus after this time [s]"),
 }

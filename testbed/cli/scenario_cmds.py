@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+
+from testbed.domain.errors import UserError
+
+
+def _positive_ms(text: str) -> float:
+    """A finite lateness budget > 0 [ms] (argparse reports anything else as a usage error, exit 2)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of milliseconds > 0")
+    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--real-time", action="store_true", help="pace the run at wall-clock speed (for hardware in the loop)"
+    )
+    p.add_argument(
+        "--max-lateness-ms",
+        type=_positive_ms,
+        metavar="MS",
+        help="with --real-time: end the run as a fault (exit 3) when a step starts later than MS milliseconds "
+        "(overrides the scenario's time.max_lateness_ms)",
     )
     p.set_defaults(func=_run)
 
@@ -74,10 +95,15 @@ def _run(args: argparse.Namespace) -> int:
         f"{plan.engine.info.name} on {sc.grid.engine}, seed {sc.seed}",
         file=sys.stderr,
     )
-    result = run(plan, args.out, progress=not args.no_progress, real_time=args.real_time)
+    if args.max_lateness_ms is not None and not args.real_time:
+        raise UserError("--max-lateness-ms: only a real-time run has a lateness budget; add --real-time")
+    result = run(plan, args.out, progress=not args.no_progress, real_time=args.real_time,
+                 max_lateness_ms=args.max_lateness_ms)
     k = result.kpis
     print(f"results: {result.run_dir} (verdict and charts: report.html)")
     print(f"  verdict: {result.verdict.summary()}")
+    if result.fault is not None:  # exit 3 with or without --check: the run did not finish
+        raise result.fault
     print(
         f"  {k['steps']} steps in {result.wall_s:.1f} s; non-converged steps: {k['non_converged_steps']}\n"
         f"  voltage {k['v_min_pu']:.4f}..{k['v_max_pu']:.4f} pu, "
@@ -86,6 +112,13 @@ def _run(args: argparse.Namespace) -> int:
         f"  grid import {k['grid_import_kwh']:.1f} kWh, export {k['grid_export_kwh']:.1f} kWh; "
         f"self-sufficiency {_pct(k['self_sufficiency'])}"
     )
+    if "real_time" in k:
+        rt = k["real_time"]
+        print(
+            f"  real time: warm-up {rt['warmup_s']:.1f} s; step lateness p50 {rt['lateness_p50_ms']:.1f} ms, "
+            f"p99 {rt['lateness_p99_ms']:.1f} ms, max {rt['lateness_max_ms']:.1f} ms; "
+            f"missed deadlines {rt['missed_deadlines']}"
+        )
     if "market" in k:
         m = k["market"]
         price = m["price_per_kwh"]["volume_weighted"]

@@ -59,6 +59,7 @@ def time_chart(
     *,
     steps: bool = False,
     height_in: float = 2.6,
+    x_label: str = "time since start [h]",
 ) -> str:
     """A chart of ``lines`` over ``hours`` (hours since the start of the run) as an inline ``<svg>`` element.
 
@@ -80,7 +81,7 @@ def time_chart(
             ax.axhline(limit.value, color=limit.color, linestyle="--", linewidth=1.0, label=limit.label)
         ax.set_title(title, loc="left")
         ax.set_ylabel(unit)
-        ax.set_xlabel("time since start [h]")
+        ax.set_xlabel(x_label)
         if len(hours):
             ax.set_xlim(float(hours[0]), float(hours[-1]) if len(hours) > 1 else float(hours[0]) + 1.0)
         ax.legend(loc="best", fontsize=8, frameon=False)
@@ -100,3 +101,56 @@ def figure_svg(fig) -> str:
     text = buf.getvalue()
     text = text[text.find("<svg"):]
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF boilerplate only
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One series of a sweep chart: at each ``x`` the mean of the experiments there, and the lowest and highest
+    (the spread over seeds and whatever else is not on the chart)."""
+
+    label: str
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+_COLORS = ("#1f5fa8", "#b3361c", "#1b7a1b", "#7a3fa0", "#a86b00", "#333333", "#0e8a8a", "#c4458f")
+
+
+def sweep_chart(
+    title: str,
+    x_label: str,
+    unit: str,
+    series: Sequence[Spread],
+    limits: Sequence[Limit] = (),
+    *,
+    categories: Sequence[str] | None = None,
+    height_in: float = 2.8,
+) -> str:
+    """A metric against a swept parameter: each series' mean as a line with markers and its spread as a band
+    (error bars when the x axis is categorical; then ``x`` holds indices into ``categories``)."""
+    if not any(np.isfinite(np.asarray(s.mean, dtype=float)).any() for s in series):
+        return ""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7.6, height_in), layout="constrained")
+        for i, s in enumerate(series):
+            color = _COLORS[i % len(_COLORS)]
+            x, mean = np.asarray(s.x, dtype=float), np.asarray(s.mean, dtype=float)
+            low, high = np.asarray(s.low, dtype=float), np.asarray(s.high, dtype=float)
+            if categories is not None:
+                ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="o-", color=color, label=s.label,
+                            linewidth=1.2, markersize=4, capsize=3)
+            else:
+                ax.plot(x, mean, "o-", color=color, label=s.label, linewidth=1.2, markersize=4)
+                if np.any(high > low):
+                    ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
+        for limit in limits:
+            ax.axhline(limit.value, color=limit.color, linestyle="--", linewidth=1.0, label=limit.label)
+        if categories is not None:
+            ax.set_xticks(range(len(categories)), list(categories), rotation=15 if len(categories) > 4 else 0)
+        ax.set_title(title, loc="left")
+        ax.set_ylabel(unit)
+        ax.set_xlabel(x_label)
+        ax.legend(loc="best", fontsize=8, frameon=False)
+        return figure_svg(fig)

@@ -69,6 +69,11 @@ def prepare(
         pv_profiles=set(profiles.pv),
         grid_loads={gl.name for gl in profiles.grid_loads},
     )
+    if scenario.fleet is not None and scenario.fleet.pv is not None:
+        problems += [
+            f"fleet.pv.profiles: unknown PV profile {name!r} (known: {', '.join(sorted(profiles.pv)[:8])})"
+            for name in scenario.fleet.pv.profiles if name not in profiles.pv
+        ]
     if scenario.fleet is not None:
         explicit = {p.id for p in scenario.prosumers}
         for p in prosumers[len(scenario.prosumers) :]:

@@ -129,6 +129,21 @@ def _grid_charts(run_dir: Path, v_min_pu: float, v_max_pu: float, resolution_s: 
     )
 
 
+def _lateness_chart(run_dir: Path) -> str:
+    """Step lateness over a real-time run, from ``lateness.json`` (written by the runner)."""
+    path = run_dir / "lateness.json"
+    if not path.is_file():
+        return ""
+    data = _read_json(path)
+    minutes = np.asarray(data["step"], float) * float(data["step_s"]) / 60.0
+    return time_chart(
+        "Step lateness against the wall clock", "lateness [ms]", minutes,
+        [Line("step start after its due time", np.asarray(data["lateness_ms"], float), "#1f5fa8")],
+        [Limit("on time", 0.0)],
+        x_label="time into the run [min]",
+    )
+
+
 def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mapping[str, Any],
            v_min_pu: float, v_max_pu: float) -> str:
     """The report's HTML for a run folder."""
@@ -140,6 +155,8 @@ def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mappi
         ("Verdict", verdict_table(verdict)),
         ("Grid and homes", _grid_charts(run_dir, v_min_pu, v_max_pu, float(info["resolution_s"])) + kpi_table(kpis)),
     ]
+    if isinstance(kpis.get("real_time"), dict):
+        sections.append(("Real time", _lateness_chart(run_dir) + kpi_table(kpis["real_time"])))
     for name, heading in (("market", "Market"), ("hil", "HIL")):
         if isinstance(kpis.get(name), dict):
             sections.append((heading, kpi_table(kpis[name])))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time as wallclock
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any
 
 import mosaik
 
-from testbed.domain.verdict import Verdict
+from simulators.pacing import WallClock
+from testbed.domain.errors import Fault
+from testbed.domain.verdict import Verdict, at_most
 from testbed.orchestration.parts.fleet import FleetPart
 from testbed.orchestration.parts.fpp import FppPart
 from testbed.orchestration.parts.grid import GridPart
@@ -46,6 +49,8 @@ class RunResult:
     kpis: dict[str, Any]
     verdict: Verdict
     wall_s: float
+    #: The fault that ended the run early (the verdict's status is then ``fault``), else None.
+    fault: Fault | None = None
 
 
 def parts_for(plan: RunPlan) -> list[Part]:
@@ -62,20 +67,43 @@ def parts_for(plan: RunPlan) -> list[Part]:
     return parts
 
 
-def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, real_time: bool = False) -> RunResult:
+def _fault_in(exc: BaseException) -> Fault | None:
+    """The :class:`Fault` that ended a run, also when mosaik wrapped it in its own exception."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Fault):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, real_time: bool = False,
+        max_lateness_ms: float | None = None) -> RunResult:
     """Simulate the plan in a mosaik world and write the run folder (a new one under ``outputs.dir`` unless
     ``run_dir`` is given, which must be new or empty).
 
-    ``real_time`` paces the world at wall-clock speed (one step of ``time.resolution_s`` per as many seconds).
+    ``real_time`` paces the world at wall-clock speed (one step of ``time.resolution_s`` per as many
+    seconds, :mod:`simulators.pacing`); ``kpis.json`` then has a ``real_time`` section with the warm-up and
+    the step lateness. ``max_lateness_ms`` (default: the scenario's ``time.max_lateness_ms``) ends a
+    real-time run as a fault at the first step later than it.
+
+    A fault during the run (a device, a lateness budget) ends the world early; the run folder still gets
+    the KPIs of what was recorded and a verdict with status ``fault`` (exit 3).
     """
     sc = plan.scenario
     run_dir = claim_run_dir(run_dir, sc)
     write_inputs(run_dir, sc, plan.source, plan.overrides)
     world = mosaik.World({}, time_resolution=float(sc.time.resolution_s), skip_greetings=True,
                          configure_logging=False)
-    builder = WorldBuilder(world=world, plan=plan, run_dir=run_dir, real_time=real_time)
+    budget_ms = max_lateness_ms if max_lateness_ms is not None else sc.time.max_lateness_ms
+    clock = None
+    if real_time:
+        clock = WallClock(float(sc.time.resolution_s), None if budget_ms is None else budget_ms / 1000)
+    builder = WorldBuilder(world=world, plan=plan, run_dir=run_dir, real_time=real_time, clock=clock)
     parts = parts_for(plan)
     sink: dict[str, Any] = {}
+    fault: Fault | None = None
     t0 = wallclock.perf_counter()
     try:
         try:
@@ -97,12 +125,30 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
             ).Recorder(series=builder.series)
             for entity, attrs in builder.recorded:
                 world.connect(entity, recorder, *attrs)
-            world.run(until=sc.time.n_steps, print_progress=False, rt_factor=1.0 if real_time else None)
+            try:
+                with warnings.catch_warnings():
+                    # Real-time runs are paced by the clock (simulators.pacing); mosaik's rt_factor only keeps
+                    # simulators from running ahead of it, and its per-step "too slow" warning is replaced by
+                    # the measured lateness in kpis.json and one line in the summary.
+                    warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
+                    world.run(until=sc.time.n_steps, print_progress=False, rt_factor=1.0 if real_time else None)
+            except Exception as exc:
+                fault = _fault_in(exc)
+                if fault is None:
+                    raise
+                log.error("run %s ended early: %s", run_dir.name, fault)
             wall_s = wallclock.perf_counter() - t0
         finally:
             if not getattr(world, "_shutdown_performed", True):
                 world.shutdown()  # every simulator finalizes: the recorder's KPIs, the bridge's clients
-        kpis = dict(sink["kpis"])
+        kpis = dict(sink.get("kpis") or {})
+        if clock is not None:
+            kpis["real_time"] = clock.kpis()
+            write_json(run_dir / "lateness.json", {
+                "step_s": clock.seconds_per_step,
+                "step": [t for t, _ in clock.lateness],
+                "lateness_ms": [round(late * 1000, 3) for _, late in clock.lateness],
+            })
         for part in parts:
             section = part.kpis(builder)
             if section:
@@ -110,7 +156,10 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     finally:
         for part in parts:
             part.close()
-    verdict = Verdict(tuple(c for part in parts for c in part.criteria(kpis)))
+    criteria = tuple(c for part in parts for c in part.criteria(kpis)) if "steps" in kpis else ()
+    if clock is not None and fault is None:
+        criteria += (_on_time(kpis["real_time"]),)
+    verdict = Verdict(criteria, fault=None if fault is None else fault.render())
     write_json(run_dir / "kpis.json", kpis)
     write_json(run_dir / "verdict.json", verdict.as_dict())
     write_json(
@@ -127,9 +176,20 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
             "engine": sc.grid.engine,
             "parts": [p.name for p in parts],
             "wall_s": round(wall_s, 3),
+            "real_time": real_time,
             "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     write_report(run_dir, kpis=kpis, verdict=verdict)
     log.info("run %s: %s", run_dir.name, verdict.summary())
-    return RunResult(run_dir=run_dir, kpis=kpis, verdict=verdict, wall_s=wall_s)
+    return RunResult(run_dir=run_dir, kpis=kpis, verdict=verdict, wall_s=wall_s, fault=fault)
+
+
+def _on_time(rt: dict[str, Any]) -> Any:
+    """A real-time run's criterion: no step started a whole step length late (a missed deadline)."""
+    return at_most(
+        "real-time deadlines", rt["missed_deadlines"], 0, "steps",
+        f"steps at least one step length ({rt['step_s']:g} s) late; lateness p99 {rt['lateness_p99_ms']:.1f} ms, "
+        f"max {rt['lateness_max_ms']:.1f} ms",
+        group="real time",
+    )

@@ -2,8 +2,8 @@
 nothing fetched) with the verdict, a table of every criterion with its figure, and the charts:
 
 - frequency services: the applied frequency, and the measured response against the required band over time;
-- IEEE 1547.1 step tests: the measured points (input, output at each step's steady state) against the curve
-  with the ±1.5·MRA accuracy band, and the output over time.
+- IEEE 1547.1 step tests (Volt-VAR, Volt-Watt): the measured points (input, output at each step's steady
+  state) against the curve with the ±1.5·MRA accuracy band, and the output over time.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from testbed.domain.services.scoring import required_band
-from testbed.domain.services.scoring_1547 import judge_steps, volt_var_curve
-from testbed.domain.services.voltage import MRA_Q, MRA_V_PU, accuracy_band
+from testbed.domain.services.scoring_1547 import judge_steps, volt_var_curve, volt_watt_curve
+from testbed.domain.services.voltage import MRA_P, MRA_Q, MRA_V_PU, accuracy_band
 from testbed.orchestration.charts import figure_svg, style
 from testbed.orchestration.report import page, verdict_table
 
@@ -55,14 +55,19 @@ def frequency_chart(result) -> str:
     return _svg(fig)
 
 
-def volt_var_charts(result) -> str:
+def voltage_curve_charts(result) -> str:
+    """IEEE 1547.1 Volt-VAR (Q / S_rated) or Volt-Watt (P / P_rated) step test: the steady-state points against
+    the curve and its ±1.5·MRA band, then the voltage and the output over time."""
     rec, test = result.record, result.test
     c = test.characteristic()
-    s = test.device.kva
-    q = rec.q_kvar / s
-    steady, _ = judge_steps(volt_var_curve(c), result.steps, rec.t_s, rec.vm_pu, q, rec.valid, c.tr_s, MRA_V_PU, MRA_Q)
+    if c.quantity == "q":
+        y, curve, mra_y, label = rec.q_kvar / test.device.kva, volt_var_curve(c), MRA_Q, "Q / S_rated"
+    else:
+        y, curve, label = rec.p_kw / test.device.rated_kw, volt_watt_curve(c), "P / P_rated"
+        mra_y = MRA_P * test.device.kva / test.device.rated_kw
+    steady, _ = judge_steps(curve, result.steps, rec.t_s, rec.vm_pu, y, rec.valid, c.tr_s, MRA_V_PU, mra_y)
     v = np.linspace(min(c.v_points) - 0.05, max(c.v_points) + 0.05, 400)
-    lo, hi = accuracy_band(c, v, MRA_V_PU, MRA_Q)
+    lo, hi = accuracy_band(c, v, MRA_V_PU, mra_y)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.fill_between(v, lo, hi, color="tab:green", alpha=0.25, label="±1.5·MRA band")
     ax.plot(v, c(v), color="tab:green", lw=1, label=c.name)
@@ -74,7 +79,7 @@ def volt_var_charts(result) -> str:
     ax.scatter([x for x, b in zip(xs, bad, strict=True) if b], [y for y, b in zip(ys, bad, strict=True) if b],
                color="tab:red", s=22, marker="x", label="steady state (fail)", zorder=3)
     ax.set_xlabel("V [pu]")
-    ax.set_ylabel("Q / S_rated")
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     curve_svg = _svg(fig)
@@ -83,9 +88,9 @@ def volt_var_charts(result) -> str:
     a1.plot(rec.t_s[sl], rec.vm_pu[sl], lw=1)
     a1.set_ylabel("V [pu]")
     a1.grid(alpha=0.3)
-    a2.plot(rec.t_s[sl], q[sl], color="tab:red", lw=1, label="measured")
+    a2.plot(rec.t_s[sl], y[sl], color="tab:red", lw=1, label="measured")
     a2.plot(rec.t_s[sl], c(rec.vm_pu[sl]), color="tab:green", lw=0.8, ls="--", label="curve")
-    a2.set_ylabel("Q / S_rated")
+    a2.set_ylabel(label)
     a2.set_xlabel("t [s]")
     a2.grid(alpha=0.3)
     a2.legend(fontsize=8)
@@ -113,8 +118,8 @@ def render(result) -> str:
         charts = "<p>No samples were recorded.</p>"
     else:
         with style():
-            if test.characteristic() is not None and test.characteristic().quantity == "q":
-                charts = volt_var_charts(result)
+            if test.characteristic() is not None:
+                charts = voltage_curve_charts(result)
             elif test.control_mode == "droop":
                 charts = power_chart(result)
             else:

@@ -15,13 +15,16 @@ fleet always, the market when the scenario has ``market:``, hardware in the loop
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mosaik
+from mosaik.starters import PythonStarter
 
+from simulators.pacing import Paced, WallClock
 from testbed.domain.verdict import Criterion
 from testbed.orchestration.plan import RunPlan
 
@@ -35,6 +38,8 @@ class WorldBuilder:
     plan: RunPlan
     run_dir: Path
     real_time: bool = False
+    #: The wall clock that paces every simulator of a real-time run (None: as fast as possible).
+    clock: WallClock | None = None
     #: The grid's element order (``bus_ids``, ``line_ids``, ``trafo_ids``), provided by the grid part.
     network: dict[str, Any] = field(default_factory=dict)
     #: The fleet's prosumer ids in the order of its array outputs, provided by the fleet part.
@@ -44,10 +49,20 @@ class WorldBuilder:
     recorded: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)
     series: dict[str, list[str]] = field(default_factory=dict)
 
-    def start(self, name: str, python: str, **params: Any) -> Any:
-        """Start the simulator class at ``python`` (``"module:Class"``) under ``name`` with ``params``."""
-        self.world.sim_config.setdefault(name, {"python": python})
-        return self.world.start(name, **params)
+    def start(self, name: str, python: str | type, **params: Any) -> Any:
+        """Start the simulator class ``python`` (a class, or ``"module:Class"``) under ``name`` with ``params``.
+
+        In a real-time run the simulator is wrapped in :class:`~simulators.pacing.Paced`, so its steps start
+        at their wall-clock time (:class:`~simulators.pacing.WallClock`)."""
+        cls = python
+        if isinstance(python, str):
+            module, _, cls_name = python.partition(":")
+            cls = getattr(importlib.import_module(module), cls_name)
+        if self.clock is not None:
+            starter = PythonStarter(Paced, kwargs={"inner": cls, "clock": self.clock})
+        else:
+            starter = PythonStarter(cls)
+        return self.world.start(starter, sim_id=name, **params)
 
     def provide(self, name: str, entity: Any) -> None:
         if name in self._entities:

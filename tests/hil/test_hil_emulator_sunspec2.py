@@ -39,10 +39,11 @@ def test_scan_finds_models_with_lengths_and_scaled_values(emu):
     pv_port, bat_port = emu.ports
     pv = _scan(pv_port)
     try:
-        lengths = {mid: pv.models[mid][0].len for mid in (1, 701, 702, 704, 705, 711)}
+        lengths = {mid: pv.models[mid][0].len for mid in (1, 701, 702, 704, 705, 706, 711)}
         # 1/701/702 from grid-services.md; 704 from pysunspec2 1.3.7's definition; 705 with one curve of
-        # 4 points = 13 + 10 + 4·2 = 31; 711 with one control = 12 + 10 = 22.
-        assert lengths == {1: 66, 701: 153, 702: 50, 704: 65, 705: 31, 711: 22}
+        # 4 points = 13 + 10 + 4·2 = 31; 706 with one curve of 2 points = 13 + 5 + 2·2 = 22 (its header
+        # as 705's; a curve is ActPt, DeptRef, RspTms (32 bit), ReadOnly); 711 with one control = 12 + 10 = 22.
+        assert lengths == {1: 66, 701: 153, 702: 50, 704: 65, 705: 31, 706: 22, 711: 22}
         assert 713 not in pv.models
         common = pv.models[1][0]
         assert common.SN.value == "PV-1"
@@ -63,8 +64,34 @@ def test_scan_finds_models_with_lengths_and_scaled_values(emu):
         st = bat.models[713][0]
         assert st.WHRtg.cvalue == 10000 and st.SoC.cvalue == pytest.approx(50.0, abs=0.1)
         assert bat.models[1][0].SN.value == "BAT-1"
+        assert 706 not in bat.models  # a storage unit without Volt-Watt (service tests refuse it)
     finally:
         bat.close()
+
+
+def test_volt_watt_written_over_706_curtails_the_inverter(emu):
+    """An independent client programs 706 (IEEE 1547-2018 Table 10 default, 1.06 pu/100 % to 1.10 pu/20 %);
+    at 1.08 pu the linear curve gives 60 % of rated power: 6 kW after a few response times (device time).
+    A curve whose V2 is not above V1 is refused with exception 3."""
+    pv = _scan(emu.ports[0])
+    try:
+        vw = pv.models[706][0]
+        pts = vw.Crv[0].Pt
+        pts[0].V.cvalue, pts[0].W.cvalue, pts[1].V.cvalue, pts[1].W.cvalue = 106.0, 100.0, 110.0, 20.0
+        vw.Crv[0].RspTms.cvalue = 2
+        vw.Crv[0].write()
+        vw.Ena.value = 1
+        vw.write()
+        emu.call(lambda h: h.device(1).behaviour.grid.__setattr__("vm_pu", 1.08))
+        emu.call(lambda h: h.advance(round(10 / DT)))
+        m = pv.models[701][0]
+        m.read()
+        assert m.W.cvalue == pytest.approx(6000, abs=100)  # ±1 % of rating: OpenDER's filter after 5 Tr
+        pts[0].V.cvalue, pts[1].V.cvalue = 110.0, 106.0
+        with pytest.raises(ss_modbus.ModbusClientException, match="exception: 3"):
+            vw.Crv[0].write()
+    finally:
+        pv.close()
 
 
 def test_wmaxlimpct_write_is_answered_within_the_response_time(emu):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hil.lateness import lateness_stats
+from testbed.domain.lateness import lateness_stats
 
 
 def test_hand_computed_percentiles_and_missed_deadlines():

@@ -58,7 +58,12 @@ def test_real_time_run_with_an_emulated_battery(tmp_path):
         path.write_text(SCENARIO.format(address=f"127.0.0.1:{emu.ports[0]}", policy="hold", grid=grid))
         res = fpp("run", path, "--out", tmp_path / "out", "--no-progress", "--real-time")
         assert res.returncode == 0, res.stderr
+    # docs/hil.md's worked example: no warning per step, and the run reports its lateness
+    assert "too slow" not in res.stderr and "Warning" not in res.stderr
+    assert "real time: warm-up" in res.stdout
     out = tmp_path / "out"
+    rt = json.loads((out / "kpis.json").read_text())["real_time"]
+    assert rt["steps"] == 9 and rt["missed_deadlines"] == 0
     kpis = json.loads((out / "kpis.json").read_text())["hil"]
     for key in (
         "hil_io_lateness_p50_s",
@@ -101,6 +106,9 @@ def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path):
     assert res.returncode == 3  # a device fault, not a user mistake
     assert "fpp run: fault:" in res.stderr and "aborted by the fault policy" in res.stderr and address in res.stderr
     assert "Traceback" not in res.stderr
+    # the run folder keeps what was recorded until the fault, with the fault as its verdict
+    assert json.loads((tmp_path / "out" / "verdict.json").read_text())["status"] == "fault"
+    assert (tmp_path / "out" / "report.html").is_file()
 
 
 @pytest.mark.slow

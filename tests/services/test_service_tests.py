@@ -66,6 +66,24 @@ def test_droop_emulated_pass_and_wrong_settings_fail():
         assert v.criteria[0].passed is False, bad  # steady state outside ±1.5·MRA
 
 
+VW = """
+name: Volt-Watt {label}
+service: volt-watt-1
+step_s: 0.25
+signal: {{kind: ieee1547-steps, levels: [1.0], hold_s: 20}}
+device: {{kind: emulated, type: pv, rated_kw: 10{extra}}}
+"""
+
+
+def test_volt_watt_emulated_pass_and_fail_paths():
+    # programmed over SunSpec 706; the compliant device follows IEEE 1547-2018's default curve
+    assert run(VW, "compliant").status == "pass"
+    v = run(VW, "offset", "{volt_watt_offset_pu: 0.03}")  # curtails 30 mV too late: outside ±1.5·MRA
+    assert v.status == "fail" and v.criteria[0].passed is False
+    v = run(VW, "slow P", "{p_response_s: 60}")  # 90 % of the change long after one response time (10 s)
+    assert v.status == "fail" and v.criteria[1].passed is False
+
+
 def test_volt_var_emulated_fail_paths():
     v = run(VV, "offset", "{volt_var_offset_pu: 0.04}")
     assert v.criteria[0].passed is False
@@ -103,6 +121,13 @@ def test_example_volt_var_on_an_emulated_inverter(tmp_path):
     code = main(["test", str(ROOT / "scenarios/tests/volt-var-1-emulated-inverter.yaml"), "--out", str(tmp_path)])
     assert code == 0
     assert (tmp_path / "report.html").read_text().count("<svg") == 2
+
+
+def test_example_volt_watt_on_an_emulated_inverter(tmp_path):
+    code = main(["test", str(ROOT / "scenarios/tests/volt-watt-1-emulated-inverter.yaml"), "--out", str(tmp_path)])
+    assert code == 0
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 2 and "P / P_rated" in page
 
 
 @pytest.mark.realtime
@@ -143,7 +168,7 @@ def test_signal_outside_the_range_and_missing_models(tmp_path):
         parse_test(text, "far.yaml")
     assert "outside" in err.value.render()
     # an emulated battery serves no Volt-Watt model (706): refused before anything moves
-    vw = VV.format(label="vw", extra="").replace("volt-var-1", "volt-watt-1")
+    vw = VW.format(label="vw", extra="").replace("type: pv", "type: battery, capacity_kwh: 20")
     f = tmp_path / "vw.yaml"
     f.write_text(vw)
     assert main(["test", str(f), "--out", str(tmp_path / "o")]) == 2

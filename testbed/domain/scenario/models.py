@@ -39,6 +39,12 @@ class TimeWindow(_Model):
         description="Length of one simulation step [s]; must divide 900 s or be a multiple of it "
         "(the 15-minute SimBench profile slot).",
     )
+    max_lateness_ms: PositiveFloat | None = Field(
+        None,
+        description="Real-time runs only: the lateness budget of a step [ms]. A step that starts later than this "
+        "ends the run as a fault (exit 3), keeping what was recorded. None: no budget (lateness is still "
+        "measured and reported).",
+    )
 
     @field_validator("resolution_s")
     @classmethod

@@ -118,6 +118,7 @@ class Misbehave(_Model):
     deadband_hz: Annotated[float, Field(ge=0)] | None = None
     droop: PositiveFloat | None = None
     volt_var_offset_pu: Finite | None = None
+    volt_watt_offset_pu: Finite | None = None
     stop_following_after_s: Annotated[float, Field(ge=0)] | None = None
     stop_answering_after_s: Annotated[float, Field(ge=0)] | None = None
 

@@ -23,8 +23,6 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from mosaik.starters import PythonStarter
-
 from hil.mosaik_sim import HilSimulator
 from testbed.domain.scenario.models import PV, Battery, HilDevice
 from testbed.orchestration.plan import RunPlan
@@ -56,9 +54,9 @@ class HilPart(Part):
         return cls(devices) if devices else None
 
     def build(self, builder: WorldBuilder) -> None:
-        sim = builder.world.start(
-            PythonStarter(HilSimulator),
-            sim_id="HIL",
+        sim = builder.start(
+            "HIL",
+            HilSimulator,
             step_size=1,
             period_s=HIL_PERIOD_S,
             rt_factor=1.0 if builder.real_time else None,
