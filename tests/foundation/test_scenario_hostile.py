@@ -109,6 +109,7 @@ def test_absurd_trip_is_refused(value, needle):
     [
         ("duration_h: 24", "duration_h: 1e30", "is 4e+30 steps; a run has at most 1,100,000"),
         ("duration_h: 24", "duration_h: 876000000", "a run has at most 1,100,000"),
+        ("duration_h: 24", "duration_h: 1.0e-12", "shorter than one 900 s step"),  # found by the fuzz test
         ("start: 2016-07-24T00:00:00", "start: 9999-12-31T23:45:00", "ends after the year 9999"),
         ("  interval_s: 900", "  interval_s: 900\n  ledger: mysql://x", "market.ledger (line 39): 'mysql://x'"),
         ("depart_h: {min: 6.5, max: 8.5}", "depart_h: {min: 25, max: 30}", "fleet.ev.depart_h (line 34)"),

@@ -69,6 +69,8 @@ class TimeWindow(_Model):
             )
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(f"duration_h ({self.duration_h} h) is not a whole number of {self.resolution_s} s steps")
+        if round(steps) < 1:
+            raise ValueError(f"duration_h ({self.duration_h:g} h) is shorter than one {self.resolution_s} s step")
         try:
             self.start + timedelta(seconds=total_s)
         except OverflowError:
