@@ -323,6 +323,12 @@ class SunSpecProfile:
             problems.append(f"705 curve voltages {[p[0] for p in curve]}: must not decrease")
         if len(curve) == 4 and any(abs(q) > 0.44 + 1e-9 for _, q in curve):
             problems.append("705 curve Var: beyond the Category B capability of ±44 % of VAMax")
+        for over, under in (("Ctl[0].DbOf", "Ctl[0].DbUf"), ("Ctl[0].KOf", "Ctl[0].KUf")):
+            if c711.get(over) != c711.get(under):
+                problems.append(
+                    f"711 {under}={c711.get(under)} differs from {over}={c711.get(over)}: this device implements "
+                    "one symmetric droop (write both the same)"
+                )
         for key, label in (("Ctl[0].KOf", "KOf"), ("Ctl[0].KUf", "KUf")):
             k = c711.get(key)
             if k is not None and not 0.01 <= k <= 0.10:
