@@ -58,17 +58,17 @@ class DerRating:
         out = []
         if self.kind not in ("pv", "battery"):
             out.append(f"kind {self.kind!r}: expected 'pv' or 'battery'")
-        if not self.rated_kw > 0:
-            out.append(f"rated_kw {self.rated_kw}: must be > 0")
-        if self.rated_kva is not None and self.rated_kva < self.rated_kw:
-            out.append(f"rated_kva {self.rated_kva}: must be >= rated_kw {self.rated_kw}")
-        if self.kind == "battery" and not (self.capacity_kwh and self.capacity_kwh > 0):
-            out.append("capacity_kwh: a battery needs a capacity > 0 kWh")
+        if not 0 < self.rated_kw <= 1e5:
+            out.append(f"rated_kw {self.rated_kw}: must be > 0 and at most 100000 kW")
+        if self.rated_kva is not None and not self.rated_kw <= self.rated_kva <= 1e5:
+            out.append(f"rated_kva {self.rated_kva}: must be >= rated_kw {self.rated_kw} and at most 100000 kVA")
+        if self.kind == "battery" and not (self.capacity_kwh and 0 < self.capacity_kwh <= 1e6):
+            out.append(f"capacity_kwh {self.capacity_kwh}: a battery needs a capacity > 0 and at most 1e6 kWh")
         if not 0.0 <= self.soc_init <= 1.0:
             out.append(f"soc_init {self.soc_init}: must lie in 0..1")
         if self.f_nom_hz not in (50.0, 60.0):
             out.append(f"f_nom_hz {self.f_nom_hz}: expected 50 or 60")
-        if not self.active_power_response_s > 0:
+        if not 0 < self.active_power_response_s <= 3600:
             out.append(f"active_power_response_s {self.active_power_response_s}: must be > 0")
         return out
 

@@ -10,6 +10,7 @@ per ``reconnect_interval_s``, so a dead device costs one refused connect per int
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_READ = 125  # Modbus limit of registers per read request
 MAX_WRITE = 123
+CLOSED_POLL_S = 0.01  # how often a pending request checks whether the device closed the connection [s]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -153,10 +155,31 @@ class SunSpecClient:
 
     # --- registers --------------------------------------------------------------------------------
 
+    async def _request(self, client: AsyncModbusTcpClient, coro_fn) -> Any:
+        """The request's response within ``timeout_s``; ``ConnectionException`` as soon as the device closes the
+        connection (pymodbus itself would wait out the whole timeout and call it a missing answer)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        task = asyncio.ensure_future(coro_fn(client))
+        try:
+            while not task.done():
+                if not client.connected:
+                    raise ConnectionException("the device closed the connection")
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait({task}, timeout=min(CLOSED_POLL_S, remaining))
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ModbusException):
+                    await task
+
     async def _call(self, operation: str, register: int, coro_fn) -> Any:
         client = await self._ensure(operation)
         try:
-            response = await asyncio.wait_for(coro_fn(client), self.timeout_s)
+            response = await self._request(client, coro_fn)
         except (TimeoutError, ModbusIOException) as exc:
             self._close_client()  # a late answer must not be taken for the next request's
             self._last_fault = HilTimeout

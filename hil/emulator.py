@@ -144,6 +144,10 @@ class EmulatorHost:
                 new = list(dev.image)
                 first = address - start_address
                 new[first : first + len(set_values)] = [int(v) for v in set_values]
+                refused = dev.profile.write_problems(dev.image, new, first, len(set_values))
+                if refused:
+                    log.info("device %d rejected write at %d: %s", dev.channel, address, "; ".join(refused))
+                    return ExcCodes.ILLEGAL_VALUE
                 try:
                     controls = dev.profile.controls_from_image(new, dev.behaviour.controls)
                 except CodecError as exc:

@@ -39,12 +39,12 @@ class Misbehaviour:
         out = []
         for name in ("p_response_s", "q_response_s", "droop"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                out.append(f"{name} {v}: must be > 0")
+            if v is not None and not (math.isfinite(v) and v > 0):
+                out.append(f"{name} {v}: must be a finite number > 0")
         for name in ("deadband_hz", "stop_following_after_s", "stop_answering_after_s"):
             v = getattr(self, name)
-            if v is not None and v < 0:
-                out.append(f"{name} {v}: must be >= 0")
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                out.append(f"{name} {v}: must be a finite number >= 0")
         return out
 
     @property

@@ -10,7 +10,9 @@ are SunSpec's (W, var, V, Hz, %); everything here converts to the testbed's (kW,
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from functools import cache
 
 from hil.behaviour import DerControls, DerRating, DerState
 from hil.codec import (
@@ -18,10 +20,12 @@ from hil.codec import (
     MapEntry,
     ModelLayout,
     decode_model,
+    decode_raw,
     device_map,
     encode_model,
     layout_model,
     map_registers,
+    model_definition,
 )
 
 MODEL_COUNTS: dict[int, dict[str, int]] = {705: {"NCrv": 1, "NPt": 4}, 706: {"NCrv": 1, "NPt": 2}, 711: {"NCtl": 1}}
@@ -32,6 +36,35 @@ CONTROL_MODELS = (704, 705, 706, 711)
 ENABLED = 1
 DEPT_REF_VA_MAX_PCT = 3  # 705 DeptRef symbol VA_MAX_PCT
 DEPT_REF_W_MAX_PCT = 0  # 706 DeptRef symbol W_MAX_PCT
+
+# Control points the emulator acts on (by path without group indices); other RW points accept a write only
+# of the value they already hold. WSetMod: only WATTS (1) is implemented, not W_MAX_PCT (0).
+SUPPORTED_WRITES: dict[int, set[str]] = {
+    704: {"WMaxLimPctEna", "WMaxLimPct", "WSetEna", "WSetMod", "WSet"},
+    705: {"Ena", "Crv.Pt.V", "Crv.Pt.Var", "Crv.RspTms"},
+    706: {"Ena", "Crv.Pt.V", "Crv.Pt.W", "Crv.RspTms"},
+    711: {"Ena", "Ctl.DbOf", "Ctl.DbUf", "Ctl.KOf", "Ctl.KUf", "Ctl.RspTms"},
+}
+SUPPORTED_VALUES: dict[tuple[int, str], set[int]] = {(704, "WSetMod"): {1}}
+_INDEX = re.compile(r"\[\d+\]")
+
+
+@cache
+def enum_values(model_id: int) -> dict[str, set[int]]:
+    """Allowed raw values of each enumerated point of a model (path without group indices -> symbol values),
+    from the model's definition."""
+    out: dict[str, set[int]] = {}
+
+    def walk(group: dict, prefix: str) -> None:
+        for point in group.get("points", []):
+            symbols = point.get("symbols")
+            if symbols and point.get("type", "").startswith("enum"):
+                out[prefix + point["name"]] = {int(sym["value"]) for sym in symbols}
+        for sub in group.get("groups", []):
+            walk(sub, prefix + sub["name"] + ".")
+
+    walk(model_definition(model_id)["group"], "")
+    return out
 
 
 def power_sf(rated_w: float, headroom: float = 1.5) -> int:
@@ -251,6 +284,37 @@ class SunSpecProfile:
 
     # --- decoding writes --------------------------------------------------------------------------
 
+    def write_problems(self, old: list[int], new: list[int], first: int, count: int) -> list[str]:
+        """Why a write of ``count`` registers at image index ``first`` (turning image ``old`` into ``new``) is
+        refused: a point set to its "not implemented" value, an enumerated point set to a value its model does
+        not define or this device does not implement, or a change to a point the device does not act on.
+        Empty when the write is acceptable (ranges are checked by :meth:`controls_from_image`)."""
+        base = self.entries[0].address - 2
+        problems = []
+        for m in CONTROL_MODELS:
+            if m not in self.layouts:
+                continue
+            enums = enum_values(m)
+            for slot in self.layouts[m].slots.values():
+                at = self.address[m] + slot.offset - base
+                if slot.access != "RW" or at + slot.size <= first or at >= first + count:
+                    continue
+                regs_new, regs_old = new[at : at + slot.size], old[at : at + slot.size]
+                if regs_new == regs_old:
+                    continue  # rewriting the value it holds (a block write of a whole model)
+                name = _INDEX.sub("", slot.path)
+                raw = decode_raw(slot, regs_new)
+                where = f"{m} {slot.path}"
+                if name not in SUPPORTED_WRITES[m]:
+                    problems.append(f"{where}: this device does not implement writing it")
+                elif raw is None:
+                    problems.append(f"{where}={regs_new}: the 'not implemented' value cannot be written")
+                elif name in enums and raw not in enums[name]:
+                    problems.append(f"{where}={raw}: not a value model {m} defines ({sorted(enums[name])})")
+                elif (m, name) in SUPPORTED_VALUES and raw not in SUPPORTED_VALUES[(m, name)]:
+                    problems.append(f"{where}={raw}: this device implements only {sorted(SUPPORTED_VALUES[(m, name)])}")
+        return problems
+
     def controls_from_image(self, image: list[int], current: DerControls) -> DerControls:
         """Controls after a client wrote into ``image``; raises :class:`CodecError` naming every bad value."""
         base = self.entries[0].address - 2
@@ -299,6 +363,12 @@ class SunSpecProfile:
                 problems.append(f"706 curve voltages {[p[0] for p in vw_curve]}: V2 must be above V1")
             if any(not -100.0 <= 100.0 * p <= 100.0 for _, p in vw_curve):
                 problems.append("706 curve W: must lie in -100..100 % of WMax")
+        for over, under in (("Ctl[0].DbOf", "Ctl[0].DbUf"), ("Ctl[0].KOf", "Ctl[0].KUf")):
+            if c711.get(over) != c711.get(under):
+                problems.append(
+                    f"711 {under}={c711.get(under)} differs from {over}={c711.get(over)}: this device implements "
+                    "one symmetric droop (write both the same)"
+                )
         for key, label in (("Ctl[0].KOf", "KOf"), ("Ctl[0].KUf", "KUf")):
             k = c711.get(key)
             if k is not None and not 0.01 <= k <= 0.10:

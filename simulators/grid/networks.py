@@ -17,6 +17,7 @@ only the first run on a machine pays for it. pandapower itself is imported only 
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import hashlib
 import inspect
@@ -80,6 +81,13 @@ def simbench_net(code: str) -> pp.pandapowerNet:
 def _simbench_from_csv(code: str) -> pp.pandapowerNet:
     import simbench
 
+    codes = simbench.collect_all_simbench_codes()
+    if code not in codes:  # get_simbench_net reads codes loosely: junk after a valid code still loads it
+        close = difflib.get_close_matches(code, codes, n=3)
+        raise UserError(
+            f"simbench:{code}: not a SimBench grid code. Codes look like 1-LV-rural3--0-sw or "
+            f"1-MVLV-semiurb-all-0-sw{'; close ones: ' + ', '.join(close) if close else ''}"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -145,6 +145,12 @@ class MarketBridge:
                     self._clock = client
                     ready.set()
                     async for m in client.messages:
+                        kind = "result" if str(m.topic) == p.RESULT_TOPIC else "error"
+                        try:
+                            p.decode_reply(kind, bytes(m.payload or b""))
+                        except p.ProtocolError as exc:  # forged or broken: not the platform's answer
+                            log.warning("market clock dropped a %s that is not valid: %s", kind, exc)
+                            continue
                         data = json.loads(bytes(m.payload or b""))
                         key = data.get("gate_msg_id") or data.get("msg_id") or ""
                         fut = self._results.get(key)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import signal
 
+from testbed.cli import options as opt
 from testbed.domain.errors import UserError
 
 KINDS = {"inverter": "pv", "pv": "pv", "battery": "battery"}
@@ -47,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sc = sub.add_parser("scan", help="list a SunSpec device's models and read its AC measurement")
     sc.add_argument("--address", required=True, help="host:port")
-    sc.add_argument("--unit", type=int, default=1)
-    sc.add_argument("--timeout", type=float, default=1.0, help="request timeout [s]")
+    sc.add_argument("--unit", type=int, default=1, help="Modbus unit id 1..247 (default 1)")
+    sc.add_argument("--timeout", type=float, default=1.0, help="connect and request timeout [s], > 0 (default 1)")
     sc.set_defaults(func=_scan)
 
 
@@ -88,17 +89,22 @@ def _specs(args: argparse.Namespace):
     from hil.emulator import DeviceSpec
 
     kind = KINDS[args.kind]
-    problems = []
-    if not 0 <= args.port < 65536:
-        problems.append(f"--port {args.port}: must be 0..65535")
+    problems = [
+        pr
+        for pr in (
+            opt.tcp_port("--port", args.port, allow_any=True),
+            opt.tcp_port("--grid-port", args.grid_port, allow_any=True),
+            opt.positive_seconds("--dt", args.dt, maximum=60.0),
+            opt.positive_seconds("--duration", args.duration, maximum=366 * 86_400.0),
+        )
+        if pr
+    ]
     if args.count < 1 or not 1 <= args.unit or args.unit + args.count - 1 > 247:
         problems.append(f"--unit {args.unit} --count {args.count}: unit ids must lie in 1..247")
     if kind == "battery" and args.capacity_kwh is None:
         problems.append("--capacity-kwh: needed for a battery")
     if kind == "pv" and args.capacity_kwh is not None:
         problems.append("--capacity-kwh: only for a battery")
-    if not args.dt > 0:
-        problems.append(f"--dt {args.dt}: must be > 0")
     rating = DerRating(
         kind=kind,
         rated_kw=args.rated_kw,
@@ -166,8 +172,20 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from hil.client import SunSpecClient
+    from hil.client import SunSpecClient, parse_address
     from hil.errors import HilError
+
+    problems = [
+        pr
+        for pr in (opt.modbus_unit("--unit", args.unit), opt.positive_seconds("--timeout", args.timeout, maximum=600.0))
+        if pr
+    ]
+    try:
+        parse_address(args.address)
+    except ValueError as exc:
+        problems.append(f"--address: {exc}")
+    if problems:
+        raise UserError("fpp hil scan: bad options", problems)
 
     async def run() -> dict:
         async with SunSpecClient(

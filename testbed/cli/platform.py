@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
+import math
 import signal
 import ssl
 import sys
@@ -83,8 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acl = sub.add_parser(
         "acl",
         help="write per-prosumer credentials and a Mosquitto ACL file",
-        description="Write acl, passwd (hashed) and credentials.json for Mosquitto, so "
-        "each prosumer can publish only under its own id.",
+        description="Write acl, passwd (hashed), credentials.json (0600) and mosquitto.conf for Mosquitto, so "
+        "each prosumer can publish only under its own id and connect only under its own client id.",
     )
     who = acl.add_mutually_exclusive_group(required=True)
     who.add_argument("--prosumers", type=Path, help="registry of prosumers (YAML/JSON)")
@@ -112,8 +112,11 @@ def run_acl(args: argparse.Namespace) -> int:
         f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
         f"for {len(creds) - 2} prosumers, the platform and the clock"
     )
-    out = args.out.resolve()
-    print(f"mosquitto.conf:\n  password_file {out / 'passwd'}\n  acl_file {out / 'acl'}")
+    print(
+        f"include {args.out / 'mosquitto.conf'} in Mosquitto's configuration (it pins client ids to accounts);\n"
+        "passwd and credentials.json are 0600: Mosquitto's own user (e.g. mosquitto) must be able to read passwd "
+        "(chown it, or set `user` in mosquitto.conf)"
+    )
     return 0
 
 
@@ -138,6 +141,7 @@ def _check_mechanism(mechanism: str) -> None:
 
 
 def run_platform(args: argparse.Namespace) -> int:
+    from testbed.cli import options as opt
     from testbed.domain.prosumer import Tariff
     from testbed.platform.broker import BrokerAddress, parse_broker_url
     from testbed.platform.client import Connection
@@ -146,9 +150,20 @@ def run_platform(args: argparse.Namespace) -> int:
     from testbed.platform.registry import load_registry
     from testbed.platform.service import PlatformService
 
-    problems = []
-    if args.interval_s <= 0:
-        problems.append(f"--interval-s {args.interval_s}: must be > 0")
+    problems = [
+        pr
+        for pr in (
+            opt.positive_seconds("--interval-s", args.interval_s, maximum=31 * 86_400.0),
+            opt.non_negative_seconds("--gate-lead-s", args.gate_lead_s),
+            opt.finite("--import-price-per-kwh", args.import_price_per_kwh, -10.0, 10.0),
+            opt.finite("--export-price-per-kwh", args.export_price_per_kwh, -10.0, 10.0),
+            None if args.broker else opt.tcp_port("--listen-port", args.listen_port),
+            None
+            if 256 <= args.max_payload_bytes <= 1 << 20
+            else f"--max-payload-bytes {args.max_payload_bytes}: must lie in 256..1048576",
+        )
+        if pr
+    ]
     if not args.islanded and args.import_price_per_kwh < args.export_price_per_kwh:
         problems.append(
             f"--import-price-per-kwh {args.import_price_per_kwh} is below --export-price-per-kwh "
@@ -180,6 +195,10 @@ def run_platform(args: argparse.Namespace) -> int:
             mechanism=args.mechanism,
             tariff=tariff,
             max_payload_bytes=args.max_payload_bytes,
+            # on the wall clock a new ledger opens at the current interval, not at interval 0 of 1970
+            first_interval=(
+                math.floor((time.time() + args.gate_lead_s) / args.interval_s) + 1 if args.clock == "wall" else 0
+            ),
         ),
     )
     if not core.prosumers:
@@ -194,11 +213,9 @@ def run_platform(args: argparse.Namespace) -> int:
             from testbed.platform.broker import EmbeddedBroker
 
             embedded = await EmbeddedBroker("127.0.0.1", args.listen_port).start()
-        # one MQTT session per ledger: a restarted platform resumes its session, two platforms never share one
-        digest = hashlib.sha1(f"{args.ledger}|{args.ledger_prefix}".encode()).hexdigest()[:10]
-        service = PlatformService(
-            core, conn, clock=args.clock, gate_lead_s=args.gate_lead_s, client_id=f"fpp-platform-{digest}"
-        )
+        # one MQTT session per ledger, under a random id kept in it: a restarted platform resumes its session,
+        # two platforms never share one, and nobody can guess it from the ledger URL
+        service = PlatformService(core, conn, clock=args.clock, gate_lead_s=args.gate_lead_s)
         task = asyncio.create_task(service.run())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)

@@ -16,6 +16,7 @@ from testbed.domain.errors import UserError
 from testbed.domain.scenario.loader import validation_problems
 from testbed.domain.scenario.models import Scenario
 from testbed.domain.scenario.overrides import apply_overrides
+from testbed.domain.textdata import check_numbers
 from testbed.orchestration.plan import RunPlan, load_plan, prepare
 from testbed.orchestration.runner import RunResult
 from testbed.orchestration.runner import run as run_plan
@@ -37,6 +38,7 @@ def plan(
     if not isinstance(data, Mapping):
         raise UserError(f"scenario: expected a file path, a Scenario or a mapping, got {type(data).__name__}")
     data = apply_overrides(data, overrides)
+    check_numbers(data, "scenario")
     from pydantic import ValidationError
 
     try:

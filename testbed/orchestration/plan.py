@@ -6,6 +6,7 @@ Reading files happens here (orchestration); parsing and checking are the domain'
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +70,14 @@ def prepare(
         pv_profiles=set(profiles.pv),
         grid_loads={gl.name for gl in profiles.grid_loads},
     )
-    if scenario.fleet is not None and scenario.fleet.pv is not None:
-        problems += [
-            f"fleet.pv.profiles: unknown PV profile {name!r} (known: {', '.join(sorted(profiles.pv)[:8])})"
-            for name in scenario.fleet.pv.profiles if name not in profiles.pv
-        ]
+    fleet_pv = scenario.fleet.pv if scenario.fleet is not None else None
+    for i, name in enumerate(fleet_pv.profiles if fleet_pv is not None else []):
+        if name not in profiles.pv:
+            known = ", ".join(sorted(profiles.pv))
+            problems.append(f"fleet.pv.profiles[{i}]: unknown PV profile {name!r} (known: {known})")
+    memory = memory_problem(scenario, len(prosumers), engine)
+    if memory:
+        problems.append(memory)
     if scenario.fleet is not None:
         explicit = {p.id for p in scenario.prosumers}
         for p in prosumers[len(scenario.prosumers) :]:
@@ -87,6 +91,27 @@ def prepare(
     return RunPlan(
         scenario=scenario, source=source, prosumers=prosumers, profiles=profiles, engine=engine,
         overrides=dict(overrides or {}),
+    )
+
+
+def memory_problem(scenario: Scenario, n_prosumers: int, engine: GridEngine) -> str | None:
+    """Why the run's recorded time series would not fit in this machine's memory, or None.
+
+    The recorder keeps one float per step for each of 7 series per prosumer and one per bus, line and
+    transformer (then a table of them): ~16 bytes per value, held against half the physical memory.
+    """
+    info = engine.info
+    n_series = 7 * n_prosumers + len(info.bus_ids) + len(info.line_ids) + len(info.trafo_ids) + 8
+    need = scenario.time.n_steps * n_series * 16
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every system reports it
+        return None
+    if need <= have / 2:
+        return None
+    return (
+        f"time: {scenario.time.n_steps:,} steps x {n_series:,} recorded series need about {need / 2**30:.1f} GiB, "
+        f"more than half of this machine's {have / 2**30:.1f} GiB; shorten duration_h or coarsen resolution_s"
     )
 
 

@@ -119,7 +119,8 @@ class MosquittoBroker:
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
         ]
         if self.password_file:
-            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+            # as `fpp platform acl` writes it: a connection's client id is its user name
+            lines += ["allow_anonymous false", f"password_file {self.password_file}", "use_username_as_clientid true"]
         else:
             lines.append("allow_anonymous true")
         if self.acl_file:

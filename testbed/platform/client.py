@@ -9,7 +9,6 @@ retry is never applied twice and an order is never silently lost.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import ssl
@@ -146,30 +145,29 @@ class ProsumerClient:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         kind = topic.rsplit("/", 1)[-1]
-        data = json.loads(payload)
-        if kind == "ack":
-            ack = p.Ack.model_validate(data)
-            self.acks.append(ack)
-            fut = self._waiting.get(ack.msg_id)
+        try:
+            msg = p.decode_reply(kind, payload)
+        except p.ProtocolError as exc:  # forged or broken (an open broker lets anyone publish here): drop it
+            log.warning("%s: dropped a reply on %s that is not a valid %s: %s", self.pid, topic, kind, exc)
+            return
+        if isinstance(msg, p.Ack):
+            self.acks.append(msg)
+            fut = self._waiting.get(msg.msg_id)
             if fut is not None and not fut.done():
-                fut.set_result(ack)
-        elif kind == "error":
-            err = p.ErrorMsg.model_validate(data)
-            self.errors.append(err)
-            fut = self._waiting.get(err.msg_id or "")
+                fut.set_result(msg)
+        elif isinstance(msg, p.ErrorMsg):
+            self.errors.append(msg)
+            fut = self._waiting.get(msg.msg_id or "")
             if fut is not None and not fut.done():
-                fut.set_exception(Rejected(err))
-        elif kind == "settlement":
-            s = p.Settlement.model_validate(data)
-            self.settlements[(s.interval, s.kind)] = s
-        elif kind == "dispatch":
-            d = p.Dispatch.model_validate(data)
-            self.dispatch[d.interval] = d.p_kw
-            self._dispatch_events[d.interval].set()
-        elif kind == "result":
-            r = p.MarketResultMsg.model_validate(data)
-            self.results[r.interval] = r
-            self._result_events[r.interval].set()
+                fut.set_exception(Rejected(msg))
+        elif isinstance(msg, p.Settlement):
+            self.settlements[(msg.interval, msg.kind)] = msg
+        elif isinstance(msg, p.Dispatch):
+            self.dispatch[msg.interval] = msg.p_kw
+            self._dispatch_events[msg.interval].set()
+        elif isinstance(msg, p.MarketResultMsg):
+            self.results[msg.interval] = msg
+            self._result_events[msg.interval].set()
 
     async def publish_raw(self, kind: str, payload: bytes, qos: int = 1) -> None:
         """Publish bytes on this prosumer's ``kind`` topic as they are (tests use it for bad input)."""

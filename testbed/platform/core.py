@@ -5,10 +5,17 @@ makes it idempotent by its id against the ledger, stores it before acknowledging
 clears the interval, writes the clearing in one ledger transaction and produces trades, settlements and
 dispatch. Every refusal is an ``error`` message to the sender plus a log line; nothing here raises for bad
 input, so the service keeps serving.
+
+Roles come from topics, never from ids: the clock's gate topic carries gate closures only, a prosumer topic
+carries only its registered prosumer's kinds (the clock account is no prosumer and cannot trade). An
+unexpected exception while handling a message (a bug, a broken ledger) is answered with an ``internal``
+error, logged with the message id, and the message is recorded by the digest of its topic and bytes, so a
+retry of it is answered ``internal`` again instead of failing again (or crashing a restarted platform).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -37,7 +44,9 @@ class PlatformConfig:
     tariff: Tariff | None = None
     max_payload_bytes: int = p.MAX_PAYLOAD_BYTES
     max_intervals_ahead: int = 192
-    """Orders are accepted for at most this many intervals after the last closed one."""
+    """Orders and the clock's gates are accepted for at most this many intervals after the last closed one."""
+    first_interval: int = 0
+    """The first interval open on a new ledger (the wall clock's current interval; 0 in simulation time)."""
 
 
 class PlatformCore:
@@ -46,7 +55,8 @@ class PlatformCore:
         self.config = config
         self.prosumers = ledger.prosumers()
         self.last_closed = ledger.last_closed_interval()
-        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0}
+        self.failed = ledger.failures()
+        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0}
         self.services = ServicesCore(ledger, self.prosumers, Out)
 
     # ---- entry points ----------------------------------------------------------------------------
@@ -57,11 +67,20 @@ class PlatformCore:
         for k in self.ledger.unclear_intervals():
             _, gate_id, t_s, _ = self.ledger.interval(k)
             log.warning("interval %d was closed but not cleared before the restart: clearing it now", k)
-            out += self._clear(k, gate_id, t_s or 0.0)
+            try:
+                out += self._clear(k, gate_id, t_s or 0.0)
+            except Exception:  # serve anyway; the interval stays closed-not-cleared for the next start
+                self.stats["internal"] += 1
+                log.exception("clearing interval %d at start failed; it stays closed and uncleared", k)
         return out
 
+    @property
+    def _base(self) -> int:
+        """The last closed interval, or the one before the first interval on a new ledger."""
+        return self.config.first_interval - 1 if self.last_closed is None else self.last_closed
+
     def open_message(self) -> Out:
-        k = 0 if self.last_closed is None else self.last_closed + 1
+        k = self._base + 1
         t = self.config.tariff
         msg = p.IntervalOpen(
             interval=k,
@@ -81,28 +100,54 @@ class PlatformCore:
             log.warning("message on unexpected topic %r ignored", topic)
             return []
         sender, kind = where
+        digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+        msg_id: str | None = None
         try:
-            if sender != p.CLOCK_ID and sender not in self.prosumers:
+            if digest in self.failed:  # this very message made the platform fail before: do not run it again
+                raise p.ProtocolError("internal", self.failed[digest], _best_msg_id(payload))
+            if kind != "gate" and sender in (p.CLOCK_ID, p.PLATFORM_ID):
+                raise p.ProtocolError("role", f"the {sender!r} account sends no {kind}: it is not a prosumer")
+            if kind != "gate" and sender not in self.prosumers:
                 raise p.ProtocolError("unknown_prosumer", f"{sender!r} is not registered on this platform")
             msg = p.decode(kind, payload, self.config.max_payload_bytes)
+            msg_id = getattr(msg, "msg_id", None)
             if isinstance(msg, p.GateClosure):
                 return self._gate(msg)
             return self._prosumer_message(sender, kind, msg)
         except p.ProtocolError as exc:
             self.stats["errors"] += 1
             log.info("refused %s from %s: %s (msg_id=%s)", kind, sender, exc, exc.msg_id)
-            err = p.ErrorMsg(msg_id=exc.msg_id, code=exc.code, detail=exc.detail)
-            topic_out = p.CLOCK_ERROR_TOPIC if sender == p.CLOCK_ID else p.prosumer_topic(sender, "error")
-            if not p.PROSUMER_ID_RE.match(sender):
-                return []  # not a topic we could answer on
-            return [Out(topic_out, p.encode(err))]
+            return self._error(sender, kind, p.ErrorMsg(msg_id=exc.msg_id, code=exc.code, detail=exc.detail))
+        except Exception as exc:  # a bug or a broken ledger: answer, record, keep serving
+            self.stats["internal"] += 1
+            msg_id = msg_id or _best_msg_id(payload)
+            log.exception("internal error handling %s from %s (msg_id=%s)", kind, sender, msg_id)
+            detail = (
+                f"the platform failed on this message ({type(exc).__name__}); the operator has it in the log. "
+                "The same message gets this answer again: send a new msg_id"
+            )
+            try:
+                self.ledger.record_failure(digest, sender, kind, msg_id, detail)
+            except Exception:
+                log.exception("could not record the failed message %s in the ledger", msg_id)
+            self.failed[digest] = detail
+            return self._error(sender, kind, p.ErrorMsg(msg_id=msg_id, code="internal", detail=detail))
+
+    def _error(self, sender: str, kind: str, err: p.ErrorMsg) -> list[Out]:
+        if kind == "gate":
+            return [Out(p.CLOCK_ERROR_TOPIC, p.encode(err))]
+        if not p.PROSUMER_ID_RE.match(sender):
+            return []  # not a topic we could answer on
+        return [Out(p.prosumer_topic(sender, "error"), p.encode(err))]
 
     def close_gate(self, k: int, t_s: float) -> list[Out]:
-        """Wall-clock mode: the service's own clock closes interval ``k``."""
+        """Wall-clock mode: the service's own clock closes interval ``k`` (any distance ahead: after a long
+        stop the wall clock is far past the last closed interval)."""
         return self._gate(
             p.GateClosure.model_validate(
-                {"schema": "fpp.gate/1", "msg_id": f"wall-{k}", "interval": k, "t_s": t_s}
-            )
+                {"schema": "fpp.gate/1", "msg_id": f"wall-{k}", "interval": k, "t_s": float(t_s)}
+            ),
+            own_clock=True,
         )
 
     # ---- prosumer messages -----------------------------------------------------------------------
@@ -145,14 +190,14 @@ class PlatformCore:
         return out
 
     def _check_open(self, k: int, msg_id: str) -> None:
-        last = self.last_closed
-        if last is not None and k <= last:
-            raise p.ProtocolError("late", f"gate of interval {k} is closed (last closed: {last})", msg_id)
-        if last is not None and k > last + self.config.max_intervals_ahead:
+        base = self._base
+        if k <= base:
+            raise p.ProtocolError("late", f"gate of interval {k} is closed (last closed: {base})", msg_id)
+        if k > base + self.config.max_intervals_ahead:
             raise p.ProtocolError(
                 "too_early",
                 f"interval {k} is more than {self.config.max_intervals_ahead} "
-                f"intervals after the last closed one ({last})",
+                f"intervals after the last closed one ({base})",
                 msg_id,
             )
 
@@ -160,6 +205,13 @@ class PlatformCore:
         if self.ledger.interval_state(msg.interval) != "cleared":
             raise p.ProtocolError(
                 "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
+            )
+        if self.ledger.has_settlement(msg.interval, msg.prosumer, "imbalance"):
+            raise p.ProtocolError(
+                "already_settled",
+                f"interval {msg.interval} is already settled from an earlier telemetry message of "
+                f"{msg.prosumer!r}; a meter reading is sent once (a retry keeps its msg_id)",
+                msg.msg_id,
             )
         p_trade = self.ledger.market_settlement_kw(msg.interval, msg.prosumer) or 0.0
         e_trade = p_trade * self.config.interval_s / 3600.0
@@ -173,7 +225,7 @@ class PlatformCore:
 
     # ---- gate closure and clearing ---------------------------------------------------------------
 
-    def _gate(self, msg: p.GateClosure) -> list[Out]:
+    def _gate(self, msg: p.GateClosure, own_clock: bool = False) -> list[Out]:
         k = msg.interval
         state = self.ledger.interval(k)
         if state is not None:
@@ -188,9 +240,16 @@ class PlatformCore:
                     self._ack(p.CLOCK_ID, msg.msg_id, "gate", k, duplicate=True)
                 ]
             return self._clear(k, msg.msg_id, t_s or msg.t_s)
-        if self.last_closed is not None and k <= self.last_closed:
+        if k <= self._base:
             raise p.ProtocolError(
-                "late", f"interval {k} precedes the last closed interval {self.last_closed}", msg.msg_id
+                "late", f"interval {k} precedes the last closed interval {self._base}", msg.msg_id
+            )
+        if not own_clock and k > self._base + self.config.max_intervals_ahead:
+            raise p.ProtocolError(
+                "too_early",
+                f"gate for interval {k}: gates close at most {self.config.max_intervals_ahead} intervals after "
+                f"the last closed one ({self._base})",
+                msg.msg_id,
             )
         self.ledger.close_interval(k, msg.msg_id, msg.t_s)
         self.last_closed = k
@@ -284,6 +343,16 @@ class PlatformCore:
         self.last_closed = max(self.last_closed if self.last_closed is not None else k, k)
         out.append(self.open_message())
         return out
+
+
+def _best_msg_id(payload: bytes) -> str | None:
+    """The ``msg_id`` of a payload that may not even be JSON (for an error reply), else None."""
+    try:
+        data = p.load_json_object(payload, max_bytes=len(payload))
+    except p.ProtocolError:
+        return None
+    msg_id = data.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and len(msg_id) <= 128 else None
 
 
 def _settlement_out(interval: int, row, trades: list[p.TradeMsg]) -> Out:

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS {p}settlements (
     interval_k INTEGER NOT NULL, prosumer TEXT NOT NULL, kind TEXT NOT NULL,
     p_trade_kw DOUBLE PRECISION NOT NULL, e_kwh DOUBLE PRECISION NOT NULL, amount DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (interval_k, prosumer, kind));
+CREATE TABLE IF NOT EXISTS {p}failures (
+    digest TEXT PRIMARY KEY, sender TEXT NOT NULL, kind TEXT NOT NULL, msg_id TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {p}meta (
+    name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {p}provenance (
     interval_k INTEGER NOT NULL, seq INTEGER NOT NULL, t_s DOUBLE PRECISION, seller TEXT NOT NULL,
     seller_bus TEXT, buyer TEXT NOT NULL, buyer_bus TEXT, e_kwh DOUBLE PRECISION NOT NULL,
@@ -152,7 +156,7 @@ class Ledger:
         """Drop this prefix's tables (tests use it to clean a shared PostgreSQL database)."""
         with self._tx() as cur:
             for t in ("service_settlements", "service_awards", "contracts", "provenance", "settlements", "trades",
-                      "intervals", "messages", "prosumers"):
+                      "intervals", "messages", "prosumers", "failures", "meta"):
                 cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
 
     # ---- prosumers -------------------------------------------------------------------------------
@@ -223,6 +227,33 @@ class Ledger:
             return int(self._scalar("SELECT COUNT(*) FROM {p}messages"))
         return int(self._scalar("SELECT COUNT(*) FROM {p}messages WHERE kind = ?", (kind,)))
 
+    # ---- messages the platform failed on, and the platform's own settings -------------------------
+
+    def record_failure(self, digest: str, sender: str, kind: str, msg_id: str | None, detail: str) -> None:
+        """Remember an inbound message (by the digest of its topic and bytes) that made the platform fail,
+        so that its retry is answered from here instead of failing (or crashing) again."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {p}failures (digest, sender, kind, msg_id, detail) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (digest) DO NOTHING"
+                ),
+                (digest, sender, kind, msg_id, detail),
+            )
+
+    def failures(self) -> dict[str, str]:
+        """digest -> detail of every recorded failure."""
+        return {r[0]: r[1] for r in self._rows("SELECT digest, detail FROM {p}failures")}
+
+    def setting(self, name: str, default: str) -> str:
+        """A stored setting of this platform; the first call stores ``default`` and later ones return it."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql("INSERT INTO {p}meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+                (name, default),
+            )
+        return str(self._scalar("SELECT value FROM {p}meta WHERE name = ?", (name,)))
+
     # ---- intervals and clearing ------------------------------------------------------------------
 
     def interval(self, k: int) -> tuple[str, str, float | None, dict | None] | None:
@@ -244,6 +275,16 @@ class Ledger:
         return self._scalar(
             "SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market'",
             (k, prosumer),
+        )
+
+    def has_settlement(self, k: int, prosumer: str, kind: str) -> bool:
+        """Whether ``prosumer`` has a ``kind`` ("market" or "imbalance") settlement for interval ``k``."""
+        return (
+            self._scalar(
+                "SELECT 1 FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = ?",
+                (k, prosumer, kind),
+            )
+            is not None
         )
 
     def last_closed_interval(self) -> int | None:

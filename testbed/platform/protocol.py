@@ -37,7 +37,8 @@ MAX_PAYLOAD_BYTES = 16_384
 CLOCK_ID = "clock"
 PLATFORM_ID = "platform"
 
-# Inbound kinds a prosumer may publish, and outbound kinds the platform publishes per prosumer.
+# Inbound kinds of version 1 a prosumer may publish (register_inbound adds more), and outbound kinds the
+# platform publishes per prosumer.
 INBOUND_KINDS = ("order", "offer", "telemetry")
 OUTBOUND_KINDS = ("ack", "error", "settlement", "dispatch")
 
@@ -53,10 +54,22 @@ class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class InboundMsg(_Msg):
+    """Base of every message a sender publishes to the platform: strict JSON types, no coercion.
+
+    A number field takes a JSON number only (an integer field a JSON integer only): ``"3"``, ``true`` or
+    ``"1_0"`` are refused as ``invalid``, never converted. Unknown fields are refused too. A new inbound
+    kind derives from this class and is added with :func:`register_inbound`; :func:`decode` then parses it
+    with the same rules (size, UTF-8 JSON without NaN or duplicate keys, schema version, strict fields).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
 # ---- prosumer -> platform -------------------------------------------------------------------------------
 
 
-class Order(_Msg):
+class Order(InboundMsg):
     """A buy or sell order for one market interval (constant power over the interval)."""
 
     schema_: Literal["fpp.order/1"] = Field(alias="schema")
@@ -69,7 +82,7 @@ class Order(_Msg):
     energy_class: Literal["green", "grey"] | None = None
 
 
-class FlexOffer(_Msg):
+class FlexOffer(InboundMsg):
     """Flexibility for one interval: a net power range (generator convention) and its cost curve.
 
     Cost rate 0.5*cost_a*p**2 + cost_b*p [currency/h] for p in [p_min_kw, p_max_kw].
@@ -86,7 +99,7 @@ class FlexOffer(_Msg):
     energy_class: Literal["green", "grey"] | None = None
 
 
-class Telemetry(_Msg):
+class Telemetry(InboundMsg):
     """What the prosumer's meter measured over a past interval (generator convention)."""
 
     schema_: Literal["fpp.telemetry/1"] = Field(alias="schema")
@@ -98,7 +111,7 @@ class Telemetry(_Msg):
     soc: Finite | None = Field(default=None, ge=0, le=1)
 
 
-class GateClosure(_Msg):
+class GateClosure(InboundMsg):
     """The clock closes the gate of an interval: no more orders; the platform clears it."""
 
     schema_: Literal["fpp.gate/1"] = Field(alias="schema")
@@ -107,13 +120,34 @@ class GateClosure(_Msg):
     t_s: Finite = Field(ge=0)
 
 
-INBOUND_MODELS: dict[str, type[_Msg]] = {
-    "order": Order,
-    "offer": FlexOffer,
-    "telemetry": Telemetry,
-    "gate": GateClosure,
-}
-SCHEMAS = {kind: f"fpp.{kind}/1" for kind in INBOUND_MODELS}
+INBOUND_MODELS: dict[str, type[InboundMsg]] = {}
+SCHEMAS: dict[str, str] = {}
+PROSUMER_KINDS: list[str] = []
+"""Inbound kinds a prosumer may publish on ``fpp/v1/p/{pid}/{kind}`` (INBOUND_KINDS, then any registered)."""
+
+
+def register_inbound(kind: str, model: type[InboundMsg], *, role: Literal["prosumer", "clock"]) -> None:
+    """Make ``kind`` an inbound message kind parsed into ``model`` (its ``schema`` literal is the version).
+
+    ``role`` says who may send it: ``prosumer`` kinds arrive on ``fpp/v1/p/{pid}/{kind}`` and must name the
+    topic's prosumer; ``clock`` kinds arrive on the clock's own topic. Nothing else decides a sender's rights.
+    """
+    if not issubclass(model, InboundMsg):
+        raise TypeError(f"{model.__name__} must derive from InboundMsg (strict fields)")
+    schema = model.model_fields["schema_"].annotation
+    versions = getattr(schema, "__args__", ())
+    if len(versions) != 1:
+        raise TypeError(f"{model.__name__}.schema_ must be one Literal version string")
+    INBOUND_MODELS[kind] = model
+    SCHEMAS[kind] = versions[0]
+    if role == "prosumer" and kind not in PROSUMER_KINDS:
+        PROSUMER_KINDS.append(kind)
+
+
+register_inbound("order", Order, role="prosumer")
+register_inbound("offer", FlexOffer, role="prosumer")
+register_inbound("telemetry", Telemetry, role="prosumer")
+register_inbound("gate", GateClosure, role="clock")
 
 
 # ---- platform -> prosumers ------------------------------------------------------------------------------
@@ -198,15 +232,29 @@ CLOCK_ACK_TOPIC = f"{ROOT}/clock/ack"
 CLOCK_ERROR_TOPIC = f"{ROOT}/clock/error"
 OPEN_TOPIC = f"{ROOT}/market/open"
 RESULT_TOPIC = f"{ROOT}/market/result"
-INBOUND_SUBSCRIPTIONS = (f"{ROOT}/p/+/order", f"{ROOT}/p/+/offer", f"{ROOT}/p/+/telemetry", GATE_TOPIC)
+
+
+def inbound_subscriptions() -> list[str]:
+    """The topic filters the platform subscribes to: every registered prosumer kind and the gate topic."""
+    return [f"{ROOT}/p/+/{kind}" for kind in PROSUMER_KINDS] + [GATE_TOPIC]
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
-    """``(sender id, kind)`` of an inbound topic, or None if the platform does not listen there."""
+    """``(sender id, kind)`` of an inbound topic, or None if the platform does not listen there.
+
+    The topic decides the role: the clock's gate topic gives ``(CLOCK_ID, "gate")``; a prosumer topic gives
+    only the kinds a prosumer may send (``fpp/v1/p/x/gate`` is not an inbound topic).
+    """
     if topic == GATE_TOPIC:
         return CLOCK_ID, "gate"
     parts = topic.split("/")
-    if len(parts) == 5 and parts[0] == "fpp" and parts[1] == VERSION and parts[2] == "p":
+    if (
+        len(parts) == 5
+        and parts[0] == "fpp"
+        and parts[1] == VERSION
+        and parts[2] == "p"
+        and parts[4] in PROSUMER_KINDS
+    ):
         return parts[3], parts[4]
     return None
 
@@ -228,19 +276,39 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def decode(kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> _Msg:
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def load_json_object(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """One message's JSON object: at most ``max_bytes``, UTF-8, no NaN/Infinity, no key twice (nesting too
+    deep for the parser is refused too); :class:`ProtocolError` (``oversized`` or ``malformed_json``)."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        data = json.loads(
+            payload.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ProtocolError("malformed_json", f"not UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed_json", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def decode(kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> InboundMsg:
     """Validate one inbound payload of ``kind``; raise :class:`ProtocolError` naming what is wrong."""
     if len(payload) > max_bytes:
         raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds {max_bytes}")
     model = INBOUND_MODELS.get(kind)
     if model is None:
-        raise ProtocolError("unknown_kind", f"no message kind {kind!r}; expected one of {INBOUND_KINDS}")
-    try:
-        data = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed_json", f"not UTF-8 JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("malformed_json", f"expected a JSON object, got {type(data).__name__}")
+        raise ProtocolError("unknown_kind", f"no message kind {kind!r}; expected one of {sorted(INBOUND_MODELS)}")
+    data = load_json_object(payload, max_bytes)
     msg_id = data.get("msg_id") if isinstance(data.get("msg_id"), str) else None
     schema = data.get("schema")
     if schema != SCHEMAS[kind]:
@@ -249,6 +317,12 @@ def decode(kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> _Ms
             f"schema {schema!r} is not supported on this topic; expected {SCHEMAS[kind]!r}",
             msg_id,
         )
+    return validate_strict(model, data, msg_id)
+
+
+def validate_strict(model: type[_Msg], data: dict[str, Any], msg_id: str | None = None) -> Any:
+    """``model`` validated from parsed JSON ``data``; :class:`ProtocolError` ``invalid`` naming up to ten
+    fields and why (an :class:`InboundMsg` takes no coercion: see its docstring)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -256,6 +330,26 @@ def decode(kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> _Ms
             f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:10]
         )
         raise ProtocolError("invalid", problems, msg_id) from None
+
+
+REPLY_MODELS: dict[str, type[_Msg]] = {
+    "ack": Ack,
+    "error": ErrorMsg,
+    "settlement": Settlement,
+    "dispatch": Dispatch,
+    "open": IntervalOpen,
+    "result": MarketResultMsg,
+}
+
+
+def decode_reply(kind: str, payload: bytes, max_bytes: int = 1 << 20) -> _Msg:
+    """Validate a message the platform published (a client reads these); :class:`ProtocolError` if it is not
+    one, so that a forged or broken reply is dropped by the reader instead of stopping it."""
+    model = REPLY_MODELS.get(kind)
+    if model is None:
+        raise ProtocolError("unknown_kind", f"no reply kind {kind!r}; expected one of {sorted(REPLY_MODELS)}")
+    data = load_json_object(payload, max_bytes)
+    return validate_strict(model, data, data.get("msg_id") if isinstance(data.get("msg_id"), str) else None)
 
 
 def encode(msg: _Msg) -> bytes:

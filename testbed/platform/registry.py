@@ -9,15 +9,15 @@ A registry file (YAML or JSON)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from testbed.domain.errors import UserError
+from testbed.domain.textdata import load_json, load_yaml
 from testbed.platform.protocol import CLOCK_ID, PLATFORM_ID, PROSUMER_ID_RE
+from testbed.platform.services_protocol import OPERATOR_ID
 
 
 class ProsumerEntry(BaseModel):
@@ -39,7 +39,7 @@ class Registry(BaseModel):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"prosumer ids used more than once: {dup}")
-        reserved = sorted({CLOCK_ID, PLATFORM_ID} & set(ids))
+        reserved = sorted({CLOCK_ID, PLATFORM_ID, OPERATOR_ID} & set(ids))
         if reserved:
             raise ValueError(f"prosumer ids reserved for the platform: {reserved}")
         return self
@@ -54,10 +54,9 @@ def load_registry(path: str | Path) -> Registry:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"cannot read the prosumer registry {path}", [str(exc)]) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UserError(f"prosumer registry {path} is not valid YAML/JSON", [str(exc)]) from None
+    data = load_json(text, f"prosumer registry {path}") if path.suffix == ".json" else load_yaml(
+        text, f"prosumer registry {path}"
+    )[1]
     try:
         return Registry.model_validate(data)
     except ValidationError as exc:

@@ -5,6 +5,8 @@ message to :class:`~testbed.platform.core.PlatformCore` in arrival order, and pu
 returns at QoS 1. On a lost connection it reconnects with back-off and subscribes again; its session is
 persistent (fixed client id, clean session off), so a broker that keeps sessions queues orders for it
 while it is away. Nothing is acknowledged before the ledger has it, so a crash loses no acknowledged order.
+The session's client id is random, made once per ledger and kept in it (:func:`platform_client_id`), so a
+restart resumes the session and nobody who knows only the ledger URL can take the id over.
 
 Clock: ``sim`` (default) clears an interval when the clock account publishes its gate closure (the mosaik
 bridge does, in simulation time); ``wall`` closes the gate of interval k itself at wall time
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
 
 import aiomqtt
@@ -24,8 +27,15 @@ from testbed.platform import protocol as p
 from testbed.platform import services_protocol as sp
 from testbed.platform.client import Connection
 from testbed.platform.core import Out, PlatformCore
+from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+
+def platform_client_id(ledger: Ledger) -> str:
+    """The platform's MQTT client id for this ledger: 128 random bits made on first use and kept in the
+    ledger (a restarted platform resumes its session; two ledgers never share one)."""
+    return "fpp-platform-" + ledger.setting("mqtt_client_id", secrets.token_hex(16))
 
 
 class PlatformService:
@@ -36,7 +46,7 @@ class PlatformService:
         *,
         clock: str = "sim",
         gate_lead_s: float = 60.0,
-        client_id: str = "fpp-platform",
+        client_id: str | None = None,
     ) -> None:
         if clock not in ("sim", "wall"):
             raise ValueError(f"clock must be 'sim' or 'wall', not {clock!r}")
@@ -44,7 +54,7 @@ class PlatformService:
         self.connection = connection
         self.clock = clock
         self.gate_lead_s = gate_lead_s
-        self.client_id = client_id
+        self.client_id = client_id or platform_client_id(core.ledger)
         self.connected = asyncio.Event()
         self.connections = 0
         self._client: aiomqtt.Client | None = None
@@ -60,7 +70,7 @@ class PlatformService:
                 try:
                     async with self.connection.client(self.client_id, clean_session=False) as client:
                         self._client = client
-                        for topic in (*p.INBOUND_SUBSCRIPTIONS, *sp.SUBSCRIPTIONS):
+                        for topic in (*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS):
                             await client.subscribe(topic, qos=1)
                         self.connections += 1
                         log.info(
@@ -85,6 +95,13 @@ class PlatformService:
                 t.cancel()
 
     def _dispatch(self, topic: str, payload: bytes) -> list[Out]:
+        try:
+            return self._handle(topic, payload)
+        except Exception:  # the core answers every message itself; this is the last line of defence
+            log.exception("handling a message on %r failed; serving on", topic)
+            return []
+
+    def _handle(self, topic: str, payload: bytes) -> list[Out]:
         if self.clock == "wall" and topic == p.GATE_TOPIC:
             return [
                 Out(

@@ -250,7 +250,8 @@ def decode(kind: str, payload: bytes, max_bytes: int = 4 * p.MAX_PAYLOAD_BYTES) 
     if model is None:
         raise p.ProtocolError("unknown_kind", f"no services message kind {kind!r}")
     try:
-        data = json.loads(payload.decode("utf-8"), parse_constant=p._reject_constant)
+        data = json.loads(payload.decode("utf-8"), parse_constant=p._reject_constant,
+                          object_pairs_hook=p._no_duplicate_keys)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise p.ProtocolError("malformed_json", f"not UTF-8 JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -212,3 +212,61 @@ def test_fpp_run_trades_through_a_broker_that_requires_passwords(tmp_path, capsy
         )
         assert res.returncode == 2
         assert "has no password for 1 account(s)" in res.stderr and "'LV3.101_Load_7'" in res.stderr
+
+
+def test_a_prosumer_using_the_platforms_client_id_cannot_knock_it_off(tmp_path, sqlite_url):
+    """With the generated configuration a connection's client id is its account: p0 connecting under the
+    platform's client id gets its own id, and the platform stays connected (before: kicked about once a
+    second while p0 kept reconnecting)."""
+    from testbed.platform.acl import write_acl
+
+    creds = write_acl(["p0"], tmp_path / "acl")
+    assert "use_username_as_clientid true" in (tmp_path / "acl" / "mosquitto.conf").read_text()
+    with MosquittoBroker(password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl") as broker:
+
+        def conn(user):
+            return Connection(broker.address, username=user, password=creds[user])
+
+        async def main():
+            core = make_core(*sqlite_url, [("p0", "b0", None)])
+            async with serving(core, conn("platform")) as service:
+                for _ in range(3):  # take-over attempts
+                    async with conn("p0").client(service.client_id):
+                        await asyncio.sleep(0.3)
+                async with ProsumerClient("p0", conn("p0")) as c0:
+                    ack = await c0.submit(p.Order.model_validate(order("p0", "after", 1)))
+                return service.connections, ack
+
+        connections, ack = asyncio.run(main())
+    assert connections == 1 and ack.msg_id == "after"
+
+
+def test_secrets_are_never_readable_by_others_not_even_for_a_moment(tmp_path):
+    """Whenever a file is opened, renamed or has its mode changed while the files are written, ``passwd`` and
+    ``credentials.json`` (once they exist) are 0600: no moment in which another user could read them (before:
+    written with the umask's 0644, then tightened). Watched with a Python audit hook, umask 022."""
+    import os
+    import stat
+
+    from testbed.platform.acl import write_acl
+
+    out = tmp_path / "acl"
+    seen: list[tuple[str, str, int]] = []
+    watching = [True]
+
+    def hook(event, args):
+        if watching[0] and event in ("open", "os.chmod", "os.rename", "os.replace", "subprocess.Popen"):
+            for name in ("passwd", "credentials.json"):
+                if (out / name).exists():
+                    seen.append((event, name, stat.S_IMODE((out / name).stat().st_mode)))
+
+    sys.addaudithook(hook)  # hooks cannot be removed: it switches itself off below
+    old_umask = os.umask(0o022)
+    try:
+        write_acl(["p0", "p1"], out)
+    finally:
+        watching[0] = False
+        os.umask(old_umask)
+    assert {name for _, name, _ in seen} == {"passwd", "credentials.json"}
+    assert all(mode == 0o600 for _, _, mode in seen), sorted(set(seen))
+    assert json.loads((out / "credentials.json").read_text())["p1"]

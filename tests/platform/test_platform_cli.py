@@ -58,6 +58,12 @@ def test_wall_clock_platform_closes_gates_itself(broker, tmp_path):
         (["--ledger", "mysql://x"], "unknown ledger URL"),
         (["--broker", "http://x", "--prosumers", "reg.yaml"], "broker URL"),
         (["--interval-s", "0", "--prosumers", "reg.yaml"], "--interval-s"),
+        (["--interval-s", "inf", "--prosumers", "reg.yaml"], "--interval-s inf"),
+        (["--interval-s", "nan", "--prosumers", "reg.yaml"], "--interval-s nan"),
+        (["--gate-lead-s", "nan", "--prosumers", "reg.yaml"], "--gate-lead-s nan"),
+        (["--listen-port", "70000", "--prosumers", "reg.yaml"], "--listen-port 70000: must be a TCP port"),
+        (["--import-price-per-kwh", "inf", "--prosumers", "reg.yaml"], "--import-price-per-kwh inf"),
+        (["--max-payload-bytes", "0", "--prosumers", "reg.yaml"], "--max-payload-bytes 0"),
     ],
 )
 def test_bad_options_give_one_clear_error(tmp_path, monkeypatch, capsys, args, needle):

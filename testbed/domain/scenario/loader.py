@@ -14,36 +14,10 @@ from pydantic import ValidationError
 
 from testbed.domain.errors import UserError
 from testbed.domain.scenario.models import Scenario
+from testbed.domain.textdata import check_numbers, field_path, line_of, load_yaml
+
+__all__ = ["field_path", "load_yaml_mapping", "parse_scenario", "validation_problems"]
 from testbed.domain.scenario.overrides import apply_overrides, overridden, split_path
-
-
-def field_path(loc: tuple[Any, ...], empty: str = "(top level)") -> str:
-    """``('prosumers', 3, 'battery', 'capacity_kwh')`` -> ``prosumers[3].battery.capacity_kwh``; ``empty`` for
-    the top level itself."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or empty
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc``, or of its closest existing parent."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            nxt = node.value[part]
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node = nxt
-        line = node.start_mark.line + 1
-    return line
 
 
 def _reason(err: dict[str, Any]) -> str:
@@ -75,7 +49,7 @@ def validation_problems(
         if by is not None:
             where = f"{field_path(loc)} (override {by}={overrides[by]!r})"
         else:
-            line = _line_of(root, loc)
+            line = line_of(root, loc)
             where = field_path(loc) + (f" (line {line})" if line else "")
         problems.append(f"{where}: {_reason(err)}")
     return problems
@@ -83,15 +57,9 @@ def validation_problems(
 
 def load_yaml_mapping(text: str, source: str, what: str) -> tuple[yaml.Node | None, dict]:
     """(YAML node tree for line numbers, data) of a file that must hold a mapping; a :class:`UserError`
-    naming the line of a syntax error, or saying that ``what`` is a mapping."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"{source}:{where} is not valid YAML: {problem}") from None
+    naming the line of a syntax error, a duplicate key, too deep nesting or a number out of bounds
+    (:mod:`testbed.domain.textdata`), or saying that ``what`` is a mapping."""
+    root, data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise UserError(f"{source}: {what}, got {type(data).__name__}")
     return root, data
@@ -103,6 +71,7 @@ def parse_scenario(text: str, source: str = "<scenario>", overrides: Mapping[str
     root, data = load_yaml_mapping(text, source, "a scenario is a YAML mapping (name: ..., time: ..., grid: ...)")
     if overrides:
         data = apply_overrides(data, overrides)
+        check_numbers(data, source, root)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

@@ -18,6 +18,10 @@ from testbed.domain.prosumer import Tariff
 
 SCHEMA_VERSION = 1
 PROFILE_SLOT_S = 900  # SimBench profiles have one value per 15 minutes
+MAX_STEPS = 1_100_000
+"""Most simulation steps of one run: two years at 60 s, twelve days at 1 s (memory grows with steps)."""
+LEDGER_SCHEMES = ("sqlite:///", "sqlite://:memory:", "postgresql://", "postgres://")
+"""URL prefixes the platform's ledger supports (testbed/platform/ledger.py)."""
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -63,8 +67,23 @@ class TimeWindow(_Model):
     @model_validator(mode="after")
     def _whole_steps(self) -> TimeWindow:
         total_s = self.duration_h * 3600.0
-        if abs(total_s / self.resolution_s - round(total_s / self.resolution_s)) > 1e-9:
+        steps = total_s / self.resolution_s
+        if steps > MAX_STEPS:
+            raise ValueError(
+                f"duration_h ({self.duration_h:g} h) at resolution_s {self.resolution_s} s is {steps:.3g} steps; "
+                f"a run has at most {MAX_STEPS:,} (split it, or use a coarser resolution)"
+            )
+        if abs(steps - round(steps)) > 1e-9:
             raise ValueError(f"duration_h ({self.duration_h} h) is not a whole number of {self.resolution_s} s steps")
+        if round(steps) < 1:
+            raise ValueError(f"duration_h ({self.duration_h:g} h) is shorter than one {self.resolution_s} s step")
+        try:
+            self.start + timedelta(seconds=total_s)
+        except OverflowError:
+            raise ValueError(
+                f"the window from {self.start.isoformat()} for {self.duration_h:g} h ends after "
+                "the year 9999, the last date the calendar holds"
+            ) from None
         return self
 
     @property
@@ -241,14 +260,33 @@ class FleetBattery(Battery):
         return self
 
 
+class HourRange(Range):
+    """A range of times of day [h]: within 0..24."""
+
+    @model_validator(mode="after")
+    def _within_a_day(self) -> HourRange:
+        if self.max > 24:
+            raise ValueError(f"times of day lie in 0..24 h; max is {self.max:g}")
+        return self
+
+
 class FleetEV(_Model):
     share: Fraction = Field(description="Share of the fleet's prosumers with an EV.")
     capacity_kwh: PositiveFloat
     charge_kw: PositiveFloat
     charge_efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.9
-    trip_kwh: Range
-    depart_h: Range
-    arrive_h: Range
+    trip_kwh: Range = Field(description="Energy of each day's trip, drawn from this range [kWh]; at most capacity_kwh.")
+    depart_h: HourRange = Field(description="Time of day the car leaves, drawn from this range [h, 0..24].")
+    arrive_h: HourRange = Field(description="Time of day the car comes back, drawn from this range [h, 0..24].")
+
+    @model_validator(mode="after")
+    def _trips_fit(self) -> FleetEV:
+        if self.trip_kwh.max > self.capacity_kwh:
+            raise ValueError(
+                f"trip_kwh.max ({self.trip_kwh.max:g}) exceeds capacity_kwh ({self.capacity_kwh:g}): "
+                "a car cannot use more on a trip than its battery holds"
+            )
+        return self
 
 
 class Fleet(_Model):
@@ -315,6 +353,16 @@ class Market(_Model):
     def tariff(self) -> Tariff:
         """The retail tariff every prosumer of the market faces."""
         return Tariff(import_price_per_kwh=self.import_price_per_kwh, export_price_per_kwh=self.export_price_per_kwh)
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(LEDGER_SCHEMES):
+            raise ValueError(
+                f"{v!r} is not a ledger URL; use sqlite:///relative.db, sqlite:////absolute.db "
+                "or postgresql://user@host/db"
+            )
+        return v
 
     @model_validator(mode="after")
     def _tariff(self) -> Market:
@@ -467,7 +515,7 @@ class Scenario(_Model):
     schema_version: Literal[1] = Field(description="Version of this file format (1).")
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name used in the run id.")
     description: str = ""
-    seed: int = Field(ge=0, description="Seed of every random choice, so that runs repeat exactly.")
+    seed: int = Field(ge=0, le=2**63 - 1, description="Seed of every random choice, so that runs repeat exactly.")
     time: TimeWindow
     grid: Grid
     profiles: str | None = Field(

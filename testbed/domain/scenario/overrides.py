@@ -14,9 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from testbed.domain.errors import UserError
+from testbed.domain.textdata import load_yaml
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
@@ -52,10 +51,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     path, sep, value = text.partition("=")
     if not sep or not path:
         raise UserError(f"--set {text!r}: expected PATH=VALUE, e.g. fleet.battery.share=0.8")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    parsed = load_yaml(value, f"--set {text[:80]!r}: the value")[1] if value.strip() else ""
     return path.strip(), parsed
 
 

@@ -36,6 +36,8 @@ def _run_scenario(base: Path, overrides: dict[str, Any], run_dir: Path) -> tuple
     from testbed.orchestration.api import run
 
     result = run(base, overrides=overrides, out=run_dir, progress=False)
+    if result.fault is not None:  # the run ended early (a device, a lateness budget): its folder is kept
+        raise result.fault
     return _scalar_kpis(result.kpis), result.verdict.status
 
 
