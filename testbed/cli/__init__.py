@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.platform",
     "testbed.cli.service_test",
     "testbed.cli.coalition",
+    "testbed.cli.compare",
 )
 
 
