@@ -88,7 +88,7 @@ class _Devices:
         # selection matrices: device columns -> home columns
         self.Sb = sp.csr_matrix((np.ones(nb), (np.arange(nb), self.bat)), shape=(nb, h.n))
         self.Se = sp.csr_matrix((np.ones(ne), (np.arange(ne), self.ev)), shape=(ne, h.n))
-        lower = sp.tril(np.ones((T, T)), format="csr") * dt  # cumulative sums over steps
+        lower = sp.csr_matrix(np.tril(np.ones((T, T)))) * dt  # cumulative sums over steps
         if nb:
             b = {k: v[self.bat] for k, v in h.battery.items()}
             root = np.sqrt(b["round_trip_efficiency"])

@@ -13,7 +13,10 @@ Every strategy runs the same scenario (feeder, day, homes, seed); only the coord
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import time as wallclock
 import traceback
 from pathlib import Path
@@ -43,6 +46,22 @@ from testbed.platform.ledger import Ledger
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def _quiet_solver_banner():
+    """HiGHS prints its banner on the process's standard output from native code at every solve; keep it off
+    the command's output (file descriptor 1 points at /dev/null meanwhile)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def strategy_plan(path: Path, overrides: dict[str, Any], strategy: str) -> tuple[RunPlan, dict[str, Any]]:
     """The scenario at ``path`` as ``strategy`` runs it (see the module docstring), and what was found while
     planning it (``homes``, the central schedule's power-flow ``check``)."""
@@ -56,13 +75,15 @@ def strategy_plan(path: Path, overrides: dict[str, Any], strategy: str) -> tuple
     found: dict[str, Any] = {}
     if strategy in ("tou", "central"):
         homes, q = homes_for(plan)
-        g = sc.grid
-        if strategy == "tou":
-            w = sc.time
-            schedule = home_schedules(homes, tou_prices(basis_tariff(plan), w.start, w.n_steps, w.resolution_s))
-            check = None
-        else:
-            schedule, check = checked_central_schedule(homes, flat_prices(plan), plan.engine, q, g.v_min_pu, g.v_max_pu)
+        g, w = sc.grid, sc.time
+        with _quiet_solver_banner():
+            if strategy == "tou":
+                prices = tou_prices(basis_tariff(plan), w.start, w.n_steps, w.resolution_s)
+                schedule, check = home_schedules(homes, prices), None
+            else:
+                schedule, check = checked_central_schedule(
+                    homes, flat_prices(plan), plan.engine, q, g.v_min_pu, g.v_max_pu
+                )
         battery = np.where(homes.has_battery, schedule.battery_kw, np.nan)
         ev = np.where(homes.has_ev, schedule.ev_kw, np.nan)
         plan.schedule = (strategy, battery, ev)
