@@ -157,6 +157,27 @@ def test_central_is_never_beaten_and_bills_add_up(seed):
         assert c_bills.sum() <= community_cost_at_connection(p, basis, h.dt_h) + 1e-6
 
 
+def test_alike_batteries_solved_as_one_give_the_same_optimum():
+    h = random_homes(5, n=16)
+    from testbed.domain.compare.dispatch import battery_groups
+
+    groups = battery_groups(h)
+    assert len(groups) < h.has_battery.sum()  # some homes share a bus and a battery model
+    A = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.5]])
+    uncontrolled = (h.net_kw - h.ev_ref_kw) @ A[:, h.bus].T  # (T, 2), the flows without any control
+    rows = NetworkRows(A, 0.97 * uncontrolled.min(axis=0), np.array([99.0, 99.0]), ("trafo:T kw", "line:L kw"))
+    basis = Prices.flat(Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08), h.n_steps)
+    one = community_schedule(h, basis, rows, aggregate=True)
+    each = community_schedule(h, basis, rows, aggregate=False)
+    assert one.objective == pytest.approx(each.objective, abs=1e-6)
+    assert community_bills(one.p_kw, basis, 1.0).sum() == pytest.approx(each.objective, abs=1e-6)
+    flows = one.p_kw @ rows.A[:, h.bus].T
+    assert np.all(flows >= rows.lower - 1e-6)
+    assert np.any(np.isclose(flows, rows.lower, atol=1e-5))  # the limits bind
+    for members in groups:  # every member of a group runs the same
+        assert np.allclose(one.battery_kw[:, members], one.battery_kw[:, members[:1]])
+
+
 def test_controlled_ev_charging_keeps_the_uncontrolled_service():
     h = random_homes(4)
     sched = home_schedules(h, tou_prices(Tariff(import_price_per_kwh=0.3, export_price_per_kwh=0.08),

@@ -29,7 +29,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from testbed.domain.compare.homes import Homes
+from testbed.domain.compare.homes import BATTERY_FIELDS, Homes
 from testbed.domain.compare.tariff import Prices
 from testbed.domain.errors import UserError
 from testbed.domain.market.network import NetworkRows
@@ -73,12 +73,28 @@ class InfeasibleLimits(UserError):
         )
 
 
-class _Devices:
-    """The device variables and constraints shared by both problems."""
+def battery_groups(h: Homes) -> list[np.ndarray]:
+    """The homes whose batteries are alike (same bus, capacity, power, efficiency, window and initial state),
+    as arrays of home positions. Where only the sum over a bus matters (the community problem), ``k`` alike
+    batteries are exactly one battery ``k`` times as large: the set of their summed power profiles is ``k``
+    times one battery's set (a convex set added to itself ``k`` times), so the optimum is the same and each
+    member runs at ``1/k`` of the group's power."""
+    keys = np.column_stack([h.bus, *(h.battery[f] for f in BATTERY_FIELDS)])[h.has_battery]
+    homes = np.flatnonzero(h.has_battery)
+    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return [homes[inverse.ravel() == g] for g in range(inverse.max() + 1)] if len(homes) else []
 
-    def __init__(self, h: Homes) -> None:
+
+class _Devices:
+    """The device variables and constraints shared by both problems. With ``aggregate``, alike batteries are
+    one variable (:func:`battery_groups`); only valid where the homes' powers count summed per bus."""
+
+    def __init__(self, h: Homes, aggregate: bool = False) -> None:
         T, dt = h.n_steps, h.dt_h
-        self.bat = np.flatnonzero(h.has_battery)
+        groups = battery_groups(h) if aggregate else [np.array([i]) for i in np.flatnonzero(h.has_battery)]
+        self.groups = groups
+        self.bat = np.array([g[0] for g in groups], dtype=np.int64)  # a representative home of each group
+        size = np.array([len(g) for g in groups], dtype=float)
         self.ev = np.flatnonzero(h.has_ev)
         self.cons: list = []
         nb, ne = len(self.bat), len(self.ev)
@@ -88,39 +104,49 @@ class _Devices:
         # selection matrices: device columns -> home columns
         self.Sb = sp.csr_matrix((np.ones(nb), (np.arange(nb), self.bat)), shape=(nb, h.n))
         self.Se = sp.csr_matrix((np.ones(ne), (np.arange(ne), self.ev)), shape=(ne, h.n))
-        lower = sp.csr_matrix(np.tril(np.ones((T, T)))) * dt  # cumulative sums over steps
         if nb:
             b = {k: v[self.bat] for k, v in h.battery.items()}
+            b["capacity_kwh"] = b["capacity_kwh"] * size
+            b["power_kw"] = b["power_kw"] * size
             root = np.sqrt(b["round_trip_efficiency"])
             e0 = b["initial_soc"] * b["capacity_kwh"]
-            e = e0 + lower @ (self.c @ sp.diags(root) - self.d @ sp.diags(1 / root))  # energy after each step
+            e = cp.Variable((T, nb), name="battery_kwh")  # stored energy after each step
+            gain = self.c @ sp.diags(root * dt) - self.d @ sp.diags(dt / root)
             self.cons += [
                 self.c <= np.broadcast_to(b["power_kw"], (T, nb)),
                 self.d <= np.broadcast_to(b["power_kw"], (T, nb)),
+                e[0] == e0 + gain[0],
                 e >= np.broadcast_to(b["soc_min"] * b["capacity_kwh"], (T, nb)),
                 e <= np.broadcast_to(b["soc_max"] * b["capacity_kwh"], (T, nb)),
             ]
+            if T > 1:
+                self.cons.append(e[1:] == e[:-1] + gain[1:])
         if ne:
             home = h.ev_home[:, self.ev]
             eta = h.ev_efficiency[self.ev]
             cap = h.ev_capacity_kwh[self.ev]
-            trips = np.cumsum(h.ev_trip_kwh[:, self.ev], axis=0)
-            e = h.ev_initial_kwh[self.ev] - trips + lower @ (self.g @ sp.diags(eta))  # after each step
+            trip = h.ev_trip_kwh[:, self.ev]
+            e = cp.Variable((T, ne), name="ev_kwh")  # energy in the car after each step
+            gain = self.g @ sp.diags(eta * dt) - trip
             ref = h.ev_reference_kwh()[:, self.ev][1:]
             # the service: at least the uncontrolled energy before each departure and at the end of the day
             leaving = np.zeros((T, ne), dtype=bool)
             leaving[:-1] = home[:-1] & ~home[1:]
             leaving[-1] = True
-            rows, cols = np.nonzero(leaving)
+            floor = np.where(leaving, ref - 1e-9, 0.0)
             self.cons += [
                 self.g <= np.broadcast_to(h.ev_charge_kw[self.ev], (T, ne)) * home,
+                e[0] == h.ev_initial_kwh[self.ev] + gain[0],
                 e <= np.broadcast_to(cap, (T, ne)),
-                e >= 0,
-                cp.reshape(e, (T * ne,), order="C")[rows * ne + cols] >= ref[rows, cols] - 1e-9,
+                e >= floor,
             ]
+            if T > 1:
+                self.cons.append(e[1:] == e[:-1] + gain[1:])
 
     def net_power(self, h: Homes, matrix=None):
-        """Net power of every home (T, n) as an expression, times ``matrix`` (n, k) when given."""
+        """Net power of every home (T, n) as an expression, times ``matrix`` (n, k) when given. With aggregated
+        batteries a group's power sits at its representative home: valid for a ``matrix`` whose rows depend
+        only on a home's bus (the community's sum, the feeder's rows), not per home."""
         M = sp.identity(h.n, format="csr") if matrix is None else sp.csr_matrix(matrix)
         expr = h.net_kw @ M.toarray() if matrix is not None else h.net_kw
         if self.c is not None:
@@ -134,7 +160,9 @@ class _Devices:
         battery = np.zeros((h.n_steps, h.n))
         ev = np.zeros((h.n_steps, h.n))
         if self.c is not None:
-            battery[:, self.bat] = self.d.value - self.c.value
+            value = self.d.value - self.c.value
+            for j, members in enumerate(self.groups):
+                battery[:, members] = value[:, j : j + 1] / len(members)
         if self.g is not None:
             ev[:, self.ev] = np.maximum(self.g.value, 0.0)
         battery[np.abs(battery) < 1e-9] = 0.0
@@ -161,10 +189,13 @@ def home_schedules(h: Homes, prices: Prices) -> Schedule:
     return dev.schedule(h, float(problem.value), SOLVER)
 
 
-def community_schedule(h: Homes, prices: Prices, rows: NetworkRows | None = None) -> Schedule:
+def community_schedule(
+    h: Homes, prices: Prices, rows: NetworkRows | None = None, *, aggregate: bool = True
+) -> Schedule:
     """The operator's optimum: least community cost within device and (linearised) feeder limits.
-    :class:`InfeasibleLimits` when the feeder's rows cannot all hold."""
-    dev = _Devices(h)
+    :class:`InfeasibleLimits` when the feeder's rows cannot all hold. ``aggregate`` solves alike batteries as
+    one (:func:`battery_groups`; the same optimum, a smaller problem)."""
+    dev = _Devices(h, aggregate=aggregate)
     dt = h.dt_h
     total = dev.net_power(h, np.ones((h.n, 1)))[:, 0]
     imp = cp.Variable(h.n_steps, nonneg=True, name="community_import_kw")
