@@ -1,12 +1,14 @@
 """The central operator's optimisation for 1,000 homes with batteries over 96 steps (target: under 10 s).
 
-Run: .venv/bin/python benchmarks/compare_central.py [--homes N] [--steps T] [--rows R]
+Run: .venv/bin/python benchmarks/compare_central.py [--homes N] [--steps T] [--rows R] [--distinct]
 
 Homes are random but seeded: PV 0-8 kWp on a clear-sky bell, loads 0.2-2.5 kW, every home a 10 kWh / 5 kW
-battery (round trip 0.9), a fifth an EV (40 kWh, 7 kW, away 07:30-17:15). Feeder limits: ``R`` linearised
-rows over 50 buses (one transformer row, the rest voltage rows with random sensitivities), tight enough that
-some bind. The time is the whole :func:`community_schedule` call (cvxpy building the problem, HiGHS solving
-it, the schedule read back), wall clock, one run after building the inputs.
+battery (round trip 0.9) as a scenario's ``fleet:`` section gives them (with ``--distinct`` every battery
+a different size, 5-15 kWh, so no two are alike and none are solved as one), a fifth an EV (40 kWh, 7 kW,
+away 07:30-17:15). Feeder limits: ``R`` linearised rows over 50 buses (one transformer row, the rest
+voltage rows with random sensitivities), tight enough that some bind. The time is the whole
+:func:`community_schedule` call (cvxpy building the problem, HiGHS solving it, the schedule read back),
+wall clock, one run after building the inputs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from testbed.domain.compare.tariff import Prices
 from testbed.domain.market.network import NetworkRows
 
 
-def make(n: int, T: int, n_rows: int, seed: int = 7) -> tuple[Homes, NetworkRows]:
+def make(n: int, T: int, n_rows: int, seed: int = 7, distinct: bool = False) -> tuple[Homes, NetworkRows]:
     rng = np.random.default_rng(seed)
     dt_h = 24 / T
     hours = np.arange(T) * dt_h
@@ -38,7 +40,7 @@ def make(n: int, T: int, n_rows: int, seed: int = 7) -> tuple[Homes, NetworkRows
     n_bus = 50
     homes = Homes(
         dt_h=dt_h, net_kw=pv - load, bus=rng.integers(0, n_bus, n), n_bus=n_bus,
-        battery={"capacity_kwh": np.full(n, 10.0), "power_kw": np.full(n, 5.0),
+        battery={"capacity_kwh": rng.uniform(5, 15, n) if distinct else np.full(n, 10.0), "power_kw": np.full(n, 5.0),
                  "round_trip_efficiency": np.full(n, 0.9), "initial_soc": np.full(n, 0.3),
                  "soc_min": np.zeros(n), "soc_max": np.ones(n)},
         ev_capacity_kwh=ev["capacity_kwh"], ev_charge_kw=ev["charge_kw"], ev_efficiency=ev["charge_efficiency"],
@@ -58,14 +60,16 @@ def main() -> None:
     ap.add_argument("--homes", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=96)
     ap.add_argument("--rows", type=int, default=40)
+    ap.add_argument("--distinct", action="store_true", help="every battery a different size")
     args = ap.parse_args()
-    homes, rows = make(args.homes, args.steps, args.rows)
+    homes, rows = make(args.homes, args.steps, args.rows, distinct=args.distinct)
     prices = Prices(np.full(args.steps, 0.30), np.full(args.steps, 0.08))
     t0 = time.perf_counter()
     s = community_schedule(homes, prices, rows)
     wall = time.perf_counter() - t0
     binding = int(np.sum(np.isclose(s.p_kw.sum(axis=1), rows.lower[0], atol=1e-3)))
-    print(f"{args.homes} homes x {args.steps} steps, {args.rows} feeder rows: {wall:.2f} s "
+    print(f"{args.homes} homes x {args.steps} steps, {args.rows} feeder rows{' distinct' if args.distinct else ''}: "
+          f"{wall:.2f} s "
           f"(objective {s.objective:.2f}, transformer limit binding at {binding} steps)")
 
 

@@ -164,9 +164,9 @@ def test_alike_batteries_solved_as_one_give_the_same_optimum():
     groups = battery_groups(h)
     assert len(groups) < h.has_battery.sum()  # some homes share a bus and a battery model
     A = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.5]])
-    uncontrolled = (h.net_kw - h.ev_ref_kw) @ A[:, h.bus].T  # (T, 2), the flows without any control
-    rows = NetworkRows(A, 0.97 * uncontrolled.min(axis=0), np.array([99.0, 99.0]), ("trafo:T kw", "line:L kw"))
     basis = Prices.flat(Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08), h.n_steps)
+    free = community_schedule(h, basis).p_kw @ A[:, h.bus].T  # (T, 2) flows of the optimum without limits
+    rows = NetworkRows(A, 0.9 * free.min(axis=0), np.array([99.0, 99.0]), ("trafo:T kw", "line:L kw"))
     one = community_schedule(h, basis, rows, aggregate=True)
     each = community_schedule(h, basis, rows, aggregate=False)
     assert one.objective == pytest.approx(each.objective, abs=1e-6)
