@@ -161,6 +161,10 @@ def test_alike_batteries_solved_as_one_give_the_same_optimum():
     h = random_homes(5, n=16)
     from testbed.domain.compare.dispatch import battery_groups
 
+    # some batteries twice the size with twice the power: alike up to their size, so still grouped
+    big = np.arange(h.n) % 2 == 0
+    for f in ("capacity_kwh", "power_kw"):
+        h.battery[f][big] *= 2
     groups = battery_groups(h)
     assert len(groups) < h.has_battery.sum()  # some homes share a bus and a battery model
     A = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.5]])
@@ -174,8 +178,10 @@ def test_alike_batteries_solved_as_one_give_the_same_optimum():
     flows = one.p_kw @ rows.A[:, h.bus].T
     assert np.all(flows >= rows.lower - 1e-6)
     assert np.any(np.isclose(flows, rows.lower, atol=1e-5))  # the limits bind
-    for members in groups:  # every member of a group runs the same
-        assert np.allclose(one.battery_kw[:, members], one.battery_kw[:, members[:1]])
+    for members in groups:  # every member of a group runs at its share of the group's capacity
+        per_kwh = one.battery_kw[:, members] / h.battery["capacity_kwh"][members]
+        assert np.allclose(per_kwh, per_kwh[:, :1])
+    assert any(big[g].any() and (~big[g]).any() for g in groups)  # sizes mixed within a group
 
 
 def test_controlled_ev_charging_keeps_the_uncontrolled_service():
@@ -246,3 +252,22 @@ def test_coordination_counts():
          ("b", {"schema": "fpp.telemetry/1", "e_export_kwh": 0.1, "e_import_kwh": 0.0, "soc": None})],
         ["a", "b"], outbound=2)
     assert m["messages"] == 4 and m["private_parameters_total"] == 4
+
+
+def test_tou_bands_by_the_hour():
+    tariff = Tariff(import_price_per_kwh=0.30, export_price_per_kwh=0.08)
+    p = tou_prices(tariff, datetime(2016, 7, 24, 6, 0), 8, 3600)  # 06:00 .. 13:00
+    assert p.import_per_kwh == pytest.approx([0.18, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30])
+    p = tou_prices(tariff, datetime(2016, 7, 24, 16, 45), 6, 3600)  # 16:45 17:45 ... 21:45
+    assert p.import_per_kwh == pytest.approx([0.30, 0.45, 0.45, 0.45, 0.45, 0.30])
+    assert np.all(p.export_per_kwh == 0.08)
+
+
+def test_peaks_and_minutes_outside_limits_by_hand():
+    from testbed.domain.compare.bills import exchange_peaks, minutes_outside_limits
+
+    assert exchange_peaks(np.array([5.0, -3.0, np.nan, 2.0])) == {"peak_import_kw": 5.0, "peak_export_kw": 3.0}
+    vm = np.array([[1.0, 0.99], [1.0, 0.89], [1.11, 1.0], [1.0, 1.0]])
+    loading = np.array([[50.0], [50.0], [50.0], [101.0]])
+    # 15-minute steps: the 2nd (low voltage), 3rd (high voltage) and 4th (overload) count
+    assert minutes_outside_limits(vm, loading, 0.9, 1.1, 0.25) == 45.0

@@ -29,7 +29,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from testbed.domain.compare.homes import BATTERY_FIELDS, Homes
+from testbed.domain.compare.homes import Homes
 from testbed.domain.compare.tariff import Prices
 from testbed.domain.errors import UserError
 from testbed.domain.market.network import NetworkRows
@@ -74,15 +74,22 @@ class InfeasibleLimits(UserError):
 
 
 def battery_groups(h: Homes) -> list[np.ndarray]:
-    """The homes whose batteries are alike (same bus, capacity, power, efficiency, window and initial state),
-    as arrays of home positions. Where only the sum over a bus matters (the community problem), ``k`` alike
-    batteries are exactly one battery ``k`` times as large: the set of their summed power profiles is ``k``
-    times one battery's set (a convex set added to itself ``k`` times), so the optimum is the same and each
-    member runs at ``1/k`` of the group's power."""
-    keys = np.column_stack([h.bus, *(h.battery[f] for f in BATTERY_FIELDS)])[h.has_battery]
+    """The homes whose batteries are alike up to their size (same bus, power per kWh of capacity, efficiency,
+    state-of-charge window and initial state of charge), as arrays of home positions. Where only the sum over
+    a bus matters (the community problem), such a group is exactly one battery of their summed capacity and
+    power: each one's set of feasible power profiles is its capacity times that of a 1 kWh battery, and a
+    convex set scaled by ``c1``, ``c2``, ... and added up is that set scaled by ``c1 + c2 + ...``. So the optimum
+    is the same, and each member runs at its share of the group's capacity."""
+    b = h.battery
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c_rate = np.where(h.has_battery, b["power_kw"] / np.where(h.has_battery, b["capacity_kwh"], 1.0), 0.0)
+    keys = np.column_stack([h.bus, np.round(c_rate, 12), b["round_trip_efficiency"], b["soc_min"], b["soc_max"],
+                            b["initial_soc"]])[h.has_battery]
     homes = np.flatnonzero(h.has_battery)
+    if not len(homes):
+        return []
     _, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return [homes[inverse.ravel() == g] for g in range(inverse.max() + 1)] if len(homes) else []
+    return [homes[inverse.ravel() == g] for g in range(inverse.max() + 1)]
 
 
 class _Devices:
@@ -94,7 +101,8 @@ class _Devices:
         groups = battery_groups(h) if aggregate else [np.array([i]) for i in np.flatnonzero(h.has_battery)]
         self.groups = groups
         self.bat = np.array([g[0] for g in groups], dtype=np.int64)  # a representative home of each group
-        size = np.array([len(g) for g in groups], dtype=float)
+        cap = h.battery["capacity_kwh"]
+        self.share = [cap[g] / cap[g].sum() for g in groups]  # each member's part of its group
         self.ev = np.flatnonzero(h.has_ev)
         self.cons: list = []
         nb, ne = len(self.bat), len(self.ev)
@@ -106,8 +114,8 @@ class _Devices:
         self.Se = sp.csr_matrix((np.ones(ne), (np.arange(ne), self.ev)), shape=(ne, h.n))
         if nb:
             b = {k: v[self.bat] for k, v in h.battery.items()}
-            b["capacity_kwh"] = b["capacity_kwh"] * size
-            b["power_kw"] = b["power_kw"] * size
+            b["capacity_kwh"] = np.array([h.battery["capacity_kwh"][g].sum() for g in groups])
+            b["power_kw"] = np.array([h.battery["power_kw"][g].sum() for g in groups])
             root = np.sqrt(b["round_trip_efficiency"])
             e0 = b["initial_soc"] * b["capacity_kwh"]
             e = cp.Variable((T, nb), name="battery_kwh")  # stored energy after each step
@@ -162,7 +170,7 @@ class _Devices:
         if self.c is not None:
             value = self.d.value - self.c.value
             for j, members in enumerate(self.groups):
-                battery[:, members] = value[:, j : j + 1] / len(members)
+                battery[:, members] = value[:, j : j + 1] * self.share[j]
         if self.g is not None:
             ev[:, self.ev] = np.maximum(self.g.value, 0.0)
         battery[np.abs(battery) < 1e-9] = 0.0
@@ -193,8 +201,8 @@ def community_schedule(
     h: Homes, prices: Prices, rows: NetworkRows | None = None, *, aggregate: bool = True
 ) -> Schedule:
     """The operator's optimum: least community cost within device and (linearised) feeder limits.
-    :class:`InfeasibleLimits` when the feeder's rows cannot all hold. ``aggregate`` solves alike batteries as
-    one (:func:`battery_groups`; the same optimum, a smaller problem)."""
+    :class:`InfeasibleLimits` when the feeder's rows cannot all hold. ``aggregate`` solves batteries alike up
+    to their size as one (:func:`battery_groups`; the same optimum, a smaller problem)."""
     dev = _Devices(h, aggregate=aggregate)
     dt = h.dt_h
     total = dev.net_power(h, np.ones((h.n, 1)))[:, 0]
