@@ -78,14 +78,19 @@ class ProsumerFleet:
         return len(self.setup.ids)
 
     def step(
-        self, k: int, battery_setpoint_kw: np.ndarray | None = None, net_target_kw: np.ndarray | None = None
+        self,
+        k: int,
+        battery_setpoint_kw: np.ndarray | None = None,
+        net_target_kw: np.ndarray | None = None,
+        ev_setpoint_kw: np.ndarray | None = None,
     ) -> FleetState:
         """Advance step ``k`` (0-based).
 
         ``net_target_kw`` (NaN where none): the home's battery aims at this net power (generator convention),
         from this step's load, PV and EV, as far as its power and state of charge allow; this is how a home
         follows a traded quantity. ``battery_setpoint_kw`` (NaN where none) sets the battery power itself and
-        wins over a target. Elsewhere the home's self-consumption controller decides.
+        wins over a target. Elsewhere the home's self-consumption controller decides. ``ev_setpoint_kw`` (NaN
+        where none) sets a car's charging power within what it can take; elsewhere it charges uncontrolled.
         """
         s = self.setup
         if not 0 <= k < s.n_steps:
@@ -95,7 +100,7 @@ class ProsumerFleet:
         pv_kw = s.pv_profiles[k, s.pv_index] * s.pv_kwp
         t = s.start + timedelta(seconds=k * s.resolution_s)
         hour = t.hour + t.minute / 60.0 + t.second / 3600.0
-        ev_kw = self.evs.step(hour, self.dt_h)
+        ev_kw = self.evs.step(hour, self.dt_h, ev_setpoint_kw)
         lo, hi = self.batteries.limits_kw(self.dt_h)
         wanted = self_consumption_kw(pv_kw - load_kw - ev_kw, lo, hi)
         if net_target_kw is not None:

@@ -4,7 +4,8 @@ Inputs (optional, ``{prosumer_id: kW}``): ``p_net_target_kw``, a net power (gene
 battery aims at with this step's load and PV, within its limits (how a home follows a trade),
 ``p_service_target_kw``, the same for a grid-service award (it wins over a trade's target), and
 ``battery_p_set_kw``, the battery power itself; each replaces the home's self-consumption controller for that
-step, and a battery setpoint wins over a target.
+step, and a battery setpoint wins over a target; ``ev_p_set_kw``, a car's charging power (within what it can
+take), replaces uncontrolled charging for that step.
 Inputs from hardware in the loop (optional, ``{prosumer_id: value}``): ``battery_kw_measured``,
 ``pv_kw_measured``, ``soc_measured`` replace the model's battery power, PV power and state of charge of those
 prosumers in every output (the device takes the model's place); the model keeps running beside it and its own
@@ -38,6 +39,7 @@ META = {
                 "battery_p_set_kw",
                 "p_net_target_kw",
                 "p_service_target_kw",
+                "ev_p_set_kw",
                 "bus_p_kw",
                 "bus_q_kvar",
                 "p_kw_by_bus",
@@ -98,7 +100,8 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         setpoints = self._per_prosumer(attrs.get("battery_p_set_kw"))
         targets = self._per_prosumer(attrs.get("p_net_target_kw"))
         targets = merge_targets(targets, self._per_prosumer(attrs.get("p_service_target_kw")))
-        self.model_state = self.fleet.step(time, setpoints, targets)
+        ev_setpoints = self._per_prosumer(attrs.get("ev_p_set_kw"))
+        self.model_state = self.fleet.step(time, setpoints, targets, ev_setpoints)
         self.state = self._measured(self.model_state, inputs.get(self.eid, {}))
         return time + self.step_size
 

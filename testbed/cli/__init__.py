@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testbed.cli.service_test",
     "testbed.cli.coalition",
     "testbed.cli.campaign",
+    "testbed.cli.compare",
 )
 
 

@@ -46,6 +46,9 @@ class RunPlan:
     profiles: ProfileSet
     engine: GridEngine
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Setpoints computed before the run (``fpp compare``'s ``tou`` and ``central``): ``(label, battery_kw,
+    #: ev_kw)``, (T, n) arrays in prosumer order, NaN where none; None for a run without one.
+    schedule: tuple[str, Any, Any] | None = None
 
 
 def prepare(

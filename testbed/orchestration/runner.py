@@ -3,8 +3,8 @@ the verdict once, in memory, and write the run folder.
 
 The life of a run (docs/architecture.md draws it):
 
-1. :func:`parts_for` chooses the parts: grid and fleet always, market, grid-service contracts (``services:``)
-   and HIL when the scenario has them;
+1. :func:`parts_for` chooses the parts: grid and fleet always, a schedule when the plan carries one (``fpp
+   compare``), market, grid-service contracts (``services:``) and HIL when the scenario has them;
 2. each part adds itself to the world through one :class:`~testbed.orchestration.world.WorldBuilder`; the
    recorder comes last, with every attribute the parts asked to record;
 3. mosaik runs the world; the recorder accumulates the grid and fleet KPIs;
@@ -33,6 +33,7 @@ from testbed.orchestration.parts.fpp import FppPart
 from testbed.orchestration.parts.grid import GridPart
 from testbed.orchestration.parts.hil import HilPart
 from testbed.orchestration.parts.market import MarketPart
+from testbed.orchestration.parts.schedule import SchedulePart
 from testbed.orchestration.plan import RunPlan
 from testbed.orchestration.report import write_report
 from testbed.orchestration.run_folder import claim_run_dir, write_inputs, write_json
@@ -57,6 +58,8 @@ def parts_for(plan: RunPlan) -> list[Part]:
     """The parts of a run, in the order they are built (each may use what the earlier ones provide)."""
     sc = plan.scenario
     parts: list[Part] = [GridPart(sc.grid.v_min_pu, sc.grid.v_max_pu), FleetPart()]
+    if plan.schedule is not None:
+        parts.append(SchedulePart(plan.schedule[1], plan.schedule[2], plan.schedule[0]))
     if sc.market is not None:
         parts.append(MarketPart(sc.market))
     if sc.services is not None:

@@ -100,7 +100,7 @@ def test_a_reference_the_grid_lacks_is_found_before_any_run(write_campaign, tmp_
         load_campaign(path, tmp_path / "out")
     assert len(err.value.problems) == 1
     assert err.value.problems[0].startswith(
-        "experiment 2 (fleet.pv.profiles=['PV99']): fleet.pv.profiles: unknown PV profile 'PV99' (known: PV1,")
+        "experiment 2 (fleet.pv.profiles=['PV99']): fleet.pv.profiles[0]: unknown PV profile 'PV99' (known: PV1,")
 
 
 def test_bad_override_is_reported_before_any_run(write_campaign, tmp_path, capsys):

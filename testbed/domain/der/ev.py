@@ -1,4 +1,5 @@
-"""Electric vehicles charged at home without control: full power from arrival until full (pure).
+"""Electric vehicles charged at home: without control at full power from arrival until full, or at a
+controller's setpoint within the same limits (pure).
 
 Each car is away between ``depart_h`` and ``arrive_h`` every day (an overnight absence when depart_h >
 arrive_h) and comes back having used ``trip_kwh``. Energy a trip needs beyond what the car holds is counted
@@ -46,8 +47,11 @@ class EVFleet:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.present, self.e_kwh / np.where(self.present, self.capacity_kwh, 1.0), np.nan)
 
-    def step(self, hour: float, dt_h: float) -> np.ndarray:
-        """Advance one step starting at ``hour`` of the day; return the charging power drawn [kW, >= 0]."""
+    def step(self, hour: float, dt_h: float, p_set_kw: np.ndarray | None = None) -> np.ndarray:
+        """Advance one step starting at ``hour`` of the day; return the charging power drawn [kW, >= 0].
+
+        ``p_set_kw`` (NaN where none): a charging power set by a controller, held within what the car can take
+        (at home, its charger's power, the room left); elsewhere the car charges at full power until full."""
         home = self.at_home(hour)
         if self._was_home is not None:
             arrived = home & ~self._was_home
@@ -57,5 +61,8 @@ class EVFleet:
         self._was_home = home
         room_kwh = np.maximum(self.capacity_kwh - self.e_kwh, 0.0)
         p = np.where(home, np.minimum(self.charge_kw, room_kwh / (self.eta * dt_h)), 0.0)
+        if p_set_kw is not None:
+            given = ~np.isnan(p_set_kw)
+            p = np.where(given, np.clip(np.nan_to_num(p_set_kw), 0.0, p), p)
         self.e_kwh = np.minimum(self.e_kwh + p * self.eta * dt_h, self.capacity_kwh)
         return p
