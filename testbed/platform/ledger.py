@@ -99,6 +99,8 @@ class Ledger:
                 raise UserError("cannot reach the PostgreSQL ledger", [f"{url}: {exc}".strip()]) from None
         else:
             raise UserError("unknown ledger URL", [f"{url!r}: expected sqlite:///path or postgresql://..."])
+        self._in_batch = False
+        self._savepoints = 0
         with self._tx() as cur:
             for stmt in _TABLES.format(p=prefix).split(";"):
                 if stmt.strip():
@@ -113,7 +115,24 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
+        """One atomic write. Inside :meth:`batch` it is a savepoint of the batch's transaction: a failed write
+        undoes only itself, and nothing is durable before the batch commits."""
         cur = self._conn.cursor()
+        if self._in_batch:
+            self._savepoints += 1
+            name = f"w{self._savepoints}"
+            cur.execute(f"SAVEPOINT {name}")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                cur.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            else:
+                cur.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                cur.close()
+            return
         cur.execute("BEGIN")
         try:
             yield cur
@@ -123,6 +142,32 @@ class Ledger:
         else:
             cur.execute("COMMIT")
         finally:
+            cur.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write inside is part of one transaction, committed when the block ends (rolled
+        back if it raises). The service answers the messages of a batch only after this returns."""
+        if self._in_batch:
+            raise RuntimeError("ledger batches do not nest")
+        cur = self._conn.cursor()
+        cur.execute("BEGIN")
+        self._in_batch, self._savepoints = True, 0
+        seq = self._seq
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._seq = seq
+            raise
+        else:
+            try:
+                cur.execute("COMMIT")
+            except BaseException:
+                self._seq = seq
+                raise
+        finally:
+            self._in_batch = False
             cur.close()
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
