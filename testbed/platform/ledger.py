@@ -165,6 +165,10 @@ class Ledger:
                 cur.execute("COMMIT")
             except BaseException:
                 self._seq = seq
+                try:  # a failed COMMIT may leave the transaction open: end it, so nothing of it is kept
+                    cur.execute("ROLLBACK")
+                except Exception:
+                    log.warning("no transaction to roll back after the failed commit")
                 raise
         finally:
             self._in_batch = False
