@@ -20,6 +20,7 @@ inproc (target <= 3 with Mosquitto). The market KPIs of the two transports must 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from testbed.domain.prosumer import Preferences, Tariff
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform.broker import MosquittoBroker
 from testbed.platform.client import Connection
+from testbed.platform.inproc import InprocPlatform
 from testbed.platform.kpis import kpis_from_ledger
 from testbed.platform.ledger import Ledger
 
@@ -136,6 +138,7 @@ def main() -> None:
     ap.add_argument("--intervals", type=int, default=96)
     ap.add_argument("--mechanism", default="double-auction")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--transport", choices=["mqtt", "inproc"], default="mqtt")
     ap.add_argument("--demo", action="store_true", help="the demo day: no market, inproc, mqtt (ratios)")
     args = ap.parse_args()
     if args.demo:
@@ -146,61 +149,70 @@ def main() -> None:
     members = fleet(args.prosumers, args.seed)
     soc = {f["pid"]: 0.5 for f in members}
     interval_s, h = 900.0, 0.25
-    with tempfile.TemporaryDirectory() as tmp, MosquittoBroker() as broker:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         url = f"sqlite:///{tmp}/ledger.db"
         registry = [
             {"id": f["pid"], "bus": f"bus{i % 40}", "energy_class": "green" if f["pv_peak_kw"] else None}
             for i, f in enumerate(members)
         ]
-        with PlatformProcess(
-            registry,
-            ledger_url=url,
-            broker_url=broker.address.url,
-            mechanism=args.mechanism,
-            interval_s=interval_s,
-            tariff=TARIFF,
-            workdir=Path(tmp) / "platform",
-        ) as proc:
-            specs = [
-                AgentSpec(f["pid"], f["prefs"], battery(f)) for f in members
-            ]
-            t0 = time.perf_counter()
-            bridge = MarketBridge(
-                specs,
-                Connection(broker.address),
+        if args.transport == "inproc":
+            connection = InprocPlatform(
+                url,
+                [(r["id"], r["bus"], r["energy_class"]) for r in registry],
+                mechanism=args.mechanism,
                 interval_s=interval_s,
                 tariff=TARIFF,
-                run_id="bench",
-                timeout_s=300.0,
-            ).start()
-            t_connect = time.perf_counter() - t0
-            per_interval = []
-            t0 = time.perf_counter()
-            for k in range(args.intervals):
-                hour = k * h
-                states = {f["pid"]: state(f, hour, soc[f["pid"]]) for f in members}
-                t = time.perf_counter()
-                res = bridge.market_step(k, states)
-                per_interval.append(time.perf_counter() - t)
-                p_net = {}
-                for f in members:  # each prosumer follows its trade with its battery over the interval
-                    s = states[f["pid"]]
-                    pb = res.p_batt_set_kw.get(f["pid"], 0.0)
-                    if f["capacity_kwh"]:
-                        soc[f["pid"]] = min(0.9, max(0.1, soc[f["pid"]] - pb * h / f["capacity_kwh"]))
-                    p_net[f["pid"]] = s.pv_kw - s.load_kw + pb
-                bridge.meter(p_net, interval_s)
-            bridge.finish(args.intervals - 1)
-            elapsed = time.perf_counter() - t0
-            bridge.stop()
-        print((Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()[-1])
-        del proc
+            )
+        else:
+            broker = stack.enter_context(MosquittoBroker())
+            stack.enter_context(
+                PlatformProcess(
+                    registry,
+                    ledger_url=url,
+                    broker_url=broker.address.url,
+                    mechanism=args.mechanism,
+                    interval_s=interval_s,
+                    tariff=TARIFF,
+                    workdir=Path(tmp) / "platform",
+                )
+            )
+            connection = Connection(broker.address)
+        specs = [AgentSpec(f["pid"], f["prefs"], battery(f)) for f in members]
+        t0 = time.perf_counter()
+        bridge = MarketBridge(
+            specs, connection, interval_s=interval_s, tariff=TARIFF, run_id="bench", timeout_s=300.0
+        ).start()
+        t_connect = time.perf_counter() - t0
+        per_interval = []
+        t0 = time.perf_counter()
+        for k in range(args.intervals):
+            hour = k * h
+            states = {f["pid"]: state(f, hour, soc[f["pid"]]) for f in members}
+            t = time.perf_counter()
+            res = bridge.market_step(k, states)
+            per_interval.append(time.perf_counter() - t)
+            p_net = {}
+            for f in members:  # each prosumer follows its trade with its battery over the interval
+                s = states[f["pid"]]
+                pb = res.p_batt_set_kw.get(f["pid"], 0.0)
+                if f["capacity_kwh"]:
+                    soc[f["pid"]] = min(0.9, max(0.1, soc[f["pid"]] - pb * h / f["capacity_kwh"]))
+                p_net[f["pid"]] = s.pv_kw - s.load_kw + pb
+            bridge.meter(p_net, interval_s)
+        bridge.finish(args.intervals - 1)
+        elapsed = time.perf_counter() - t0
+        bridge.stop()
+        stack.close()
+        if args.transport == "mqtt":
+            print((Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()[-1])
         led = Ledger(url)
         k = kpis_from_ledger(led, TARIFF)
         n_orders = led.count_messages("order")
+        led.close()
     ms = sorted(x * 1000 for x in per_interval)
     print(
-        f"prosumers={args.prosumers} intervals={args.intervals} mechanism={args.mechanism} orders={n_orders}"
+        f"prosumers={args.prosumers} intervals={args.intervals} mechanism={args.mechanism} orders={n_orders} "
+        f"transport={args.transport}"
     )
     print(
         f"connect {t_connect:.1f} s; market day {elapsed:.1f} s wall; "
