@@ -252,11 +252,12 @@ class MarketBridge:
             if o is None:
                 continue
             orders.append(self._offer_msg(o, k) if self.send_offers else self._order_msg(o, k))
-        results = await asyncio.gather(
-            *(self._clients[o.prosumer].submit(o) for o in orders),
-            *(self._send_telemetry(t) for t in telemetry),
-            return_exceptions=True,
-        )
+        async with asyncio.timeout(self.timeout_s):  # one bound for all (each MQTT client also gives up itself)
+            results = await asyncio.gather(
+                *(self._clients[o.prosumer].submit(o) for o in orders),
+                *(self._send_telemetry(t) for t in telemetry),
+                return_exceptions=True,
+            )
         for o, r in zip(orders, results, strict=False):
             if isinstance(r, Rejected):
                 self.refused.append(f"{o.prosumer} interval {k}: {r}")
@@ -301,7 +302,8 @@ class MarketBridge:
         msgs = [self._telemetry_msg(pid, last_k) for pid in self.specs]
 
         async def send_all() -> None:
-            await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
+            async with asyncio.timeout(self.timeout_s):
+                await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
 
         self._run(send_all())
 

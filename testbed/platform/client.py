@@ -208,7 +208,8 @@ class ProsumerClient:
             self._waiting.pop(msg.msg_id, None)
 
     async def wait_dispatch(self, k: int, timeout_s: float = 60.0) -> float:
-        await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
+        if not self._dispatch_events[k].is_set():  # often already here: no timer then
+            await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
         return self.dispatch[k]
 
     async def wait_result(self, k: int, timeout_s: float = 60.0) -> p.MarketResultMsg:

@@ -56,7 +56,7 @@ class PlatformCore:
         self.prosumers = ledger.prosumers()
         self.last_closed = ledger.last_closed_interval()
         self.failed = ledger.failures()
-        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0}
+        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0, "failed_batches": 0}
 
     # ---- entry points ----------------------------------------------------------------------------
 
@@ -103,6 +103,7 @@ class PlatformCore:
                 for topic, payload in messages:
                     outs += self.handle(topic, payload)
         except Exception:
+            self.stats["failed_batches"] += 1
             log.exception("committing a batch of %d messages failed; none is answered", len(messages))
             self.last_closed = self.ledger.last_closed_interval()
             self.failed = self.ledger.failures()

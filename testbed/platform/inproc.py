@@ -27,6 +27,7 @@ from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], None]
+SUBMIT_KINDS = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry"}
 
 
 class InprocHub:
@@ -64,7 +65,16 @@ class InprocHub:
         batch, self._inbox, self._scheduled = self._inbox, [], False
         self.messages_in += len(batch)
         self.batches += 1
-        self._deliver(self.core.handle_batch(batch))  # returns only after the batch is committed
+        failed = self.core.stats["failed_batches"]
+        outs = self.core.handle_batch(batch)  # returns only after the batch is committed
+        if self.core.stats["failed_batches"] > failed:  # nothing of it is kept or answered: send it again
+            log.warning("in-process batch of %d messages not committed; sending it again in %.1f s", len(batch), 0.5)
+            asyncio.get_running_loop().call_later(0.5, self._requeue, batch)
+        self._deliver(outs)
+
+    def _requeue(self, batch: list[tuple[str, bytes]]) -> None:
+        for topic, payload in batch:
+            self.publish(topic, payload)
 
     def _deliver(self, outs: list[Out]) -> None:
         for o in outs:
@@ -132,3 +142,18 @@ class InprocProsumerClient(ProsumerClient):
 
     async def _send(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self.hub.publish(topic, payload)
+
+    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:
+        """Publish ``msg`` and wait for its acknowledgement; raise :class:`Rejected` if it is refused.
+
+        No timer per message: the hub answers every message of a committed batch at the next turn of the loop
+        and sends a batch whose commit failed again itself. The caller bounds the wait (the bridge waits
+        ``timeout_s`` for all of an interval's messages together).
+        """
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting[msg.msg_id] = fut
+        try:
+            self.hub.publish(p.prosumer_topic(self.pid, SUBMIT_KINDS[type(msg)]), p.encode(msg))
+            return await fut
+        finally:
+            self._waiting.pop(msg.msg_id, None)

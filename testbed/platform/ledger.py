@@ -114,10 +114,18 @@ class Ledger:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
 
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self, one_statement: bool = False) -> Iterator[Any]:
         """One atomic write. Inside :meth:`batch` it is a savepoint of the batch's transaction: a failed write
-        undoes only itself, and nothing is durable before the batch commits."""
+        undoes only itself, and nothing is durable before the batch commits. ``one_statement``: the write is a
+        single statement, which SQLite undoes by itself when it fails (the transaction stays), so it needs no
+        savepoint there (PostgreSQL aborts the whole transaction on any error: always a savepoint)."""
         cur = self._conn.cursor()
+        if self._in_batch and one_statement and self.kind == "sqlite":
+            try:
+                yield cur
+            finally:
+                cur.close()
+            return
         if self._in_batch:
             self._savepoints += 1
             name = f"w{self._savepoints}"
@@ -235,7 +243,7 @@ class Ledger:
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
-        with self._tx() as cur:
+        with self._tx(one_statement=settlement is None) as cur:
             self._insert_message(cur, m)
             if settlement is not None:
                 self._insert_settlements(cur, [settlement])

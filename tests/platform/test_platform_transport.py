@@ -45,3 +45,33 @@ def test_inproc_and_mqtt_give_the_same_ledger_and_kpis(broker, tmp_path, mechani
     assert any(s[2] == "imbalance" for s in mq_ledger["settlements"])
     assert ip_ledger == mq_ledger
     assert ip_kpis == mq_kpis
+
+
+def test_inproc_sends_a_batch_again_when_its_commit_failed(tmp_path):
+    """The hub answers nothing of a batch whose commit failed and hands it to the core again: the agents' orders
+    are then acknowledged once (not as duplicates) and stored once."""
+    import asyncio
+
+    from testbed.platform import protocol as p
+    from testbed.platform.inproc import InprocPlatform, InprocProsumerClient
+
+    from .helpers import order
+    from .test_platform_group_commit import FailingCommit
+
+    platform = InprocPlatform(f"sqlite:///{tmp_path}/l.db", [("p0", "b0", None), ("p1", "b1", None)])
+
+    async def main():
+        hub = platform.open()
+        hub.core.ledger._conn = FailingCommit(hub.core.ledger._conn)  # the first COMMIT fails
+        clients = [await InprocProsumerClient(pid, hub).__aenter__() for pid in ("p0", "p1")]
+        async with asyncio.timeout(10):
+            acks = await asyncio.gather(
+                *(c.submit(p.Order.model_validate(order(c.pid, f"{c.pid}-1", 1))) for c in clients)
+            )
+        return hub, acks
+
+    hub, acks = asyncio.run(main())
+    assert [(a.msg_id, a.duplicate) for a in acks] == [("p0-1", False), ("p1-1", False)]
+    assert hub.core.stats["failed_batches"] == 1 and hub.batches == 2
+    assert hub.core.ledger.count_messages("order") == 2
+    hub.core.ledger.close()
