@@ -58,6 +58,9 @@ class PlatformService:
         self.client_id = client_id or platform_client_id(core.ledger)
         self.connected = asyncio.Event()
         self.connections = 0
+        self.batches = 0
+        """inbound batches handled, each in one ledger transaction (group commit)"""
+        self.messages = 0
         self._client: aiomqtt.Client | None = None
         self._pending: set[asyncio.Task] = set()
 
@@ -89,6 +92,8 @@ class PlatformService:
                             while len(client.messages) and len(batch) < MAX_BATCH:
                                 m = await anext(client.messages)
                                 batch.append((str(m.topic), bytes(m.payload or b"")))
+                            self.batches += 1
+                            self.messages += len(batch)
                             self._spawn(self._dispatch(batch))
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
