@@ -211,7 +211,7 @@ class MarketBridge:
             except asyncio.CancelledError:
                 pass
         if self._hub is not None:
-            self._hub.core.ledger.close()
+            self._hub.close()
             self._hub = None
 
     def __enter__(self) -> MarketBridge:

@@ -44,6 +44,10 @@ class InprocHub:
         self._scheduled = False
         self._deliver([*core.recover(), core.open_message()])
 
+    def close(self) -> None:
+        """Close the core's ledger (what was answered is committed)."""
+        self.core.ledger.close()
+
     def subscribe(self, topic: str, handler: Handler) -> None:
         self._subs.setdefault(topic, []).append(handler)
         if topic in self._retained:

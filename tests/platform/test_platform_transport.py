@@ -74,4 +74,4 @@ def test_inproc_sends_a_batch_again_when_its_commit_failed(tmp_path):
     assert [(a.msg_id, a.duplicate) for a in acks] == [("p0-1", False), ("p1-1", False)]
     assert hub.core.stats["failed_batches"] == 1 and hub.batches == 2
     assert hub.core.ledger.count_messages("order") == 2
-    hub.core.ledger.close()
+    hub.close()
