@@ -1,7 +1,8 @@
 """mosaik adapter for the prosumer fleet: one ``Fleet`` entity holding every prosumer as arrays.
 
 Inputs (optional, ``{prosumer_id: kW}``): ``p_net_target_kw``, a net power (generator convention) the home's
-battery aims at with this step's load and PV, within its limits (how a home follows a trade), and
+battery aims at with this step's load and PV, within its limits (how a home follows a trade),
+``p_service_target_kw``, the same for a grid-service award (it wins over a trade's target), and
 ``battery_p_set_kw``, the battery power itself; each replaces the home's self-consumption controller for that
 step, and a battery setpoint wins over a target; ``ev_p_set_kw``, a car's charging power (within what it can
 take), replaces uncontrolled charging for that step.
@@ -37,6 +38,7 @@ META = {
             "attrs": [
                 "battery_p_set_kw",
                 "p_net_target_kw",
+                "p_service_target_kw",
                 "ev_p_set_kw",
                 "bus_p_kw",
                 "bus_q_kvar",
@@ -51,6 +53,13 @@ META = {
     },
     "extra_methods": ["prosumer_ids"],
 }
+
+
+def merge_targets(trade: np.ndarray | None, service: np.ndarray | None) -> np.ndarray | None:
+    """Net-power targets per prosumer (NaN: none): a grid-service award's target wins over a trade's."""
+    if service is None:
+        return trade
+    return service if trade is None else np.where(np.isnan(service), trade, service)
 
 
 class FleetSimulator(mosaik_api_v3.Simulator):
@@ -90,6 +99,7 @@ class FleetSimulator(mosaik_api_v3.Simulator):
         attrs = inputs.get(self.eid, {})
         setpoints = self._per_prosumer(attrs.get("battery_p_set_kw"))
         targets = self._per_prosumer(attrs.get("p_net_target_kw"))
+        targets = merge_targets(targets, self._per_prosumer(attrs.get("p_service_target_kw")))
         ev_setpoints = self._per_prosumer(attrs.get("ev_p_set_kw"))
         self.model_state = self.fleet.step(time, setpoints, targets, ev_setpoints)
         self.state = self._measured(self.model_state, inputs.get(self.eid, {}))

@@ -160,6 +160,12 @@ def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mappi
     for name, heading in (("market", "Market"), ("hil", "HIL")):
         if isinstance(kpis.get(name), dict):
             sections.append((heading, kpi_table(kpis[name])))
+    if isinstance(kpis.get("fpp"), dict):
+        from testbed.orchestration.fpp_report import fpp_section
+        from testbed.orchestration.plan import read_scenario
+
+        start = read_scenario(run_dir / "scenario.yaml").time.start
+        sections.append(("Federated power plant: grid-service contracts", fpp_section(kpis["fpp"], start)))
     sections.append(("Files", "<p>All figures: <code>kpis.json</code>, <code>verdict.json</code> and "
                               "<code>timeseries.parquet</code> in this folder.</p>"))
     return page(str(info["scenario"]), verdict.status, subtitle, sections)

@@ -4,7 +4,7 @@ the verdict once, in memory, and write the run folder.
 The life of a run (docs/architecture.md draws it):
 
 1. :func:`parts_for` chooses the parts: grid and fleet always, a schedule when the plan carries one (``fpp
-   compare``), market and HIL when the scenario has them;
+   compare``), market, grid-service contracts (``services:``) and HIL when the scenario has them;
 2. each part adds itself to the world through one :class:`~testbed.orchestration.world.WorldBuilder`; the
    recorder comes last, with every attribute the parts asked to record;
 3. mosaik runs the world; the recorder accumulates the grid and fleet KPIs;
@@ -29,6 +29,7 @@ from simulators.pacing import WallClock
 from testbed.domain.errors import Fault
 from testbed.domain.verdict import Verdict, at_most
 from testbed.orchestration.parts.fleet import FleetPart
+from testbed.orchestration.parts.fpp import FppPart
 from testbed.orchestration.parts.grid import GridPart
 from testbed.orchestration.parts.hil import HilPart
 from testbed.orchestration.parts.market import MarketPart
@@ -61,6 +62,8 @@ def parts_for(plan: RunPlan) -> list[Part]:
         parts.append(SchedulePart(plan.schedule[1], plan.schedule[2], plan.schedule[0]))
     if sc.market is not None:
         parts.append(MarketPart(sc.market))
+    if sc.services is not None:
+        parts.append(FppPart(sc.services))
     hil = HilPart.for_plan(plan)
     if hil is not None:
         parts.append(hil)

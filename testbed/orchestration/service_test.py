@@ -432,6 +432,10 @@ def run_service_test(test: ServiceTest, signal: TestSignal, *, real_time: bool =
     """Run ``test`` and score it. Real time is needed for a device in the loop (``hil``)."""
     d = test.device
     t0 = time.perf_counter()
+    if test.signal.kind == "closed-loop":  # a coalition in the single-area system model
+        from testbed.orchestration.closed_loop import run_closed_loop
+
+        return run_closed_loop(test, signal)
     if d.kind == "hil" and not real_time:
         raise UserError("a device in the loop runs on the wall clock", ["add --real-time"])
     if d.kind == "simulated":
@@ -491,6 +495,8 @@ def write_results(result: ServiceTestResult, out_dir: str | Path) -> Path:
         "io_lateness": result.info.get("io_lateness"),
         "wall_s": round(result.wall_s, 3),
     }
+    if "closed_loop" in result.info:
+        data["closed_loop"] = result.info["closed_loop"]
     (out / "verdict.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     write_report(result, out / "report.html")
     return out

@@ -69,6 +69,10 @@ class WorldBuilder:
             raise ValueError(f"two parts provide the entity {name!r}")
         self._entities[name] = entity
 
+    def provided(self, name: str) -> bool:
+        """Whether an earlier part provided ``name``."""
+        return name in self._entities
+
     def entity(self, name: str) -> Any:
         """An entity an earlier part provided (``"grid"``, ``"fleet"``, ...)."""
         if name not in self._entities:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from testbed.domain.errors import UserError
 from testbed.platform import protocol as p
+from testbed.platform import services_protocol as sp
 
 
 def acl_text() -> str:
@@ -43,11 +44,20 @@ def acl_text() -> str:
         f"topic read {p.CLOCK_ERROR_TOPIC}",
         f"topic read {r}/market/#",
         "",
+        f"user {sp.OPERATOR_ID}",
+        *(f"topic write {sp.SERVICES}/{kind}" for kind in sp.OPERATOR_KINDS),
+        f"topic read {sp.OPERATOR_ACK_TOPIC}",
+        f"topic read {sp.OPERATOR_ERROR_TOPIC}",
+        f"topic read {sp.RESULT_TOPIC}",
+        f"topic read {sp.SERVICES}/advert/#",
+        "",
         "# every account (%u is its user name, a prosumer's id)",
     ]
     lines += [f"pattern write {r}/p/%u/{kind}" for kind in p.PROSUMER_KINDS]
     lines += [f"pattern read {r}/p/%u/{kind}" for kind in p.OUTBOUND_KINDS]
-    lines += [f"pattern read {r}/market/#"]
+    lines += [f"pattern write {r}/p/%u/{kind}" for kind in sp.PROSUMER_KINDS]
+    lines += [f"pattern read {r}/p/%u/{kind}" for kind in sp.MEMBER_OUT_KINDS]
+    lines += [f"pattern read {r}/market/#", f"pattern read {sp.SERVICES}/advert/#"]
     return "\n".join(lines) + "\n"
 
 
@@ -90,7 +100,7 @@ def write_acl(prosumer_ids: list[str], out_dir: Path) -> dict[str, str]:
     if tool is None:
         raise UserError("cannot hash the password file", ["mosquitto_passwd is not installed"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    users = [p.PLATFORM_ID, p.CLOCK_ID, *prosumer_ids]
+    users = [p.PLATFORM_ID, p.CLOCK_ID, sp.OPERATOR_ID, *prosumer_ids]
     creds = {u: secrets.token_urlsafe(18) for u in users}
     (out_dir / "acl").write_text(acl_text())
     passwd = out_dir / "passwd"

@@ -24,6 +24,7 @@ from testbed.domain.prosumer import Tariff
 from testbed.platform import protocol as p
 from testbed.platform.clearing import Outcome, clear_interval, imbalance_amount
 from testbed.platform.ledger import Ledger, StoredMessage
+from testbed.platform.services_core import ServicesCore
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class PlatformCore:
         self.last_closed = ledger.last_closed_interval()
         self.failed = ledger.failures()
         self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0, "failed_batches": 0}
+        self.services = ServicesCore(ledger, self.prosumers, Out)
 
     # ---- entry points ----------------------------------------------------------------------------
 
@@ -112,6 +114,9 @@ class PlatformCore:
 
     def handle(self, topic: str, payload: bytes) -> list[Out]:
         """Handle one inbound message; never raises for anything a sender can put in it."""
+        services = self.services.handle(topic, payload)  # grid-service contracts (services_protocol)
+        if services is not None:
+            return services
         where = p.parse_topic(topic)
         if where is None:
             log.warning("message on unexpected topic %r ignored", topic)

@@ -53,6 +53,18 @@ CREATE TABLE IF NOT EXISTS {p}provenance (
     interval_k INTEGER NOT NULL, seq INTEGER NOT NULL, t_s DOUBLE PRECISION, seller TEXT NOT NULL,
     seller_bus TEXT, buyer TEXT NOT NULL, buyer_bus TEXT, e_kwh DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (interval_k, seq));
+CREATE TABLE IF NOT EXISTS {p}contracts (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, payload TEXT NOT NULL,
+    selection TEXT, dispatch TEXT, settlement TEXT);
+CREATE TABLE IF NOT EXISTS {p}service_awards (
+    contract_id TEXT NOT NULL, member TEXT NOT NULL, offer_id TEXT NOT NULL, capacity_kw DOUBLE PRECISION NOT NULL,
+    counted_kw DOUBLE PRECISION NOT NULL, sensitivity DOUBLE PRECISION NOT NULL, cost DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (contract_id, member));
+CREATE TABLE IF NOT EXISTS {p}service_settlements (
+    contract_id TEXT NOT NULL, member TEXT NOT NULL, cost DOUBLE PRECISION NOT NULL,
+    share DOUBLE PRECISION NOT NULL, utilisation DOUBLE PRECISION NOT NULL, penalty DOUBLE PRECISION NOT NULL,
+    payout DOUBLE PRECISION NOT NULL, required_kwh DOUBLE PRECISION NOT NULL,
+    delivered_kwh DOUBLE PRECISION NOT NULL, shares TEXT NOT NULL, PRIMARY KEY (contract_id, member));
 """
 
 
@@ -200,7 +212,8 @@ class Ledger:
     def drop_all(self) -> None:
         """Drop this prefix's tables (tests use it to clean a shared PostgreSQL database)."""
         with self._tx() as cur:
-            for t in ("provenance", "settlements", "trades", "intervals", "messages", "prosumers", "failures", "meta"):
+            for t in ("service_settlements", "service_awards", "contracts", "provenance", "settlements", "trades",
+                      "intervals", "messages", "prosumers", "failures", "meta"):
                 cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
 
     # ---- prosumers -------------------------------------------------------------------------------
@@ -398,6 +411,56 @@ class Ledger:
                     ),
                     (k, i, *pv),
                 )
+
+    # ---- grid-service contracts (testbed.platform.services_core) -----------------------------------
+
+    def contracts(self) -> list[tuple[str, int, str, dict, dict | None, dict | None, dict | None]]:
+        """``(id, seq, state, contract, selection, dispatch, settlement)`` by sequence number."""
+        rows = self._rows("SELECT id, seq, state, payload, selection, dispatch, settlement FROM {p}contracts "
+                          "ORDER BY seq")
+        return [(r[0], r[1], r[2], *(json.loads(x) if x else None for x in r[3:])) for r in rows]
+
+    def add_contract(self, m: StoredMessage, contract_id: str, seq: int, contract: dict) -> None:
+        """Store an advertised contract with the message that advertised it, in one transaction."""
+        with self._tx() as cur:
+            self._insert_message(cur, m)
+            cur.execute(self._sql("INSERT INTO {p}contracts (id, seq, state, payload) VALUES (?, ?, 'open', ?)"),
+                        (contract_id, seq, json.dumps(contract)))
+
+    def record_contract_step(self, m: StoredMessage, contract_id: str, state: str, column: str, value: dict,
+                             awards: list[tuple] = (), settlements: list[tuple] = ()) -> None:
+        """Move a contract to ``state`` with its selection, dispatch or settlement (``column``), the request
+        message, the awards ``(member, offer_id, capacity_kw, counted_kw, sensitivity, cost)`` and the member
+        settlements ``(member, cost, share, utilisation, penalty, payout, required_kwh, delivered_kwh, shares)``
+        in one transaction."""
+        if column not in ("selection", "dispatch", "settlement"):
+            raise ValueError(f"unknown contract column {column!r}")
+        with self._tx() as cur:
+            self._insert_message(cur, m)
+            cur.execute(self._sql(f"UPDATE {{p}}contracts SET state = ?, {column} = ? WHERE id = ?"),
+                        (state, json.dumps(value), contract_id))
+            for row in awards:
+                cur.execute(self._sql("INSERT INTO {p}service_awards (contract_id, member, offer_id, capacity_kw, "
+                                      "counted_kw, sensitivity, cost) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                            (contract_id, *row))
+            for row in settlements:
+                cur.execute(self._sql("INSERT INTO {p}service_settlements (contract_id, member, cost, share, "
+                                      "utilisation, penalty, payout, required_kwh, delivered_kwh, shares) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                            (contract_id, *row[:-1], json.dumps(row[-1])))
+
+    def service_awards(self, contract_id: str | None = None) -> list[tuple]:
+        """``(contract_id, member, offer_id, capacity_kw, counted_kw, sensitivity, cost)``."""
+        where, args = ("WHERE contract_id = ? ", (contract_id,)) if contract_id is not None else ("", ())
+        return self._rows("SELECT contract_id, member, offer_id, capacity_kw, counted_kw, sensitivity, cost "
+                          f"FROM {{p}}service_awards {where}ORDER BY contract_id, member", args)
+
+    def service_settlements(self) -> list[tuple]:
+        """``(contract_id, member, cost, share, utilisation, penalty, payout, required_kwh, delivered_kwh,
+        shares)`` with ``shares`` the member's share under every rule."""
+        rows = self._rows("SELECT contract_id, member, cost, share, utilisation, penalty, payout, required_kwh, "
+                          "delivered_kwh, shares FROM {p}service_settlements ORDER BY contract_id, member")
+        return [(*r[:-1], json.loads(r[-1])) for r in rows]
 
     # ---- reports ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from testbed.domain.errors import UserError
 from testbed.domain.textdata import load_json, load_yaml
 from testbed.platform.protocol import CLOCK_ID, PLATFORM_ID, PROSUMER_ID_RE
+from testbed.platform.services_protocol import OPERATOR_ID
 
 
 class ProsumerEntry(BaseModel):
@@ -38,7 +39,7 @@ class Registry(BaseModel):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"prosumer ids used more than once: {dup}")
-        reserved = sorted({CLOCK_ID, PLATFORM_ID} & set(ids))
+        reserved = sorted({CLOCK_ID, PLATFORM_ID, OPERATOR_ID} & set(ids))
         if reserved:
             raise ValueError(f"prosumer ids reserved for the platform: {reserved}")
         return self

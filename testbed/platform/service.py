@@ -24,6 +24,7 @@ import time
 import aiomqtt
 
 from testbed.platform import protocol as p
+from testbed.platform import services_protocol as sp
 from testbed.platform.client import Connection
 from testbed.platform.core import Out, PlatformCore
 from testbed.platform.ledger import Ledger
@@ -74,7 +75,7 @@ class PlatformService:
                 try:
                     async with self.connection.client(self.client_id, clean_session=False) as client:
                         self._client = client
-                        for topic in p.inbound_subscriptions():
+                        for topic in (*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS):
                             await client.subscribe(topic, qos=1)
                         self.connections += 1
                         log.info(

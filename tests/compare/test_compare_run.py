@@ -1,6 +1,6 @@
 """``fpp compare`` end to end on a short window of the demo day: every strategy a real co-simulation (power
 flow, platform process for p2p), the comparison's invariants on its figures, the page, and the bad inputs
-(a strategy not available yet, an unknown one, a scenario without batteries, an infeasible central problem
+(fpp on a scenario without contracts, an unknown one, a scenario without batteries, an infeasible central problem
 that fails while the others finish)."""
 
 import json
@@ -72,10 +72,10 @@ def test_a_failing_strategy_is_named_and_the_others_finish(tmp_path, capsys):
     assert "central   FAILED" in printed.out or "central  FAILED" in printed.out
 
 
-def test_strategies_not_available_or_unknown_exit_2(tmp_path, capsys):
+def test_fpp_without_services_or_an_unknown_strategy_exit_2(tmp_path, capsys):
     assert main(["compare", DEMO, "--strategies", "retail,fpp", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
-    assert "strategy 'fpp' is not available yet" in err and "Traceback" not in err
+    assert "strategy fpp compares the market with grid-service contracts" in err and "Traceback" not in err
     assert main(["compare", DEMO, "--strategies", "retail,centrall", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "unknown strategy 'centrall'" in err and "known: retail, tou, central, p2p, fpp" in err
@@ -93,3 +93,19 @@ def test_ev_setpoints_are_held_within_what_the_car_can_take():
     assert ev.step(0.25, 0.25, np.array([3.0]))[0] == pytest.approx(2.0)  # only 0.5 kWh of room left
     assert ev.step(9.0, 0.25, np.array([3.0]))[0] == 0.0  # away
     assert ev.step(17.0, 0.25, np.array([np.nan]))[0] == 0.0  # no setpoint: uncontrolled, already full
+
+
+def test_fpp_strategy_counts_the_contracts_and_their_revenue(tmp_path, capsys):
+    # scenarios/fpp.yaml: the evening overload is relieved only by the coalition's contract (tests/fpp/test_fpp_run.py)
+    status = main(["compare", "scenarios/fpp.yaml", "--strategies", "retail,central,fpp", "--out", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "comparison.json").read_text())["results"]
+    fpp, retail, central = results["fpp"], results["retail"], results["central"]
+    assert fpp["status"] == "ok" and fpp["contracts_fulfilled"] == "3 of 3"
+    kpis = json.loads((tmp_path / "fpp" / "kpis.json").read_text())["fpp"]
+    payouts = sum(m["payout"] for c in kpis["contracts"].values() for m in (c.get("members") or {}).values())
+    assert fpp["service_revenue"] == pytest.approx(payouts) and payouts > 0
+    assert sum(fpp["bills"].values()) == pytest.approx(fpp["cost"])  # bills net of each member's payout
+    assert central["cost"] <= fpp["cost"] <= retail["cost"]
+    assert fpp["highest_loading_pct"] <= 100.0 < retail["highest_loading_pct"]
+    assert retail["contracts_fulfilled"] is None

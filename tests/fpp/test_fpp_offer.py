@@ -121,3 +121,17 @@ def test_bad_offers_are_refused_with_every_reason(contract):
         parse_offer(base | {"bus": "b7"}, known)
     with pytest.raises(UserError, match="sensitivity: 0.5 differs from the contract's 1.0"):
         parse_offer(base | {"sensitivity": 0.5}, known)
+
+
+def test_window_limits_leave_the_home_its_own_use_first():
+    from testbed.domain.fpp.offer import window_limits
+
+    # 10 kWh at 0.8; the home's controller draws 2 kW then 1 kW over two 30-min steps (1.5 kWh = 0.15 of the
+    # battery) and an earlier award used 0.1: 0.8 - 0.1 - 0.15 = 0.55; power left 5 - 2 = 3 kW
+    lim = window_limits(capacity_kwh=10.0, power_kw=5.0, round_trip_efficiency=0.81, soc_min=0.1, soc_max=0.95,
+                        soc_start=0.8, own_kw=np.array([2.0, 1.0]), step_h=0.5, committed_soc=-0.1)
+    assert lim.soc == pytest.approx(0.55) and lim.power_kw == pytest.approx(3.0)
+    # a home charging from its PV at 4 kW leaves 1 kW of power either way; the state of charge stays within 0..1
+    lim = window_limits(capacity_kwh=10.0, power_kw=5.0, round_trip_efficiency=0.81, soc_min=0.0, soc_max=1.0,
+                        soc_start=0.9, own_kw=np.array([-4.0, -4.0]), step_h=0.5)
+    assert lim.soc == 1.0 and lim.power_kw == pytest.approx(1.0)

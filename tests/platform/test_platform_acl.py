@@ -14,6 +14,7 @@ import pytest
 from testbed.cli import main as fpp
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
+from testbed.platform import services_protocol as sp
 from testbed.platform.acl import acl_text, mosquitto_passwd
 from testbed.platform.broker import BrokerAddress, MosquittoBroker, mosquitto_available
 from testbed.platform.client import Connection, ProsumerClient
@@ -32,7 +33,7 @@ def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url
     out = tmp_path / "acl"
     assert fpp(["platform", "acl", "--prosumers", str(registry), "--out", str(out)]) == 0
     creds = json.loads((out / "credentials.json").read_text())
-    assert set(creds) == {"platform", "clock", "p0", "p1"}
+    assert set(creds) == {"platform", "clock", "operator", "p0", "p1"}
     assert "p0:" + creds["p0"] not in (out / "passwd").read_text()  # hashed, not plain
 
     with MosquittoBroker(password_file=out / "passwd", acl_file=out / "acl") as broker:
@@ -54,6 +55,11 @@ def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url
                         json.dumps({"schema": "fpp.gate/1", "msg_id": "g", "interval": 1, "t_s": 0}).encode(),
                         qos=1,
                     )
+                    # ... and to advertise a contract (the operator's) and to offer under p1's id: dropped too
+                    await raw.publish(f"{sp.SERVICES}/contract", json.dumps(
+                        {"schema": "fpp.contract/1", "msg_id": "c", "contract": {"id": "x"}}).encode(), qos=1)
+                    await raw.publish(p.prosumer_topic("p1", "service_offer"), json.dumps(
+                        {"schema": "fpp.service_offer/1", "msg_id": "forged-offer"}).encode(), qos=1)
                 # an order p0 sends afterwards is handled after anything the broker let through
                 after = await c0.submit(p.Order.model_validate(order("p0", "after", 1)))
                 refused = None
@@ -68,6 +74,7 @@ def test_acl_lets_prosumers_publish_only_under_their_own_id(tmp_path, sqlite_url
     assert ok.msg_id == "own" and after.msg_id == "after"
     assert [m.msg_id for m in core.ledger.messages("order", 1)] == ["own", "after"]
     assert core.ledger.find_message("p1", "forged") is None and core.ledger.interval(1) is None
+    assert core.ledger.find_message("operator", "c") is None and core.ledger.find_message("p1", "forged-offer") is None
     assert refused is not None
     core.ledger.close()
 
@@ -77,6 +84,8 @@ def test_acl_text_names_each_topic_rule():
     assert "pattern write fpp/v1/p/%u/order" in text
     assert "pattern read fpp/v1/p/%u/settlement" in text
     assert "user clock\ntopic write fpp/v1/clock/gate" in text
+    assert "user operator\ntopic write fpp/v1/services/contract" in text
+    assert "pattern write fpp/v1/p/%u/service_offer" in text and "pattern read fpp/v1/p/%u/award" in text
     assert "pattern write fpp/v1/p/+/" not in text
 
 
@@ -180,7 +189,7 @@ def test_fpp_run_trades_through_a_broker_that_requires_passwords(tmp_path, capsy
     out = tmp_path / "acl"
     assert fpp(["platform", "acl", "--scenario", str(plain), "--out", str(out)]) == 0
     creds = json.loads((out / "credentials.json").read_text())
-    assert len(creds) == 118 + 2 and "LV3.101_Load_1" in creds  # the demo's 118 homes, platform, clock
+    assert len(creds) == 118 + 3 and "LV3.101_Load_1" in creds  # the demo's 118 homes, platform, clock, operator
     with MosquittoBroker(password_file=out / "passwd", acl_file=out / "acl") as broker:
         extra = f"  broker: mqtt://127.0.0.1:{broker.address.port}\n  credentials: acl/credentials.json"
         scenario = _short_market_scenario(tmp_path, extra)

@@ -219,3 +219,67 @@ def test_group_commit_killed_between_batches_loses_no_acknowledged_order(tmp_pat
     led.close()
     assert len(stored) == len(set(stored)) == 240
     assert set(acked) == set(stored)
+
+
+def test_platform_killed_mid_contract_resumes_from_the_ledger_and_pays_once(tmp_path, sqlite_url):
+    """A grid-service contract through a platform process killed twice: after the offers, and right after the
+    settlement; the operator's retries get the stored results and nobody is awarded or paid twice."""
+    from testbed.platform.services_client import ServicesAccount
+    from tests.platform.test_platform_services import CONTRACT, offer
+
+    registry = tmp_path / "prosumers.yaml"
+    registry.write_text("prosumers:\n  - {id: h1, bus: b1}\n  - {id: h2, bus: b1}\n")
+    url, prefix = sqlite_url
+    broker = own_broker().start()
+    proc = start_platform(broker, url, prefix, registry, tmp_path)
+
+    def restart():
+        nonlocal proc
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc = start_platform(broker, url, prefix, registry, tmp_path)
+
+    try:
+
+        async def main():
+            conn = Connection(broker.address)
+            async with ServicesAccount("operator", conn, operator=True, client_id="op", retry_s=0.5) as op, \
+                    ServicesAccount("h1", conn, client_id="h1", retry_s=0.5) as h1, \
+                    ServicesAccount("h2", conn, client_id="h2", retry_s=0.5) as h2:
+                await op.request("contract", {"schema": "fpp.contract/1", "msg_id": "c1", "contract": CONTRACT})
+                for acc in (h1, h2):
+                    await acc.request("service_offer", offer(acc.account, f"o-{acc.account}", cap=6.0))
+                await asyncio.to_thread(restart)  # killed after the offers were acknowledged
+                sel = await op.request("close", {"schema": "fpp.service_close/1", "msg_id": "close-1",
+                                                 "contract_id": "dso-trafo-0"})
+                for acc in (h1, h2):
+                    await acc.request("baseline", {"schema": "fpp.baseline/1", "msg_id": f"b-{acc.account}",
+                                                   "prosumer": acc.account, "contract_id": "dso-trafo-0",
+                                                   "p_baseline_kw": 0.0})
+                await op.request("dispatch", {"schema": "fpp.service_dispatch/1", "msg_id": "d1",
+                                              "contract_id": "dso-trafo-0", "step_s": 900.0, "required_kw": [10.0] * 4})
+                for acc in (h1, h2):
+                    await acc.request("delivery", {"schema": "fpp.delivery/1", "msg_id": f"m-{acc.account}",
+                                                   "prosumer": acc.account, "contract_id": "dso-trafo-0",
+                                                   "step_s": 900.0, "p_meter_kw": [5.0] * 4})
+                first = await op.request("settle", {"schema": "fpp.service_settle/1", "msg_id": "s1",
+                                                    "contract_id": "dso-trafo-0"})
+                await asyncio.to_thread(restart)  # killed right after settling; the operator asks again
+                again = await op.request("settle", {"schema": "fpp.service_settle/1", "msg_id": "s1",
+                                                    "contract_id": "dso-trafo-0"})
+                return sel, first, again
+
+        sel, first, again = asyncio.run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        broker.close()
+    assert sel["status"] == "filled" and sel["members"] == ["h1", "h2"]
+    assert again == first and first["result"]["total"] == pytest.approx(1.0)  # delivered in full
+    led = Ledger(url, prefix=prefix)
+    assert len(led.service_awards()) == 2 and len(led.service_settlements()) == 2
+    assert [r[2] for r in led.contracts()] == ["settled"]
+    led.close()

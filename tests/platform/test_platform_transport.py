@@ -75,3 +75,16 @@ def test_inproc_sends_a_batch_again_when_its_commit_failed(tmp_path):
     assert hub.core.stats["failed_batches"] == 1 and hub.batches == 2
     assert hub.core.ledger.count_messages("order") == 2
     hub.close()
+
+
+def test_inproc_with_grid_service_contracts_is_one_clear_error(capsys):
+    """The grid-service contracts speak MQTT to the platform process: ``inproc`` cannot carry them."""
+    from pathlib import Path
+
+    from testbed.cli import main as fpp
+
+    fpp_yaml = Path(__file__).resolve().parents[2] / "scenarios" / "fpp.yaml"
+    assert fpp(["validate", str(fpp_yaml), "--set", "market.transport=inproc"]) == 2
+    err = capsys.readouterr().err
+    assert "market.transport: inproc cannot carry services:" in err and "Traceback" not in err
+    assert fpp(["validate", str(fpp_yaml), "--set", "market.transport=mqtt"]) == 0

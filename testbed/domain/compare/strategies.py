@@ -33,11 +33,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("tou", "tariff", "time-of-use tariff: each home optimises its battery and EV against it"),
         Strategy("central", "schedule", "one operator with full information schedules every battery and EV"),
         Strategy("p2p", "market", "the P2P market of the platform (the scenario's mechanism)"),
-        Strategy(
-            "fpp", "market", "the P2P market plus grid-service contracts",
-            unavailable="the grid-service contracts it needs are not part of this build yet; "
-            "compare retail, tou, central and p2p meanwhile",
-        ),
+        Strategy("fpp", "market", "the P2P market plus the scenario's grid-service contracts (services:)"),
     )
 }
 DEFAULT_STRATEGIES = ("retail", "tou", "central", "p2p")

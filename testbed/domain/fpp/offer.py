@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.domain.errors import UserError
@@ -141,6 +142,25 @@ class BatteryLimits:
         if not (0 <= self.soc <= 1):
             out.append(f"soc: must be in [0, 1], got {self.soc}")
         return out
+
+
+def window_limits(*, capacity_kwh: float, power_kw: float, round_trip_efficiency: float, soc_min: float,
+                  soc_max: float, soc_start: float, own_kw: np.ndarray, step_h: float,
+                  committed_soc: float = 0.0) -> BatteryLimits:
+    """The battery as a home's agent sees it for a contract window: the home comes first.
+
+    ``soc_start`` is the state of charge forecast for the window's start under the home's own controller and
+    ``committed_soc`` what contracts the member already holds earlier in the day will have added (< 0: used);
+    ``own_kw`` is the battery power the home's own controller is forecast to use in each step of the window
+    [kW, > 0 discharging] and ``step_h`` the step [h]. The agent counts the state of charge left after the home's
+    own use, ``soc_start + committed_soc - sum(own_kw) * step_h / capacity_kwh`` (clipped to 0..1), and the power
+    the home leaves, ``power_kw - max |own_kw|``.
+    """
+    own = np.asarray(own_kw, dtype=float)
+    soc = soc_start + committed_soc - float(own.sum()) * step_h / capacity_kwh
+    return BatteryLimits(capacity_kwh=capacity_kwh, power_kw=max(0.0, power_kw - float(np.abs(own).max(initial=0.0))),
+                         round_trip_efficiency=round_trip_efficiency, soc_min=soc_min, soc_max=soc_max,
+                         soc=float(min(max(soc, 0.0), 1.0)))
 
 
 class OfferPreferences(BaseModel):

@@ -8,7 +8,7 @@ and checking references against the grid (bus names, profile names) live in :mod
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -388,6 +388,132 @@ class Market(_Model):
         return self
 
 
+class ServiceMembers(_Model):
+    """How the members' agents decide their offers for grid-service contracts: each owner's preferences are
+    drawn per prosumer uniformly from each range (reproducibly from the seed). Only prosumers with a battery
+    take part."""
+
+    reserve_soc: Range = Field(
+        default_factory=lambda: Range(min=0.2, max=0.2),
+        description="State of charge kept for the home, never offered [0..1].",
+    )
+    max_power_share: Fraction = Field(1.0, description="Share of the battery's power that may be committed [0..1].")
+    availability_premium_per_kw_h: Range = Field(
+        default_factory=lambda: Range(min=0.0, max=0.0),
+        description="What an owner asks for holding 1 kW for 1 h [currency/(kW·h)].",
+    )
+    degradation_cost_per_kwh: NonNegativeFloat = Field(
+        0.0, description="Cost of cycling the battery [currency/kWh of throughput]."
+    )
+    soc_sd: Fraction = Field(
+        0.05, description="Standard deviation of a member's forecast of its state of charge at a window's start."
+    )
+    net_load_sd_kw: Range = Field(
+        default_factory=lambda: Range(min=0.0, max=0.0),
+        description="Standard deviation of a home's net-load forecast error during a window [kW].",
+    )
+    fail: list[str] = Field(
+        default_factory=list,
+        description="Prosumer ids whose battery does not follow its award (a device fault, to test penalties).",
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> ServiceMembers:
+        if self.reserve_soc.max > 1:
+            raise ValueError("reserve_soc.max must be <= 1")
+        return self
+
+
+class DsoOpportunities(_Model):
+    """The platform finds the DSO's needs itself: a forecast power flow of the day on the members' forecasts;
+    every transformer or line above its limit and every voltage outside the grid's band becomes a contract."""
+
+    availability_price_per_kw_h: NonNegativeFloat = Field(description="Pay for holding 1 kW for 1 h [currency/(kW·h)].")
+    utilisation_price_per_kwh: NonNegativeFloat = Field(0.0, description="Pay per kWh delivered [currency/kWh].")
+    penalty: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "pro_rata"},
+        description="Penalty rule of the contracts (docs/fpp.md): {kind: pro_rata}, {kind: threshold, "
+        "pf_threshold}, {kind: per_kwh, penalty_price_per_kwh}.",
+    )
+    confidence: Annotated[float, Field(ge=0.5, lt=1.0, allow_inf_nan=False)] = Field(
+        0.9, description="Probability with which the capacity must be available."
+    )
+    min_sensitivity: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.5, description="A bus must relieve at least this share of its kW to count."
+    )
+    margin: NonNegativeFloat = Field(0.1, description="Capacity = largest forecast overload * (1 + margin).")
+    merge_gap_s: NonNegativeFloat = Field(3600.0, description="Violations closer than this form one window [s].")
+    trafo_limit_pct: PositiveFloat = Field(100.0, description="Transformer loading limit [% of rating].")
+    line_limit_pct: PositiveFloat = Field(100.0, description="Line loading limit [% of rating].")
+    voltage: bool = Field(True, description="Also advertise voltage support for forecast voltages outside the band.")
+
+
+class FrequencyEvent(_Model):
+    """A loss of infeed during the day: frequency-response contracts whose window holds it are dispatched by their
+    product's response curve (testbed.domain.services) on this frequency trace."""
+
+    start: datetime = Field(description="When the infeed is lost (local time, inside the run).")
+    nadir_hz: PositiveFloat = Field(description="Lowest frequency reached [Hz].")
+    settle_hz: PositiveFloat = Field(description="Frequency it recovers towards [Hz].")
+    rocof_hz_per_s: PositiveFloat = Field(0.125, description="Rate of change of frequency of the fall [Hz/s].")
+    recovery_s: PositiveFloat = Field(900.0, description="Time to recover from the nadir to the settling value [s].")
+    f_nom_hz: PositiveFloat = Field(50.0, description="Nominal frequency [Hz].")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FrequencyEvent:
+        if not self.nadir_hz < self.f_nom_hz or not self.nadir_hz <= self.settle_hz <= self.f_nom_hz:
+            raise ValueError(f"need nadir_hz ({self.nadir_hz}) <= settle_hz ({self.settle_hz}) <= f_nom_hz "
+                             f"({self.f_nom_hz}), nadir below nominal")
+        return self
+
+
+class Services(_Model):
+    """Grid-service contracts the federated power plant's coalitions win, deliver and share (docs/fpp.md)."""
+
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every contract's prices.")
+    members: ServiceMembers = Field(default_factory=ServiceMembers)
+    dso: DsoOpportunities | None = Field(
+        None, description="Find DSO congestion-relief and voltage-support contracts from a forecast power flow."
+    )
+    calendar: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="TSO, supplier and wholesale contracts, each as in docs/fpp.md (id, buyer, service, window, "
+        "direction, capacity_kw, confidence, prices, penalty, currency); windows inside the run.",
+    )
+    frequency_event: FrequencyEvent | None = Field(
+        None, description="A loss of infeed that dispatches the frequency-response contracts whose window holds it."
+    )
+    timeout_s: PositiveFloat = Field(60.0, description="How long the services client waits for the platform [s].")
+
+    @model_validator(mode="after")
+    def _contracts(self) -> Services:
+        from testbed.domain.fpp.contract import PenaltyRule, contract_problems  # fpp imports the scenario loader
+        from testbed.domain.services.frequency import FREQUENCY_SERVICES
+
+        problems = []
+        for i, item in enumerate(self.calendar):
+            problems += contract_problems(item, f"calendar[{i}]")
+            service = item.get("service") if isinstance(item, dict) else None
+            if isinstance(service, dict) and service.get("kind") == "frequency_response" and isinstance(
+                    service.get("product"), str) and service["product"] not in FREQUENCY_SERVICES:
+                problems.append(f"calendar[{i}].service.product: unknown frequency service {service['product']!r} "
+                                f"(known: {', '.join(sorted(FREQUENCY_SERVICES))})")
+            if isinstance(item, dict) and item.get("currency") not in (None, self.currency):
+                problems.append(f"calendar[{i}].currency: {item.get('currency')!r} differs from services.currency "
+                                f"{self.currency!r}")
+        ids = [item.get("id") for item in self.calendar if isinstance(item, dict)]
+        problems += [f"calendar: contract id {i!r} is repeated" for i in sorted({i for i in ids
+                                                                               if ids.count(i) > 1}, key=str)]
+        if self.dso is not None:
+            try:
+                PenaltyRule.model_validate(self.dso.penalty)
+            except ValueError as exc:
+                problems.append(f"dso.penalty: {exc}".splitlines()[0] + " (see docs/fpp.md)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class Outputs(_Model):
     dir: str = Field("results", description="Folder under which each run gets results/<run-id>/.")
     timeseries: bool = Field(True, description="Write timeseries.parquet.")
@@ -411,6 +537,9 @@ class Scenario(_Model):
     prosumers: list[Prosumer] = Field(default_factory=list)
     fleet: Fleet | None = None
     market: Market | None = Field(None, description="A P2P market over the platform (see docs/platform.md).")
+    services: Services | None = Field(
+        None, description="Grid-service contracts of the federated power plant (see docs/fpp.md)."
+    )
     outputs: Outputs = Field(default_factory=Outputs)
 
     @model_validator(mode="after")
@@ -426,11 +555,37 @@ class Scenario(_Model):
                 f"market.interval_s ({self.market.interval_s} s) is not a multiple of time.resolution_s "
                 f"({self.time.resolution_s} s)"
             )
+        if self.services is not None:
+            self._services_in_window(self.services)
+            if self.market is not None and self.market.transport == "inproc":
+                raise ValueError(
+                    "market.transport: inproc cannot carry services: (the grid-service contracts speak MQTT to "
+                    "the platform process); use transport mqtt"
+                )
         ids = [p.id for p in self.prosumers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"prosumer ids must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def _services_in_window(self, services: Services) -> None:
+        start = self.time.start
+        end = start + timedelta(hours=self.time.duration_h)
+        problems = []
+        event = services.frequency_event
+        if event is not None and not start <= event.start < end:
+            problems.append(f"services.frequency_event.start: {event.start} is not inside the run [{start}, {end})")
+        for i, item in enumerate(services.calendar):
+            w = item["window"]
+            lo, hi = (datetime.fromisoformat(str(w[k])) for k in ("start", "end"))
+            if lo < start or hi > end:
+                problems.append(f"services.calendar[{i}].window: [{lo}, {hi}) is not inside the run [{start}, {end})")
+            for k, t in (("start", lo), ("end", hi)):
+                if (t - start).total_seconds() % self.time.resolution_s:
+                    problems.append(f"services.calendar[{i}].window.{k}: {t} is not on a step of "
+                                    f"time.resolution_s ({self.time.resolution_s} s)")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 def profiles_source(scenario: Scenario) -> str:

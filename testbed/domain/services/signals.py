@@ -147,6 +147,23 @@ def recorded(t_s: Sequence[float], f_hz: Sequence[float], name: str = "recorded 
     return TestSignal(name, ts[-1], Waveform("linear", ts, tuple(float(f) for f in f_hz)))
 
 
+def swing_no_response(
+    f_nom_hz: float, s_base_mw: float, h_s: float, d_pu: float, loss_mw: float, t_loss_s: float, duration_s: float,
+    points: int = 2001,
+) -> TestSignal:
+    """The frequency of a single-area system after losing ``loss_mw`` at ``t_loss_s`` with no response:
+    ``2H dΔf/dt = −ΔP − D Δf``, so ``Δf(τ) = −(ΔP/D)(1 − e^(−Dτ/2H))`` (``−ΔP τ / 2H`` for D = 0), per unit
+    (Kundur 1994 §11.1). What a closed-loop test's system would do alone; the event is the loss."""
+    t = np.linspace(0.0, duration_s, points)
+    tau = np.maximum(t - t_loss_s, 0.0)
+    dp = loss_mw / s_base_mw
+    df = -dp * tau / (2.0 * h_s) if d_pu == 0 else -(dp / d_pu) * (1.0 - np.exp(-d_pu * tau / (2.0 * h_s)))
+    f = f_nom_hz * (1.0 + df)
+    return TestSignal(f"closed loop: {loss_mw:g} MW lost of {s_base_mw:g} MW at {t_loss_s:g} s, no response",
+                      float(duration_s), Waveform("linear", tuple(map(float, t)), tuple(map(float, f))),
+                      events_s=(float(t_loss_s),))
+
+
 def _volt_var_sequence(c: Characteristic, a: float, v_low: float, v_high: float, v_ref: float) -> list[float]:
     """IEEE 1547.1-2020 §5.14.4 steps: through V3/V4 up to Vhigh and back, to Vref, then the mirror through
     V2/V1 down to Vlow and back, to Vref."""

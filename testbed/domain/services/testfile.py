@@ -85,8 +85,23 @@ class Ieee1547Signal(_Model):
     side: Literal["high", "low"] = "high"
 
 
+class ClosedLoopSignal(_Model):
+    """The frequency of a single-area system (swing equation, simulators/frequency/model.py) that loses
+    ``loss_mw`` at ``t_loss_s`` and answers the power the devices deliver: the devices' response lifts the
+    nadir. ``f_min_hz``: the lowest frequency the system may reach (a criterion)."""
+
+    kind: Literal["closed-loop"]
+    s_base_mw: PositiveFloat = Field(description="System base (its size) [MW].")
+    h_s: PositiveFloat = Field(description="Inertia constant [s].")
+    d_pu: Annotated[float, Field(ge=0)] = Field(1.0, description="Load damping [pu power per pu frequency].")
+    loss_mw: PositiveFloat = Field(description="Infeed lost [MW].")
+    t_loss_s: Annotated[float, Field(ge=0)] = 1.0
+    duration_s: PositiveFloat
+    f_min_hz: PositiveFloat | None = Field(None, description="The nadir must stay above this [Hz].")
+
+
 Signal = Annotated[
-    StepsSignal | RampSignal | SineSignal | LossOfInfeedSignal | RecordedSignal | Ieee1547Signal,
+    StepsSignal | RampSignal | SineSignal | LossOfInfeedSignal | RecordedSignal | Ieee1547Signal | ClosedLoopSignal,
     Field(discriminator="kind"),
 ]
 
@@ -134,6 +149,8 @@ class Device(_Model):
         1.0, description="Active-power response time of a simulated or emulated device [s]."
     )
     misbehave: Misbehave | None = None
+    count: int = Field(1, ge=1, le=1000, description="A coalition of this many identical devices, each contracted "
+                       "for contracted_kw (closed-loop signals only); the verdict judges their sum.")
     address: str | None = Field(None, description="host:port of a device in the loop (kind hil).")
     unit: int = Field(1, ge=0, le=247)
     grid_simulator: GridSimulator | None = None
@@ -218,6 +235,12 @@ def check_test(t: ServiceTest, source: str) -> None:
         problems.append("device.address/grid_simulator: only for kind hil")
     if d.misbehave is not None and d.kind != "emulated":
         problems.append("device.misbehave: only an emulated device can misbehave on purpose")
+    if t.signal.kind == "closed-loop":
+        if d.kind != "simulated" or mode != "setpoints" or svc is None:
+            problems.append("signal closed-loop: a coalition of simulated devices following a frequency service's "
+                            "curve by setpoints (device.kind simulated, control setpoints)")
+    elif d.count != 1:
+        problems.append(f"device.count {d.count}: a coalition of devices is tested with a closed-loop signal")
     if d.type == "battery" and d.capacity_kwh is None:
         problems.append("device.capacity_kwh: a battery needs its capacity")
     if d.rated_kva is not None and d.rated_kva < d.rated_kw:
@@ -268,6 +291,8 @@ def build_signal(t: ServiceTest, recorded: tuple[list[float], list[float]] | Non
         return sg.frequency_sine(f0, s.amplitude_hz, s.period_s, s.t_start_s, s.cycles, s.duration_s)
     if s.kind == "loss-of-infeed":
         return sg.loss_of_infeed(f0, s.t_event_s, s.rocof_hz_per_s, s.nadir_hz, s.settle_hz, s.recovery_s, s.duration_s)
+    if s.kind == "closed-loop":  # what the system does without any response; the run answers the devices
+        return sg.swing_no_response(f0, s.s_base_mw, s.h_s, s.d_pu, s.loss_mw, s.t_loss_s, s.duration_s)
     if s.kind == "recorded":
         if recorded is None:
             raise ValueError("a recorded signal needs its series")

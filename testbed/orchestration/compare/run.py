@@ -39,9 +39,13 @@ def _claim(out: Path) -> Path:
     return out
 
 
-def scenario_notes(path: Path, overrides: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def scenario_notes(path: Path, overrides: Mapping[str, Any], strategies: Sequence[str] = ()
+                   ) -> tuple[list[str], dict[str, Any]]:
     """Check the scenario once (every problem at once, exit 2) and say what there is to coordinate."""
     plan = load_plan(path, overrides=overrides)
+    if "fpp" in strategies and plan.scenario.services is None:
+        raise UserError(f"{path}: strategy fpp compares the market with grid-service contracts, and this "
+                        "scenario has no services: section (docs/fpp.md; scenarios/fpp.yaml has one)")
     n = len(plan.prosumers)
     batteries = sum(1 for p in plan.prosumers if p.battery is not None)
     evs = sum(1 for p in plan.prosumers if p.ev is not None)
@@ -91,7 +95,7 @@ def compare(
     names = parse_strategies(strategies)
     path = Path(scenario)
     overrides = dict(overrides or {})
-    notes, info = scenario_notes(path, overrides)
+    notes, info = scenario_notes(path, overrides, names)
     out = _claim(Path(out))
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
     t0 = wallclock.perf_counter()

@@ -67,10 +67,15 @@ def strategy_plan(path: Path, overrides: dict[str, Any], strategy: str) -> tuple
     planning it (``homes``, the central schedule's power-flow ``check``)."""
     sc = read_scenario(path, overrides)
     outputs = sc.outputs.model_copy(update={"timeseries": True})  # the comparison reads the series back
-    market = (sc.market or Market()) if strategy == "p2p" else None
-    sc = Scenario.model_validate({**sc.model_dump(exclude_none=True), "market": None, "outputs": outputs.model_dump()})
-    if market is not None:
-        sc = sc.model_copy(update={"market": market})
+    market = (sc.market or Market()) if strategy in ("p2p", "fpp") else None
+    services = sc.services if strategy == "fpp" else None
+    if strategy == "fpp" and services is None:
+        raise UserError(f"{path}: strategy fpp needs the grid-service contracts of a services: section "
+                        "(docs/fpp.md); this scenario has none")
+    sc = Scenario.model_validate({**sc.model_dump(exclude_none=True), "market": None, "services": None,
+                                  "outputs": outputs.model_dump()})
+    if market is not None or services is not None:
+        sc = sc.model_copy(update={"market": market, "services": services})
     plan = prepare(sc, base_dir=path.parent, source=path, overrides=overrides)
     found: dict[str, Any] = {}
     if strategy in ("tou", "central"):
@@ -106,19 +111,38 @@ def _prefixed(table, prefix: str) -> np.ndarray:
     return np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in cols]).astype(float)
 
 
-def _market_coordination(run_dir: Path, ids: list[str]) -> dict[str, Any]:
+MARKET_KINDS = ("order", "offer", "telemetry")
+#: What a member sends for grid-service contracts (testbed/platform/services_protocol.py: PROSUMER_KINDS).
+SERVICE_KINDS = ("service_offer", "baseline", "delivery")
+
+
+def _market_coordination(run_dir: Path, ids: list[str], kinds: tuple[str, ...] = MARKET_KINDS) -> dict[str, Any]:
     from testbed.orchestration.parts.market import platform_ids
 
     to_pid = platform_ids(ids)
     ledger = Ledger(f"sqlite:///{run_dir / 'ledger.db'}")
     try:
-        inbound = [
-            (m.sender, m.payload) for kind in ("order", "offer", "telemetry") for m in ledger.messages_of_kind(kind)
-        ]
+        inbound = [(m.sender, m.payload) for kind in kinds for m in ledger.messages_of_kind(kind)]
         cleared = len(ledger.intervals())
     finally:
         ledger.close()
     return coordination.market_messages(inbound, [to_pid[i] for i in ids], outbound=cleared * len(ids))
+
+
+def _service_payouts(fpp: dict[str, Any], ids: list[str]) -> np.ndarray:
+    """Each home's payout from the settled contracts (``kpis.json`` section ``fpp``), in the order of ``ids``."""
+    index = {pid: i for i, pid in enumerate(ids)}
+    out = np.zeros(len(ids))
+    for contract in (fpp.get("contracts") or {}).values():
+        for pid, member in (contract.get("members") or {}).items():
+            if pid in index:
+                out[index[pid]] += float(member.get("payout") or 0.0)
+    return out
+
+
+def _contracts_fulfilled(kpis: dict[str, Any]) -> str | None:
+    totals = (kpis.get("fpp") or {}).get("totals")
+    return None if not totals else f"{totals['filled']} of {totals['contracts']}"
 
 
 def figures(
@@ -135,11 +159,15 @@ def figures(
     extra: dict[str, Any] = {}
     if strategy == "central":
         bills = community_bills(p_kw, basis, dt_h)
-    elif strategy == "p2p":
+    elif strategy in ("p2p", "fpp"):
         trade = _columns(table, "p_trade_kw", ids)
         price = table.column("price_per_kwh").to_numpy(zero_copy_only=False).astype(float)
         bills = market_bills(p_kw, trade, price, basis, dt_h)
         extra["traded_kwh"] = float(np.abs(trade).sum() * dt_h / 2)
+        if strategy == "fpp":  # each member's payout from the contracts its coalition delivered
+            payouts = _service_payouts(kpis.get("fpp") or {}, ids)
+            bills = bills - payouts
+            extra["service_revenue"] = float(payouts.sum())
     else:
         bills = meter_bills(p_kw, basis, dt_h)
     if strategy == "tou":
@@ -152,6 +180,7 @@ def figures(
         "tou": lambda: coordination.tariff_signal(len(ids)),
         "central": lambda: coordination.central_operator(found["homes"]),
         "p2p": lambda: _market_coordination(run_dir, ids),
+        "fpp": lambda: _market_coordination(run_dir, ids, MARKET_KINDS + SERVICE_KINDS),
     }[strategy]()
     peaks = exchange_peaks(ext)
     return {
@@ -168,7 +197,7 @@ def figures(
         "self_sufficiency": kpis.get("self_sufficiency"),
         "grid_import_kwh": kpis.get("grid_import_kwh"),
         "grid_export_kwh": kpis.get("grid_export_kwh"),
-        "contracts_fulfilled": None,  # no strategy here holds grid-service contracts (the fpp strategy will)
+        "contracts_fulfilled": _contracts_fulfilled(kpis) if strategy == "fpp" else None,
         "coordination": coord,
         "series": {"ext_grid_p_kw": [None if not np.isfinite(x) else round(float(x), 6) for x in ext]},
         **extra,

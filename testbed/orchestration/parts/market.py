@@ -42,7 +42,7 @@ def platform_ids(ids: list[str]) -> dict[str, str]:
     for wid in ids:
         base = re.sub(r"[^A-Za-z0-9_.-]", "_", wid)[:56] or "p"
         pid, n = base, 1
-        while pid in used or pid in ("clock", "platform"):
+        while pid in used or pid in ("clock", "platform", "operator"):
             n += 1
             pid = f"{base}-{n}"
         used.add(pid)
@@ -160,6 +160,9 @@ class MarketPart(Part):
         ).start()
         atexit.register(self.process.stop)  # a run killed mid-way must not leave the platform behind
         self.broker_name = self.process.broker_name
+        # later parts (grid-service contracts) speak to the same platform process and ledger
+        builder.provide("platform", {"address": self.process.address, "ledger_url": self.ledger_url,
+                                     "prefix": self.prefix, "to_pid": dict(self.to_pid), "credentials": creds})
         self._add_bridge(builder, ids, by_id, creds, transport="mqtt", broker_url=self.process.address.url)
 
     def _add_bridge(
@@ -216,7 +219,6 @@ class MarketPart(Part):
             k = kpis_from_ledger(ledger, m.tariff)
         finally:
             ledger.close()
-        self.close()
         to_world = {pid: w for w, pid in self.to_pid.items()}
         provenance = k.pop("green_provenance")
         with open(Path(builder.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
