@@ -36,6 +36,7 @@ from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, get_mechanism
 from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform import protocol as p
 from testbed.platform.client import Connection, ProsumerClient, Rejected
+from testbed.platform.inproc import InprocHub, InprocPlatform, InprocProsumerClient
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class MarketBridge:
     def __init__(
         self,
         agents: list[AgentSpec],
-        connection: Connection,
+        connection: Connection | InprocPlatform,
         *,
         interval_s: float,
         tariff: Tariff,
@@ -94,6 +95,7 @@ class MarketBridge:
         self._clock: aiomqtt.Client | None = None
         self._clock_task: asyncio.Task | None = None
         self._results: dict[str, asyncio.Future] = {}
+        self._hub: InprocHub | None = None
         self._started = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -108,6 +110,9 @@ class MarketBridge:
         return self
 
     async def _start(self) -> None:
+        if isinstance(self.connection, InprocPlatform):
+            await self._start_inproc(self.connection)
+            return
         for pid, spec in self.specs.items():
             conn = Connection(
                 self.connection.address,
@@ -129,6 +134,42 @@ class MarketBridge:
         self._clock_task = asyncio.create_task(self._clock_loop(ready))
         await asyncio.wait_for(ready.wait(), self.timeout_s)
 
+    async def _start_inproc(self, platform: InprocPlatform) -> None:
+        """The ``inproc`` transport: the platform core in this thread; the same messages, no broker."""
+        self._hub = hub = platform.open()
+        for pid in self.specs:
+            client = InprocProsumerClient(pid, hub, retry_s=max(2.0, self.timeout_s / 6), give_up_s=self.timeout_s)
+            self._clients[pid] = await client.__aenter__()
+        hub.subscribe(p.RESULT_TOPIC, self._on_clock_message)
+        hub.subscribe(p.CLOCK_ERROR_TOPIC, self._on_clock_message)
+
+    def _on_clock_message(self, topic: str, payload: bytes) -> None:
+        kind = "result" if topic == p.RESULT_TOPIC else "error"
+        try:
+            p.decode_reply(kind, payload)
+        except p.ProtocolError as exc:  # forged or broken: not the platform's answer
+            log.warning("market clock dropped a %s that is not valid: %s", kind, exc)
+            return
+        data = json.loads(payload)
+        key = data.get("gate_msg_id") or data.get("msg_id") or ""
+        fut = self._results.get(key)
+        if fut is not None and not fut.done():
+            fut.set_result(data)
+
+    async def _publish_gate(self, payload: bytes) -> bool:
+        """Publish a gate closure as the clock account; False if the broker was lost (the caller retries)."""
+        if self._hub is not None:
+            self._hub.publish(p.GATE_TOPIC, payload)
+            return True
+        while self._clock is None:
+            await asyncio.sleep(0.05)
+        try:
+            await self._clock.publish(p.GATE_TOPIC, payload, qos=1, timeout=5.0)
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.1)
+            return False
+        return True
+
     async def _clock_loop(self, ready: asyncio.Event) -> None:
         user = p.CLOCK_ID if self.clock_password else None
         conn = Connection(
@@ -145,17 +186,7 @@ class MarketBridge:
                     self._clock = client
                     ready.set()
                     async for m in client.messages:
-                        kind = "result" if str(m.topic) == p.RESULT_TOPIC else "error"
-                        try:
-                            p.decode_reply(kind, bytes(m.payload or b""))
-                        except p.ProtocolError as exc:  # forged or broken: not the platform's answer
-                            log.warning("market clock dropped a %s that is not valid: %s", kind, exc)
-                            continue
-                        data = json.loads(bytes(m.payload or b""))
-                        key = data.get("gate_msg_id") or data.get("msg_id") or ""
-                        fut = self._results.get(key)
-                        if fut is not None and not fut.done():
-                            fut.set_result(data)
+                        self._on_clock_message(str(m.topic), bytes(m.payload or b""))
             except aiomqtt.MqttError as exc:
                 self._clock = None
                 log.warning("market clock lost the broker (%s); reconnecting", exc)
@@ -179,6 +210,9 @@ class MarketBridge:
                 await self._clock_task
             except asyncio.CancelledError:
                 pass
+        if self._hub is not None:
+            self._hub.close()
+            self._hub = None
 
     def __enter__(self) -> MarketBridge:
         return self.start()
@@ -218,11 +252,12 @@ class MarketBridge:
             if o is None:
                 continue
             orders.append(self._offer_msg(o, k) if self.send_offers else self._order_msg(o, k))
-        results = await asyncio.gather(
-            *(self._clients[o.prosumer].submit(o) for o in orders),
-            *(self._send_telemetry(t) for t in telemetry),
-            return_exceptions=True,
-        )
+        async with asyncio.timeout(self.timeout_s):  # one bound for all (each MQTT client also gives up itself)
+            results = await asyncio.gather(
+                *(self._clients[o.prosumer].submit(o) for o in orders),
+                *(self._send_telemetry(t) for t in telemetry),
+                return_exceptions=True,
+            )
         for o, r in zip(orders, results, strict=False):
             if isinstance(r, Rejected):
                 self.refused.append(f"{o.prosumer} interval {k}: {r}")
@@ -267,7 +302,8 @@ class MarketBridge:
         msgs = [self._telemetry_msg(pid, last_k) for pid in self.specs]
 
         async def send_all() -> None:
-            await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
+            async with asyncio.timeout(self.timeout_s):
+                await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
 
         self._run(send_all())
 
@@ -331,12 +367,7 @@ class MarketBridge:
         try:
             async with asyncio.timeout(self.timeout_s):
                 while True:  # resend until answered: the platform treats a retried gate idempotently
-                    while self._clock is None:
-                        await asyncio.sleep(0.05)
-                    try:
-                        await self._clock.publish(p.GATE_TOPIC, payload, qos=1, timeout=5.0)
-                    except aiomqtt.MqttError:
-                        await asyncio.sleep(0.1)
+                    if not await self._publish_gate(payload):
                         continue
                     try:
                         data = await asyncio.wait_for(asyncio.shield(fut), 5.0)

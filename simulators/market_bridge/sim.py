@@ -8,7 +8,11 @@ Model ``MarketBridge`` (one entity for the whole fleet). Params:
 - ``fleet_ids``: world ids in the order of array-valued inputs (the prosumer fleet sends arrays);
 - ``broker_url``, ``interval_s``, ``tariff`` (``import_price_per_kwh``, ``export_price_per_kwh``), optional
   ``clock_password``, ``run_id``, ``timeout_s``, ``mechanism`` (the platform's; mechanisms that clear
-  offers get flexibility offers).
+  offers get flexibility offers);
+- ``transport``: ``mqtt`` (default: the platform is a process behind the broker at ``broker_url``) or
+  ``inproc`` (the platform core and ledger in this process, the same encoded messages without a broker; then
+  ``platform`` gives ``ledger_url``, ``ledger_prefix``, ``prosumers`` as ``[id, bus, energy_class]`` rows
+  and ``islanded``; ``broker_url`` is not used).
 
 Inputs (arrays in ``fleet_ids`` order, or mappings world id -> value): ``load_kw``, ``pv_kw``, ``ev_kw``
 (>= 0; the last measured values are the persistence forecast for the interval), ``soc`` (0..1) and ``p_kw``
@@ -39,6 +43,7 @@ from testbed.domain.errors import Fault, UserError
 from testbed.domain.market.mechanisms import DEFAULT_MECHANISM
 from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform.client import Connection
+from testbed.platform.inproc import InprocPlatform
 
 OUTPUTS = ("p_trade_kw", "p_net_target_kw", "price_per_kwh", "traded_kwh", "market_status")
 INPUTS = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
@@ -58,6 +63,8 @@ META = {
                 "run_id",
                 "mechanism",
                 "timeout_s",
+                "transport",
+                "platform",
             ],
             "attrs": [*INPUTS, *OUTPUTS],
         },
@@ -106,14 +113,31 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
             )
             for a in agents
         ]
+        tariff = Tariff(**params["tariff"])
+        mechanism = params.get("mechanism", DEFAULT_MECHANISM)
+        transport = params.get("transport", "mqtt")
+        if transport == "inproc":
+            plat = params["platform"]
+            connection: Connection | InprocPlatform = InprocPlatform(
+                ledger_url=plat["ledger_url"],
+                prosumers=[tuple(r) for r in plat["prosumers"]],
+                ledger_prefix=plat.get("ledger_prefix", "fpp_"),
+                mechanism=mechanism,
+                interval_s=interval_s,
+                tariff=None if plat.get("islanded") else tariff,
+            )
+        elif transport == "mqtt":
+            connection = Connection.from_url(params["broker_url"])
+        else:
+            raise UserError(f"market bridge: transport must be 'mqtt' or 'inproc', not {transport!r}")
         self.bridge = MarketBridge(
             specs,
-            Connection.from_url(params["broker_url"]),
+            connection,
             interval_s=interval_s,
-            tariff=Tariff(**params["tariff"]),
+            tariff=tariff,
             clock_password=params.get("clock_password"),
             run_id=params.get("run_id", "run"),
-            mechanism=params.get("mechanism", DEFAULT_MECHANISM),
+            mechanism=mechanism,
             timeout_s=float(params.get("timeout_s", 60.0)),
         ).start()
         self.p_trade = {pid: 0.0 for pid in self.to_world}

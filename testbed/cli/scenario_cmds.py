@@ -127,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             + (f" at {price:.4f}/kWh on average" if price is not None else "")
             + f"; bills {m['bill_platform_total']:.2f} against {m['bill_retail_total']:.2f} at the retail tariff; "
             f"green energy delivered {m['green_kwh']:.1f} kWh"
+            + (f"; transport {m['transport']}, broker {m['broker']}" if "transport" in m else "")
         )
     return result.verdict.exit_code if args.check else 0
 

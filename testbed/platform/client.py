@@ -171,9 +171,14 @@ class ProsumerClient:
 
     async def publish_raw(self, kind: str, payload: bytes, qos: int = 1) -> None:
         """Publish bytes on this prosumer's ``kind`` topic as they are (tests use it for bad input)."""
+        await self.connected.wait()
+        await self._send(p.prosumer_topic(self.pid, kind), payload, qos=qos)
+
+    async def _send(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish on the broker (the in-process transport replaces this)."""
         while self._client is None:
             await self.connected.wait()
-        await self._client.publish(p.prosumer_topic(self.pid, kind), payload, qos=qos)
+        await self._client.publish(topic, payload, qos=qos, timeout=self.retry_s)
 
     async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:
         """Publish ``msg`` until acknowledged; raise :class:`Rejected` if the platform refuses it."""
@@ -185,12 +190,8 @@ class ProsumerClient:
             async with asyncio.timeout(self.give_up_s):
                 while True:
                     await self.connected.wait()
-                    client = self._client
                     try:
-                        if client is not None:
-                            await client.publish(
-                                p.prosumer_topic(self.pid, kind), payload, qos=1, timeout=self.retry_s
-                            )
+                        await self._send(p.prosumer_topic(self.pid, kind), payload)
                     except aiomqtt.MqttError:
                         await asyncio.sleep(0.05)
                         continue
@@ -207,7 +208,8 @@ class ProsumerClient:
             self._waiting.pop(msg.msg_id, None)
 
     async def wait_dispatch(self, k: int, timeout_s: float = 60.0) -> float:
-        await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
+        if not self._dispatch_events[k].is_set():  # often already here: no timer then
+            await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
         return self.dispatch[k]
 
     async def wait_result(self, k: int, timeout_s: float = 60.0) -> p.MarketResultMsg:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from testbed.domain.prosumer import Tariff
@@ -56,7 +57,7 @@ class PlatformCore:
         self.prosumers = ledger.prosumers()
         self.last_closed = ledger.last_closed_interval()
         self.failed = ledger.failures()
-        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0}
+        self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0, "failed_batches": 0}
         self.services = ServicesCore(ledger, self.prosumers, Out)
 
     # ---- entry points ----------------------------------------------------------------------------
@@ -89,6 +90,27 @@ class PlatformCore:
             export_price_per_kwh=t.export_price_per_kwh if t else None,
         )
         return Out(p.OPEN_TOPIC, p.encode(msg), retain=True)
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Out]:
+        """Group commit: handle ``(topic, payload)`` messages in arrival order inside one ledger transaction
+        and return their replies only once it is committed, so no acknowledgement precedes its commit.
+
+        Each message is still atomic on its own (a savepoint of the batch). If the commit itself fails,
+        nothing is answered (every sender retries with the same ``msg_id``) and the state kept in memory is
+        read back from the ledger.
+        """
+        outs: list[Out] = []
+        try:
+            with self.ledger.batch():
+                for topic, payload in messages:
+                    outs += self.handle(topic, payload)
+        except Exception:
+            self.stats["failed_batches"] += 1
+            log.exception("committing a batch of %d messages failed; none is answered", len(messages))
+            self.last_closed = self.ledger.last_closed_interval()
+            self.failed = self.ledger.failures()
+            return []
+        return outs
 
     def handle(self, topic: str, payload: bytes) -> list[Out]:
         """Handle one inbound message; never raises for anything a sender can put in it."""

@@ -111,6 +111,8 @@ class Ledger:
                 raise UserError("cannot reach the PostgreSQL ledger", [f"{url}: {exc}".strip()]) from None
         else:
             raise UserError("unknown ledger URL", [f"{url!r}: expected sqlite:///path or postgresql://..."])
+        self._in_batch = False
+        self._savepoints = 0
         with self._tx() as cur:
             for stmt in _TABLES.format(p=prefix).split(";"):
                 if stmt.strip():
@@ -124,8 +126,33 @@ class Ledger:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
 
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self, one_statement: bool = False) -> Iterator[Any]:
+        """One atomic write. Inside :meth:`batch` it is a savepoint of the batch's transaction: a failed write
+        undoes only itself, and nothing is durable before the batch commits. ``one_statement``: the write is a
+        single statement, which SQLite undoes by itself when it fails (the transaction stays), so it needs no
+        savepoint there (PostgreSQL aborts the whole transaction on any error: always a savepoint)."""
         cur = self._conn.cursor()
+        if self._in_batch and one_statement and self.kind == "sqlite":
+            try:
+                yield cur
+            finally:
+                cur.close()
+            return
+        if self._in_batch:
+            self._savepoints += 1
+            name = f"w{self._savepoints}"
+            cur.execute(f"SAVEPOINT {name}")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                cur.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            else:
+                cur.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                cur.close()
+            return
         cur.execute("BEGIN")
         try:
             yield cur
@@ -135,6 +162,36 @@ class Ledger:
         else:
             cur.execute("COMMIT")
         finally:
+            cur.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write inside is part of one transaction, committed when the block ends (rolled
+        back if it raises). The service answers the messages of a batch only after this returns."""
+        if self._in_batch:
+            raise RuntimeError("ledger batches do not nest")
+        cur = self._conn.cursor()
+        cur.execute("BEGIN")
+        self._in_batch, self._savepoints = True, 0
+        seq = self._seq
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._seq = seq
+            raise
+        else:
+            try:
+                cur.execute("COMMIT")
+            except BaseException:
+                self._seq = seq
+                try:  # a failed COMMIT may leave the transaction open: end it, so nothing of it is kept
+                    cur.execute("ROLLBACK")
+                except Exception:
+                    log.warning("no transaction to roll back after the failed commit")
+                raise
+        finally:
+            self._in_batch = False
             cur.close()
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
@@ -199,7 +256,7 @@ class Ledger:
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
-        with self._tx() as cur:
+        with self._tx(one_statement=settlement is None) as cur:
             self._insert_message(cur, m)
             if settlement is not None:
                 self._insert_settlements(cur, [settlement])

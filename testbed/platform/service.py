@@ -30,6 +30,8 @@ from testbed.platform.core import Out, PlatformCore
 from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
+MAX_BATCH = 1000
+"""At most this many inbound messages share one ledger transaction."""
 
 
 def platform_client_id(ledger: Ledger) -> str:
@@ -57,6 +59,9 @@ class PlatformService:
         self.client_id = client_id or platform_client_id(core.ledger)
         self.connected = asyncio.Event()
         self.connections = 0
+        self.batches = 0
+        """inbound batches handled, each in one ledger transaction (group commit)"""
+        self.messages = 0
         self._client: aiomqtt.Client | None = None
         self._pending: set[asyncio.Task] = set()
 
@@ -83,7 +88,14 @@ class PlatformService:
                         self.connected.set()
                         delay = 0.1
                         async for message in client.messages:
-                            self._spawn(self._dispatch(str(message.topic), bytes(message.payload or b"")))
+                            # group commit: whatever has arrived by now is handled in one ledger transaction
+                            batch = [(str(message.topic), bytes(message.payload or b""))]
+                            while len(client.messages) and len(batch) < MAX_BATCH:
+                                m = await anext(client.messages)
+                                batch.append((str(m.topic), bytes(m.payload or b"")))
+                            self.batches += 1
+                            self.messages += len(batch)
+                            self._spawn(self._dispatch(batch))
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
                     self._client = None
@@ -94,28 +106,20 @@ class PlatformService:
             for t in tasks:
                 t.cancel()
 
-    def _dispatch(self, topic: str, payload: bytes) -> list[Out]:
+    def _dispatch(self, batch: list[tuple[str, bytes]]) -> list[Out]:
+        """Handle a batch of inbound messages in one ledger commit; the replies to publish after it."""
+        if self.clock == "wall":  # this platform closes gates itself: refuse the clock's
+            refused = sum(1 for topic, _ in batch if topic == p.GATE_TOPIC)
+            batch = [m for m in batch if m[0] != p.GATE_TOPIC]
+        else:
+            refused = 0
         try:
-            return self._handle(topic, payload)
+            outs = self.core.handle_batch(batch) if batch else []
         except Exception:  # the core answers every message itself; this is the last line of defence
-            log.exception("handling a message on %r failed; serving on", topic)
-            return []
-
-    def _handle(self, topic: str, payload: bytes) -> list[Out]:
-        if self.clock == "wall" and topic == p.GATE_TOPIC:
-            return [
-                Out(
-                    p.CLOCK_ERROR_TOPIC,
-                    p.encode(
-                        p.ErrorMsg(
-                            msg_id=None,
-                            code="wall_clock",
-                            detail="this platform closes gates on the wall clock",
-                        )
-                    ),
-                )
-            ]
-        return self.core.handle(topic, payload)
+            log.exception("handling a batch of %d messages failed; serving on", len(batch))
+            outs = []
+        error = p.ErrorMsg(msg_id=None, code="wall_clock", detail="this platform closes gates on the wall clock")
+        return outs + [Out(p.CLOCK_ERROR_TOPIC, p.encode(error)) for _ in range(refused)]
 
     def _spawn(self, outs: list[Out]) -> None:
         """Publish without holding up the next inbound message (the ledger already has it)."""

@@ -49,6 +49,8 @@ def test_good_scenario_parses():
         ("capacity_kwh: 10, power_kw: 5", "capacity_kwh: .nan, power_kw: 5", "prosumers[0].battery.capacity_kwh (line 10): input should be a finite number"),
         ("    bus: LV3.101 Bus 5\n", "", "prosumers[0].bus (line 7): required field is missing"),
         ("seed: 1", "seed: 1\nmarket: {credentials: c.json}", "market (line 4): credentials: only for a broker named in broker"),
+        ("seed: 1", "seed: 1\nmarket: {transport: inproc, broker: 'mqtt://h:1883'}", "market (line 4): broker and credentials: only for transport mqtt"),
+        ("seed: 1", "seed: 1\nmarket: {transport: zeromq}", "market.transport (line 4): input should be 'mqtt' or 'inproc'"),
     ],
 )
 def test_bad_field(old, new, expected):

@@ -1,5 +1,6 @@
 """The mosaik bridge in a small world of its own: a toy fleet, the bridge, and the platform as a process."""
 
+import contextlib
 import json
 import math
 import sys
@@ -68,8 +69,9 @@ class ToyFleet(mosaik_api_v3.Simulator):
 sys.modules.setdefault("fpp_test_toy_fleet", sys.modules[__name__])
 
 
-def run_world(broker, tmp_path, mechanism, premiums):
-    """Run the toy fleet and the bridge for four 15-minute intervals; return the ledger."""
+def run_world(broker, tmp_path, mechanism, premiums, transport="mqtt"):
+    """Run the toy fleet and the bridge for four 15-minute intervals; return the ledger. ``transport``
+    ``inproc``: the same platform core and ledger inside the bridge, no process and no broker."""
     SEEN.clear()
     url = f"sqlite:///{tmp_path}/ledger.db"
     mqtt_id = {wid: wid.replace(" ", "_") for wid in IDS}
@@ -77,14 +79,19 @@ def run_world(broker, tmp_path, mechanism, premiums):
         {"id": mqtt_id[w], "bus": f"bus{i}", "energy_class": "green" if v["pv_kw"] else None}
         for i, (w, v) in enumerate(FLEET.items())
     ]
-    with PlatformProcess(
-        prosumers,
-        ledger_url=url,
-        broker_url=broker.address.url,
-        interval_s=900.0,
-        mechanism=mechanism,
-        workdir=tmp_path / "platform",
-    ):
+    platform = (
+        contextlib.nullcontext()
+        if transport == "inproc"
+        else PlatformProcess(
+            prosumers,
+            ledger_url=url,
+            broker_url=broker.address.url,
+            interval_s=900.0,
+            mechanism=mechanism,
+            workdir=tmp_path / "platform",
+        )
+    )
+    with platform:
         world = mosaik.World(
             {
                 "Fleet": {"python": "fpp_test_toy_fleet:ToyFleet"},
@@ -109,6 +116,8 @@ def run_world(broker, tmp_path, mechanism, premiums):
             interval_s=900.0,
             tariff={"import_price_per_kwh": 0.30, "export_price_per_kwh": 0.08},
             run_id="t1",
+            transport=transport,
+            platform={"ledger_url": url, "prosumers": [[r["id"], r["bus"], r["energy_class"]] for r in prosumers]},
         )
         inputs = ("load_kw", "pv_kw", "ev_kw", "soc", "p_kw")
         world.connect(fleet, bridge, *inputs, time_shifted=True, initial_data={a: {} for a in inputs})

@@ -9,15 +9,22 @@ import pytest
 from testbed.cli import main as fpp
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.platform import protocol as p
+from testbed.platform.broker import mosquitto_available
 from testbed.platform.client import Connection, ProsumerClient
 from testbed.platform.ledger import Ledger
 
 from .helpers import order
 
 
-def test_platform_with_embedded_broker_serves_orders(tmp_path):
+@pytest.mark.parametrize("local_broker", ["amqtt", "auto"])
+def test_platform_with_its_own_broker_serves_orders(tmp_path, local_broker):
+    """``amqtt``: the platform's embedded broker; ``auto``: Mosquitto when installed, else the embedded one."""
     url = f"sqlite:///{tmp_path}/ledger.db"
-    with PlatformProcess([{"id": "p0"}], ledger_url=url, workdir=tmp_path / "run") as proc:
+    with PlatformProcess(
+        [{"id": "p0"}], ledger_url=url, workdir=tmp_path / "run", local_broker=local_broker
+    ) as proc:
+        expected = "mosquitto" if local_broker == "auto" and mosquitto_available() else "amqtt"
+        assert proc.broker_name == expected
 
         async def main():
             async with ProsumerClient("p0", Connection(proc.address)) as c:
@@ -26,6 +33,8 @@ def test_platform_with_embedded_broker_serves_orders(tmp_path):
         ack = asyncio.run(main())
     assert ack.msg_id == "m1"
     assert Ledger(url).find_message("p0", "m1") is not None
+    if expected == "mosquitto":
+        assert proc.mosquitto is not None and proc.mosquitto.proc is None  # stopped with the platform
 
 
 @pytest.mark.realtime

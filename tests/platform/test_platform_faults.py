@@ -162,6 +162,65 @@ def side(pid: str) -> dict:
     return {"side": "sell", "price": 0.15} if int(pid[1:]) % 2 == 0 else {"side": "buy", "price": 0.20}
 
 
+def test_group_commit_killed_between_batches_loses_no_acknowledged_order(tmp_path, sqlite_url):
+    """Six agents stream 40 orders each while the platform is SIGKILLed three times. Right after each kill,
+    before the restart, every order acknowledged so far is in the ledger (an ack follows its batch's
+    commit); at the end every order is there exactly once, however the batches fell."""
+    registry = tmp_path / "prosumers.yaml"
+    registry.write_text("prosumers:\n" + "".join(f"  - {{id: {pid}, bus: b{pid}}}\n" for pid in PIDS))
+    url, prefix = sqlite_url
+    broker = own_broker().start()
+    proc = start_platform(broker, url, prefix, registry, tmp_path)
+    checked: list[int] = []
+    try:
+
+        async def stream(client: ProsumerClient, acked: list[str]) -> None:
+            for j in range(40):
+                m = p.Order.model_validate(order(client.pid, f"{client.pid}-s{j}", 3, **side(client.pid)))
+                acked.append((await client.submit(m)).msg_id)
+
+        async def main():
+            nonlocal proc
+            conn = Connection(broker.address)
+            clients = [ProsumerClient(pid, conn, retry_s=0.3, give_up_s=60) for pid in PIDS]
+            for c in clients:
+                await c.__aenter__()
+            acked: list[str] = []
+            tasks = [asyncio.create_task(stream(c, acked)) for c in clients]
+            for _ in range(3):
+                n = len(acked)
+                while len(acked) < n + 30:  # let some batches commit and be acknowledged
+                    await asyncio.sleep(0.005)
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                seen = list(acked)  # acknowledged before the kill (no platform now: no new acks)
+                led = Ledger(url, prefix=prefix)
+                stored = {m.msg_id for m in led.messages("order", 3)}
+                led.close()
+                assert set(seen) <= stored, sorted(set(seen) - stored)[:5]
+                checked.append(len(seen))
+                proc = await asyncio.to_thread(start_platform, broker, url, prefix, registry, tmp_path)
+            await asyncio.gather(*tasks)
+            for c in clients:
+                await c.__aexit__(None, None, None)
+            return acked
+
+        acked = asyncio.run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        broker.close()
+    assert len(checked) == 3 and checked[0] >= 30
+    led = Ledger(url, prefix=prefix)
+    stored = [m.msg_id for m in led.messages("order", 3)]
+    led.close()
+    assert len(stored) == len(set(stored)) == 240
+    assert set(acked) == set(stored)
+
+
 def test_platform_killed_mid_contract_resumes_from_the_ledger_and_pays_once(tmp_path, sqlite_url):
     """A grid-service contract through a platform process killed twice: after the offers, and right after the
     settlement; the operator's retries get the stored results and nobody is awarded or paid twice."""

@@ -1,7 +1,9 @@
-"""``fpp run`` with a market: the demo's market day on a short noon window, twice with the same seed.
+"""``fpp run`` with a market: the demo's market day on a short noon window, twice with the same seed: ``a``
+over MQTT (the platform process and a broker), ``b`` with ``market.transport=inproc``.
 
 Checks the wiring (platform process, one agent per prosumer, bridge, KPIs) against the ledger's own books:
-energy and money balance between prosumers and the grid, and the same numbers for the same seed.
+energy and money balance between prosumers and the grid, and the same numbers for the same seed whichever
+transport carried the messages.
 """
 
 import csv
@@ -35,7 +37,7 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("market-run")
     scenario = noon_demo(tmp)
     outs = []
-    for name in ("a", "b"):
+    for name, transport in (("a", "mqtt"), ("b", "inproc")):
         res = subprocess.run(
             [
                 sys.executable,
@@ -46,21 +48,28 @@ def runs(tmp_path_factory):
                 "--out",
                 str(tmp / name),
                 "--no-progress",
+                "--set",
+                f"market.transport={transport}",
             ],
             capture_output=True,
             text=True,
         )
         assert res.returncode == 0, res.stderr[-3000:]
         assert "market (double-auction)" in res.stdout
+        assert f"transport {transport}" in res.stdout
         outs.append(tmp / name)
     return outs
 
 
-def test_same_seed_same_market(runs):
+def test_same_seed_same_market_over_mqtt_and_inproc(runs):
     a, b = (json.loads((r / "kpis.json").read_text())["market"] for r in runs)
+    assert (a.pop("transport"), b.pop("transport")) == ("mqtt", "inproc")
+    assert a.pop("broker") in ("mosquitto", "amqtt") and b.pop("broker") == "none"
     assert a == b
-    ta, tb = (Ledger(f"sqlite:///{r / 'ledger.db'}").trades() for r in runs)
-    assert ta == tb and len(ta) > 0
+    la, lb = (Ledger(f"sqlite:///{r / 'ledger.db'}") for r in runs)
+    assert la.trades() == lb.trades() and len(la.trades()) > 0
+    assert la.settlements() == lb.settlements() and la.provenance() == lb.provenance()
+    assert [i[:2] for i in la.intervals()] == [i[:2] for i in lb.intervals()]
 
 
 def test_market_books_balance_against_the_grid(runs):

@@ -23,7 +23,7 @@ def test_orders_from_many_clients_are_acknowledged_once(broker, ledger_url):
     async def main():
         core = make_core(*ledger_url, PROSUMERS)
         conn = conn_of(broker)
-        async with serving(core, conn):
+        async with serving(core, conn) as service:
             clients = [ProsumerClient(pid, conn) for pid, _, _ in PROSUMERS]
             for c in clients:
                 await c.__aenter__()
@@ -40,9 +40,11 @@ def test_orders_from_many_clients_are_acknowledged_once(broker, ledger_url):
             finally:
                 for c in clients:
                     await c.__aexit__(None, None, None)
-        return core, acks, again
+        return core, acks, again, service
 
-    core, acks, again = asyncio.run(main())
+    core, acks, again, service = asyncio.run(main())
+    # messages that arrived together shared a ledger transaction (group commit)
+    assert service.messages == 70 and service.batches < service.messages
     assert len(acks) == 60 and not any(a.duplicate for a in acks)
     assert all(a.duplicate for a in again)
     assert len(core.ledger.messages("order", 1)) == 60

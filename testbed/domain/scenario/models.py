@@ -335,8 +335,16 @@ class Market(_Model):
     interval_s: int = Field(900, gt=0, description="Market interval [s]; a multiple of time.resolution_s.")
     import_price_per_kwh: NonNegativeFloat = Field(0.30, description="Retail import price [currency/kWh].")
     export_price_per_kwh: NonNegativeFloat = Field(0.08, description="Retail export price [currency/kWh].")
+    transport: Literal["mqtt", "inproc"] = Field(
+        "mqtt",
+        description="mqtt: the platform as its own process behind an MQTT broker, every prosumer its own MQTT "
+        "client (demo, real-time and hardware runs); inproc: the same platform core, protocol messages and "
+        "ledger inside the run's process, without sockets or broker (fast studies; same ledger and KPIs).",
+    )
     broker: str | None = Field(
-        None, description="mqtt://host:port of a running broker; by default the platform starts its own."
+        None,
+        description="mqtt://host:port of a running broker; by default the run starts Mosquitto when it is "
+        "installed, else the platform's embedded amqtt broker.",
     )
     ledger: str | None = Field(
         None, description="Ledger URL (sqlite:///..., postgresql://...); by default SQLite in the run folder."
@@ -373,6 +381,8 @@ class Market(_Model):
             )
         if self.broker is not None and not self.broker.startswith(("mqtt://", "mqtts://")):
             raise ValueError(f"broker: expected mqtt://host:port or mqtts://host:port, got {self.broker!r}")
+        if self.transport == "inproc" and (self.broker is not None or self.credentials is not None):
+            raise ValueError("broker and credentials: only for transport mqtt (inproc has no broker)")
         if self.credentials is not None and self.broker is None:
             raise ValueError("credentials: only for a broker named in broker (the embedded broker takes no passwords)")
         return self
@@ -547,6 +557,11 @@ class Scenario(_Model):
             )
         if self.services is not None:
             self._services_in_window(self.services)
+            if self.market is not None and self.market.transport == "inproc":
+                raise ValueError(
+                    "market.transport: inproc cannot carry services: (the grid-service contracts speak MQTT to "
+                    "the platform process); use transport mqtt"
+                )
         ids = [p.id for p in self.prosumers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

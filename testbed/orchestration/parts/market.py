@@ -103,6 +103,8 @@ class MarketPart(Part):
         self.ledger_url = ""
         self.prefix = "fpp_"
         self.to_pid: dict[str, str] = {}
+        self.broker_name = ""
+        """which broker carried the market: mosquitto, amqtt, external, or none (inproc)"""
 
     def build(self, builder: WorldBuilder) -> None:
         m, plan = self.market, builder.plan
@@ -129,6 +131,22 @@ class MarketPart(Part):
             }
             for w in ids
         ]
+        if m.transport == "inproc":
+            self.broker_name = "none"
+            self._add_bridge(
+                builder,
+                ids,
+                by_id,
+                creds,
+                transport="inproc",
+                broker_url="",
+                platform={
+                    "ledger_url": self.ledger_url,
+                    "ledger_prefix": self.prefix,
+                    "prosumers": [[r["id"], r["bus"], r["energy_class"]] for r in registry],
+                },
+            )
+            return
         self.process = PlatformProcess(
             registry,
             ledger_url=self.ledger_url,
@@ -141,9 +159,25 @@ class MarketPart(Part):
             credentials=cred_path,
         ).start()
         atexit.register(self.process.stop)  # a run killed mid-way must not leave the platform behind
+        self.broker_name = self.process.broker_name
         # later parts (grid-service contracts) speak to the same platform process and ledger
         builder.provide("platform", {"address": self.process.address, "ledger_url": self.ledger_url,
                                      "prefix": self.prefix, "to_pid": dict(self.to_pid), "credentials": creds})
+        self._add_bridge(builder, ids, by_id, creds, transport="mqtt", broker_url=self.process.address.url)
+
+    def _add_bridge(
+        self,
+        builder: WorldBuilder,
+        ids: list[str],
+        by_id: dict[str, Prosumer],
+        creds: dict[str, str],
+        *,
+        transport: str,
+        broker_url: str,
+        platform: dict | None = None,
+    ) -> None:
+        m, plan = self.market, builder.plan
+        run_dir = Path(builder.run_dir).resolve()
         prefs = draw_preferences(m, ids, plan.scenario.seed)
         agents = []
         for w in ids:
@@ -160,7 +194,9 @@ class MarketPart(Part):
         bridge = builder.start("MarketBridge", "simulators.market_bridge.sim:MarketBridgeSim").MarketBridge(
             agents=agents,
             fleet_ids=ids,
-            broker_url=self.process.address.url,
+            broker_url=broker_url,
+            transport=transport,
+            platform=platform,
             interval_s=float(m.interval_s),
             tariff=m.tariff.model_dump(),
             run_id=re.sub(r"[^A-Za-z0-9_.:-]", "_", run_dir.name)[:60],
@@ -207,6 +243,8 @@ class MarketPart(Part):
         bills = {to_world.get(pid, pid): b for pid, b in k.pop("bills").items()}
         return {
             "mechanism": m.mechanism,
+            "transport": m.transport,
+            "broker": self.broker_name,
             **k,
             "prosumers_billed": len(bills),
             "prosumers_better_off": sum(1 for b in bills.values() if b["saving"] > 1e-9),
