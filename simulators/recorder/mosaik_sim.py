@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time as wallclock
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ META = {
     "extra_methods": ["kpis"],
 }
 CHUNK_ROWS = 2048
+PROGRESS_EVERY_S = 5.0  # a progress line this often when stderr is not a terminal
 
 
 class RecorderSimulator(mosaik_api_v3.Simulator):
@@ -74,11 +76,24 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         self.kpi = KpiAccumulator(
             dt_h=resolution_s / 3600.0, v_min_pu=v_min_pu, v_max_pu=v_max_pu, prosumer_ids=tuple(prosumer_ids)
         )
-        # Shown only on a terminal, and only once a run has taken more than 2 s.
-        self.bar = tqdm(
-            total=n_steps, unit="step", delay=2.0, disable=not progress or not sys.stderr.isatty(), leave=False
-        )
+        # On a terminal a bar, shown once a run has taken more than 2 s; otherwise (a CI log, a file) one line
+        # every PROGRESS_EVERY_S seconds.
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(total=n_steps, unit="step", delay=2.0, disable=not progress or not tty, leave=False)
+        self.lines = progress and not tty
+        self.t0 = self.last_line = wallclock.monotonic()
+        self.done = 0
         return self.meta
+
+    def _progress_line(self) -> None:
+        now = wallclock.monotonic()
+        if not self.lines or now - self.last_line < PROGRESS_EVERY_S or self.done >= self.n_steps:
+            return
+        self.last_line = now
+        elapsed = now - self.t0
+        left = elapsed / self.done * (self.n_steps - self.done) if self.done else float("nan")
+        print(f"progress: step {self.done} of {self.n_steps} ({100 * self.done / max(self.n_steps, 1):.0f} %), "
+              f"{elapsed:.0f} s, about {left:.0f} s left", file=sys.stderr, flush=True)
 
     def create(self, num, model, series: dict[str, list[str]] | None = None):
         if num != 1:
@@ -124,6 +139,8 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
             if len(self.rows) >= CHUNK_ROWS:
                 self._flush()
         self.bar.update(1)
+        self.done += 1
+        self._progress_line()
         return time + 1
 
     def _flush(self) -> None:

@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except Fault as exc:
         print(f"fpp {args.command}: fault: {exc.render()}", file=sys.stderr)
         return EXIT_FAULT
-    except KeyboardInterrupt:
-        print(f"fpp {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"fpp {args.command}: interrupted" + (f": {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

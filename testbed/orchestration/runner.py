@@ -70,6 +70,14 @@ def parts_for(plan: RunPlan) -> list[Part]:
     return parts
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised after its folder was written with what had been recorded."""
+
+    def __init__(self, run_dir: Path, what: str) -> None:
+        super().__init__(f"{what}; the run folder {run_dir} keeps what was recorded (fpp report {run_dir})")
+        self.run_dir = run_dir
+
+
 def _fault_in(exc: BaseException) -> Fault | None:
     """The :class:`Fault` that ended a run, also when mosaik wrapped it in its own exception."""
     seen = set()
@@ -92,7 +100,8 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     real-time run as a fault at the first step later than it.
 
     A fault during the run (a device, a lateness budget) ends the world early; the run folder still gets
-    the KPIs of what was recorded and a verdict with status ``fault`` (exit 3).
+    the KPIs of what was recorded and a verdict with status ``fault`` (exit 3). Ctrl-C does the same with an
+    ``inconclusive`` verdict, then raises :class:`Interrupted` (a ``KeyboardInterrupt``).
     """
     sc = plan.scenario
     run_dir = claim_run_dir(run_dir, sc)
@@ -107,6 +116,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     parts = parts_for(plan)
     sink: dict[str, Any] = {}
     fault: Fault | None = None
+    interrupted = False
     t0 = wallclock.perf_counter()
     try:
         try:
@@ -135,6 +145,8 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
                     # the measured lateness in kpis.json and one line in the summary.
                     warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
                     world.run(until=sc.time.n_steps, print_progress=False, rt_factor=1.0 if real_time else None)
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C: keep what was recorded, then let the interrupt go on
             except Exception as exc:
                 fault = _fault_in(exc)
                 if fault is None:
@@ -162,7 +174,10 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     criteria = tuple(c for part in parts for c in part.criteria(kpis)) if "steps" in kpis else ()
     if clock is not None and fault is None:
         criteria += (_on_time(kpis["real_time"]),)
-    verdict = Verdict(criteria, fault=None if fault is None else fault.render())
+    stopped = None
+    if interrupted:
+        stopped = f"interrupted (Ctrl-C) after {kpis.get('steps', 0)} of {sc.time.n_steps} steps"
+    verdict = Verdict(criteria, fault=None if fault is None else fault.render(), inconclusive=stopped)
     write_json(run_dir / "kpis.json", kpis)
     write_json(run_dir / "verdict.json", verdict.as_dict())
     write_json(
@@ -185,6 +200,8 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     )
     write_report(run_dir, kpis=kpis, verdict=verdict)
     log.info("run %s: %s", run_dir.name, verdict.summary())
+    if interrupted:
+        raise Interrupted(run_dir, stopped)
     return RunResult(run_dir=run_dir, kpis=kpis, verdict=verdict, wall_s=wall_s, fault=fault)
 
 
