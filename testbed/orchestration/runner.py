@@ -154,8 +154,9 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
                 log.error("run %s ended early: %s", run_dir.name, fault)
             wall_s = wallclock.perf_counter() - t0
         finally:
-            if not getattr(world, "_shutdown_performed", True):
-                world.shutdown()  # every simulator finalizes: the recorder's KPIs, the bridge's clients
+            # Every simulator finalizes (the recorder's KPIs and time series, the bridge's clients), also after
+            # a fault or Ctrl-C ended world.run early; after a normal run mosaik has done it (a no-op here).
+            world.shutdown()
         kpis = dict(sink.get("kpis") or {})
         if clock is not None:
             kpis["real_time"] = clock.kpis()
