@@ -21,6 +21,9 @@ def test_progress_lines_then_ctrl_c_keeps_a_readable_folder(tmp_path):
         [sys.executable, "-m", "testbed", "run", str(ROOT / "scenarios/demo.yaml"), "--out", str(out),
          "--set", "time.duration_h=48"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        # A shell's background job (CI under `nohup ... &`) inherits SIGINT ignored, and Python keeps it so:
+        # give the run the default handling a terminal's Ctrl-C would meet.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     deadline = time.monotonic() + 240
