@@ -28,7 +28,6 @@ the same id with the same content is a retry (acknowledged again, applied once),
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -249,13 +248,7 @@ def decode(kind: str, payload: bytes, max_bytes: int = 4 * p.MAX_PAYLOAD_BYTES) 
     model = INBOUND_MODELS.get(kind)
     if model is None:
         raise p.ProtocolError("unknown_kind", f"no services message kind {kind!r}")
-    try:
-        data = json.loads(payload.decode("utf-8"), parse_constant=p._reject_constant,
-                          object_pairs_hook=p._no_duplicate_keys)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise p.ProtocolError("malformed_json", f"not UTF-8 JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise p.ProtocolError("malformed_json", f"expected a JSON object, got {type(data).__name__}")
+    data = p.load_json_object(payload, max_bytes)  # the platform's one strict JSON reading
     msg_id = data.get("msg_id") if isinstance(data.get("msg_id"), str) else None
     if data.get("schema") not in SCHEMAS[kind]:
         raise p.ProtocolError("schema_version", f"schema {data.get('schema')!r} is not supported on this topic; "
