@@ -100,18 +100,19 @@ class WallClock:
                 f"{self.max_lateness_s * 1000:.3g} ms; the run stopped there and kept what it recorded"
             )
 
-    def stats(self) -> LatenessStats:
-        """p50/p99/max lateness and missed deadlines (a step at least one step length late)."""
-        return stats_from_lateness([late for _, late in self.lateness], self.seconds_per_step)
+    def stats(self, every: int = 1) -> LatenessStats:
+        """p50/p99/max lateness and missed deadlines (a step at least one step length late), of the step times
+        that are multiples of ``every`` (the slow steps of a world with mixed rates; 1: all)."""
+        return stats_from_lateness([late for t, late in self.lateness if t % every == 0], self.seconds_per_step)
 
-    def kpis(self) -> dict[str, Any]:
-        """The ``real_time`` section of ``kpis.json`` (milliseconds)."""
-        st = self.stats()
-        last = self.lateness[-1][1] if self.lateness else 0.0
+    def kpis(self, every: int = 1) -> dict[str, Any]:
+        """The ``real_time`` section of ``kpis.json`` (milliseconds); ``every`` as for :meth:`stats`."""
+        st = self.stats(every)
+        last = next((late for t, late in reversed(self.lateness) if t % every == 0), 0.0)
         return {
             "warmup_s": round(self.warmup_s or 0.0, 3),
             "steps": st.ticks,
-            "step_s": self.seconds_per_step,
+            "step_s": self.seconds_per_step * every,
             "lateness_p50_ms": round(st.p50_s * 1000, 3),
             "lateness_p99_ms": round(st.p99_s * 1000, 3),
             "lateness_max_ms": round(st.max_s * 1000, 3),

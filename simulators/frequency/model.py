@@ -99,6 +99,16 @@ class SingleAreaModel:
             self.t_s = t + h
         return self.f_hz
 
+    def nadir_without_response_hz(self, duration_s: float, step_s: float) -> float:
+        """The lowest frequency of a fresh copy of this system over ``duration_s`` with nothing responding,
+        stepped as a run steps it (``step_s``) [Hz]."""
+        alone = SingleAreaModel(self.f_nom_hz, self.s_base_mw, self.h_s, self.d_pu, self.loss_mw, self.t_loss_s,
+                                self.r_pu, self.t_gov_s, self.gov_share, self.substep_s)
+        lowest = alone.f_hz
+        for _ in range(int(round(duration_s / step_s))):
+            lowest = min(lowest, alone.step(step_s))
+        return float(lowest)
+
     def analytic_no_response_hz(self, t_s: float) -> float:
         """The closed-form frequency for a step loss without governor or response (module docstring)."""
         dp = self.loss_mw / self.s_base_mw

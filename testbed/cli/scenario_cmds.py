@@ -149,6 +149,14 @@ def _validate(args: argparse.Namespace) -> int:
         f"{n_ev} with EVs) on {plan.engine.info.name} ({len(plan.engine.info.bus_ids)} buses, {sc.grid.engine}); "
         f"{sc.time.n_steps} steps of {sc.time.resolution_s} s from {sc.time.start.isoformat()}."
     )
+    fr = sc.frequency_response
+    if fr is not None:
+        from testbed.domain.scenario.references import frequency_responders
+
+        members = frequency_responders(fr, plan.prosumers)[0]
+        ticks = round(sc.time.n_steps * sc.time.resolution_s / fr.step_s)
+        print(f"  frequency response: {len(members)} batteries answer {fr.service} ({fr.signal.kind}) every "
+              f"{fr.step_s:g} s: {ticks:,} ticks beside the {sc.time.n_steps:,} steps")
     return 0
 
 

@@ -60,10 +60,7 @@ def _nadir_alone(test: ServiceTest) -> float:
     s = test.signal
     m = SingleAreaModel(f_nom_hz=test.f_nom_hz, s_base_mw=s.s_base_mw, h_s=s.h_s, d_pu=s.d_pu, loss_mw=s.loss_mw,
                         t_loss_s=s.t_loss_s)
-    lowest = m.f_hz
-    for _ in range(int(round(s.duration_s / test.step_s))):
-        lowest = min(lowest, m.step(test.step_s))
-    return float(lowest)
+    return m.nadir_without_response_hz(s.duration_s, test.step_s)
 
 
 def run_closed_loop(test: ServiceTest, signal: TestSignal) -> ServiceTestResult:

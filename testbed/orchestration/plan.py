@@ -19,7 +19,7 @@ from testbed.domain.errors import UserError
 from testbed.domain.scenario.fleet import LoadSite, expand_fleet
 from testbed.domain.scenario.loader import parse_scenario
 from testbed.domain.scenario.models import Prosumer, Scenario, profiles_source
-from testbed.domain.scenario.references import reference_problems
+from testbed.domain.scenario.references import frequency_responders, reference_problems
 
 
 def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
@@ -88,6 +88,8 @@ def prepare(
                 problems.append(f"fleet: generates prosumer {p.id!r}, which prosumers already defines")
             if p.bus not in engine.info.bus_ids:
                 problems.append(f"fleet: load {p.id!r} of {profiles.source} sits at bus {p.bus!r}, not in the grid")
+    if scenario.frequency_response is not None:
+        problems += frequency_responders(scenario.frequency_response, prosumers)[1]
     if problems:
         where = str(source) if source else "scenario"
         raise UserError(f"{where}: {len(problems)} problem(s) in the scenario", problems)

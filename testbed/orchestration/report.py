@@ -144,6 +144,33 @@ def _lateness_chart(run_dir: Path) -> str:
     )
 
 
+def _response_section(run_dir: Path, fr: Mapping[str, Any]) -> str:
+    """The coalition's summed response against the service's band (``frequency_response.parquet``) and its
+    KPIs, each member's outcome in a table."""
+    import pyarrow.parquet as pq
+
+    from testbed.domain.services.frequency import FREQUENCY_SERVICES
+    from testbed.orchestration.service_report import response_chart
+
+    chart = ""
+    path = run_dir / "frequency_response.parquet"
+    service = FREQUENCY_SERVICES.get(str(fr.get("service")))
+    if path.is_file() and service is not None:
+        table = pq.read_table(path).to_pydict()
+        if service.trigger_hz is None:
+            service = service.with_nominal(float(fr.get("f_nom_hz", service.f_nom_hz)))
+        chart = response_chart(service, table["t_s"], table["f_hz"], table["delivered_kw"],
+                               float(fr["contracted_kw"]), label="members' response (sum)")
+    flat = {k: v for k, v in fr.items() if k not in ("per_member", "criteria")}
+    rows = "".join(
+        f"<tr><td>{html.escape(m['prosumer'])}</td><td>{m['contracted_kw']:g}</td>"
+        f"<td>{'pass' if m['passed'] else 'fail: ' + html.escape(', '.join(m['failed']))}</td></tr>"
+        for m in fr.get("per_member", [])
+    )
+    members = f"<table><tr><th>member</th><th>contracted [kW]</th><th>own verdict</th></tr>{rows}</table>"
+    return chart + kpi_table(flat) + members
+
+
 def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mapping[str, Any],
            v_min_pu: float, v_max_pu: float) -> str:
     """The report's HTML for a run folder."""
@@ -160,6 +187,8 @@ def render(run_dir: Path, kpis: Mapping[str, Any], verdict: Verdict, info: Mappi
     for name, heading in (("market", "Market"), ("hil", "HIL")):
         if isinstance(kpis.get(name), dict):
             sections.append((heading, kpi_table(kpis[name])))
+    if isinstance(kpis.get("frequency_response"), dict):
+        sections.append(("Frequency response", _response_section(run_dir, kpis["frequency_response"])))
     if isinstance(kpis.get("fpp"), dict):
         from testbed.orchestration.fpp_report import fpp_section
         from testbed.orchestration.plan import read_scenario

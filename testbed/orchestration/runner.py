@@ -26,6 +26,7 @@ from typing import Any
 import mosaik
 
 from simulators.pacing import WallClock
+from simulators.rates import ticks_per_step
 from testbed.domain.errors import Fault
 from testbed.domain.verdict import Verdict, at_most
 from testbed.orchestration.parts.fleet import FleetPart
@@ -33,6 +34,7 @@ from testbed.orchestration.parts.fpp import FppPart
 from testbed.orchestration.parts.grid import GridPart
 from testbed.orchestration.parts.hil import HilPart
 from testbed.orchestration.parts.market import MarketPart
+from testbed.orchestration.parts.response import ResponsePart
 from testbed.orchestration.parts.schedule import SchedulePart
 from testbed.orchestration.plan import RunPlan
 from testbed.orchestration.report import write_report
@@ -64,6 +66,8 @@ def parts_for(plan: RunPlan) -> list[Part]:
         parts.append(MarketPart(sc.market))
     if sc.services is not None:
         parts.append(FppPart(sc.services))
+    if sc.frequency_response is not None:
+        parts.append(ResponsePart(sc.frequency_response))
     hil = HilPart.for_plan(plan)
     if hil is not None:
         parts.append(hil)
@@ -106,13 +110,19 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
     sc = plan.scenario
     run_dir = claim_run_dir(run_dir, sc)
     write_inputs(run_dir, sc, plan.source, plan.overrides)
-    world = mosaik.World({}, time_resolution=float(sc.time.resolution_s), skip_greetings=True,
-                         configure_logging=False)
+    # The world's tick: the scenario's step, or the fast step of frequency_response (mixed rates, where the
+    # grid, fleet, market and recorder step every `ticks` ticks: simulators.rates).
+    tick_s = float(sc.time.resolution_s)
+    if sc.frequency_response is not None:
+        tick_s = sc.frequency_response.step_s
+    ticks = ticks_per_step(sc.time.resolution_s, tick_s)
+    world = mosaik.World({}, time_resolution=tick_s, skip_greetings=True, configure_logging=False)
     budget_ms = max_lateness_ms if max_lateness_ms is not None else sc.time.max_lateness_ms
     clock = None
     if real_time:
-        clock = WallClock(float(sc.time.resolution_s), None if budget_ms is None else budget_ms / 1000)
-    builder = WorldBuilder(world=world, plan=plan, run_dir=run_dir, real_time=real_time, clock=clock)
+        clock = WallClock(tick_s, None if budget_ms is None else budget_ms / 1000)
+    builder = WorldBuilder(world=world, plan=plan, run_dir=run_dir, real_time=real_time, clock=clock,
+                           ticks_per_step=ticks)
     parts = parts_for(plan)
     sink: dict[str, Any] = {}
     fault: Fault | None = None
@@ -144,7 +154,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
                     # simulators from running ahead of it, and its per-step "too slow" warning is replaced by
                     # the measured lateness in kpis.json and one line in the summary.
                     warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
-                    world.run(until=sc.time.n_steps, print_progress=False, rt_factor=1.0 if real_time else None)
+                    world.run(until=sc.time.n_steps * ticks, print_progress=False, rt_factor=1.0 if real_time else None)
             except KeyboardInterrupt:
                 interrupted = True  # Ctrl-C: keep what was recorded, then let the interrupt go on
             except Exception as exc:
@@ -160,6 +170,8 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
         kpis = dict(sink.get("kpis") or {})
         if clock is not None:
             kpis["real_time"] = clock.kpis()
+            if ticks > 1:  # the steps of the slow simulators among the ticks
+                kpis["real_time"]["slow_steps"] = clock.kpis(every=ticks)
             write_json(run_dir / "lateness.json", {
                 "step_s": clock.seconds_per_step,
                 "step": [t for t, _ in clock.lateness],
@@ -191,6 +203,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
             "seed": sc.seed,
             "steps": sc.time.n_steps,
             "resolution_s": sc.time.resolution_s,
+            "tick_s": tick_s,
             "prosumers": len(builder.prosumer_ids),
             "engine": sc.grid.engine,
             "parts": [p.name for p in parts],

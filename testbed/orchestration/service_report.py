@@ -34,24 +34,32 @@ def _thin(n: int) -> slice:
 
 def frequency_chart(result) -> str:
     rec, test = result.record, result.test
-    svc = test.frequency_service()
-    band = required_band(svc, rec.t_s, rec.f_hz, test.contracted)
-    sl = _thin(len(rec))
-    t = rec.t_s[sl]
+    return response_chart(test.frequency_service(), rec.t_s, rec.f_hz, rec.p_kw, test.contracted, test.baseline_kw,
+                          "measured P")
+
+
+def response_chart(service, t_s, f_hz, p_kw, contracted_kw: float, baseline_kw: float = 0.0,
+                   label: str = "measured P") -> str:
+    """The applied frequency over time, and the power ``p_kw`` against the service's required band around
+    ``baseline_kw`` (its tolerance included) for ``contracted_kw``."""
+    t_s, f_hz, p_kw = (np.asarray(x, dtype=float) for x in (t_s, f_hz, p_kw))
+    band = required_band(service, t_s, f_hz, contracted_kw)
+    sl = _thin(len(t_s))
+    t = t_s[sl]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
-    a1.plot(t, rec.f_hz[sl], color="tab:blue", lw=1)
+    a1.plot(t, f_hz[sl], color="tab:blue", lw=1)
     a1.set_ylabel("f [Hz]")
     a1.grid(alpha=0.3)
-    lo = (band.lo - band.tol_kw)[sl] + test.baseline_kw
-    hi = (band.hi + band.tol_kw)[sl] + test.baseline_kw
+    lo = (band.lo - band.tol_kw)[sl] + baseline_kw
+    hi = (band.hi + band.tol_kw)[sl] + baseline_kw
     a2.fill_between(t, lo, hi, color="tab:green", alpha=0.25, step="post", label="required band")
-    a2.plot(t, band.ideal[sl] + test.baseline_kw, color="tab:green", lw=0.8, ls="--", label="curve")
-    a2.plot(t, rec.p_kw[sl], color="tab:red", lw=1, label="measured P")
+    a2.plot(t, band.ideal[sl] + baseline_kw, color="tab:green", lw=0.8, ls="--", label="curve")
+    a2.plot(t, p_kw[sl], color="tab:red", lw=1, label=label)
     a2.set_ylabel("P [kW]")
     a2.set_xlabel("t [s]")
     a2.legend(loc="best", fontsize=8)
     a2.grid(alpha=0.3)
-    fig.suptitle(f"{svc.name}: frequency and response")
+    fig.suptitle(f"{service.name}: frequency and response")
     return _svg(fig)
 
 

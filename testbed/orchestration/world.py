@@ -15,6 +15,7 @@ fleet always, the market when the scenario has ``market:``, hardware in the loop
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import mosaik
 from mosaik.starters import PythonStarter
 
 from simulators.pacing import Paced, WallClock
+from simulators.rates import SlowStepped
 from testbed.domain.verdict import Criterion
 from testbed.orchestration.plan import RunPlan
 
@@ -40,6 +42,9 @@ class WorldBuilder:
     real_time: bool = False
     #: The wall clock that paces every simulator of a real-time run (None: as fast as possible).
     clock: WallClock | None = None
+    #: World ticks per step of ``time.resolution_s``: 1, unless fast simulators (``frequency_response``) make
+    #: the world's tick shorter than the scenario's step (:mod:`simulators.rates`).
+    ticks_per_step: int = 1
     #: The grid's element order (``bus_ids``, ``line_ids``, ``trafo_ids``), provided by the grid part.
     network: dict[str, Any] = field(default_factory=dict)
     #: The fleet's prosumer ids in the order of its array outputs, provided by the fleet part.
@@ -49,15 +54,20 @@ class WorldBuilder:
     recorded: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)
     series: dict[str, list[str]] = field(default_factory=dict)
 
-    def start(self, name: str, python: str | type, **params: Any) -> Any:
+    def start(self, name: str, python: str | type, *, fast: bool = False, **params: Any) -> Any:
         """Start the simulator class ``python`` (a class, or ``"module:Class"``) under ``name`` with ``params``.
 
-        In a real-time run the simulator is wrapped in :class:`~simulators.pacing.Paced`, so its steps start
+        A simulator steps once per scenario step (``time.resolution_s``) and sees time in those steps, unless
+        ``fast``: then it steps on the world's tick (``time_resolution`` is the tick length). When the world's
+        tick is shorter than the step, the slow ones are wrapped in :class:`~simulators.rates.SlowStepped`.
+        In a real-time run every simulator is wrapped in :class:`~simulators.pacing.Paced`, so its steps start
         at their wall-clock time (:class:`~simulators.pacing.WallClock`)."""
         cls = python
         if isinstance(python, str):
             module, _, cls_name = python.partition(":")
             cls = getattr(importlib.import_module(module), cls_name)
+        if self.ticks_per_step > 1 and not fast:
+            cls = functools.partial(SlowStepped, inner=cls, ticks=self.ticks_per_step)
         if self.clock is not None:
             starter = PythonStarter(Paced, kwargs={"inner": cls, "clock": self.clock})
         else:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from testbed.domain.der.battery import BatterySpec
 from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, MECHANISM_NAMES
 from testbed.domain.prosumer import Tariff
+from testbed.domain.scenario.response import FrequencyResponse
 
 SCHEMA_VERSION = 1
 PROFILE_SLOT_S = 900  # SimBench profiles have one value per 15 minutes
@@ -540,6 +541,9 @@ class Scenario(_Model):
     services: Services | None = Field(
         None, description="Grid-service contracts of the federated power plant (see docs/fpp.md)."
     )
+    frequency_response: FrequencyResponse | None = Field(
+        None, description="Batteries answering a frequency at a fast step beside the grid (docs/services.md)."
+    )
     outputs: Outputs = Field(default_factory=Outputs)
 
     @model_validator(mode="after")
@@ -562,6 +566,10 @@ class Scenario(_Model):
                     "market.transport: inproc cannot carry services: (the grid-service contracts speak MQTT to "
                     "the platform process); use transport mqtt"
                 )
+        if self.frequency_response is not None:
+            fast = self.frequency_response.problems(self.time.resolution_s, self.time.duration_h * 3600.0)
+            if fast:
+                raise ValueError("; ".join(fast))
         ids = [p.id for p in self.prosumers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

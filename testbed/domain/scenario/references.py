@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from testbed.domain.scenario.models import Prosumer
+from testbed.domain.scenario.models import Battery, Prosumer
+from testbed.domain.scenario.response import FrequencyResponse
 
 
 def reference_problems(
@@ -34,3 +35,29 @@ def reference_problems(
         if p.pv is not None and p.pv.profile not in pv_profiles:
             unknown(f"{at}.pv.profile", "PV profile", p.pv.profile, pv_profiles)
     return problems
+
+
+def frequency_responders(
+    spec: FrequencyResponse, prosumers: Sequence[Prosumer]
+) -> tuple[list[tuple[Prosumer, Battery]], list[str]]:
+    """The members (prosumer, battery) of ``frequency_response``, and the problems of naming them."""
+    by_id = {p.id: p for p in prosumers}
+    if spec.members is None:
+        chosen = [p for p in prosumers if p.battery is not None and p.battery.hil is None]
+        if not chosen:
+            return [], ["frequency_response: no prosumer has a simulated battery to respond with"]
+        return [(p, p.battery) for p in chosen], []
+    out, problems = [], []
+    for i, pid in enumerate(spec.members):
+        p = by_id.get(pid)
+        where = f"frequency_response.members[{i}]"
+        if p is None:
+            sample = ", ".join(sorted(by_id)[:6]) + (", ..." if len(by_id) > 6 else "")
+            problems.append(f"{where}: unknown prosumer {pid!r} (known: {sample})")
+        elif p.battery is None:
+            problems.append(f"{where}: prosumer {pid!r} has no battery")
+        elif p.battery.hil is not None:
+            problems.append(f"{where}: prosumer {pid!r}'s battery is a device in the loop, not a simulated one")
+        else:
+            out.append((p, p.battery))
+    return out, problems

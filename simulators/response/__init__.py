@@ -1,0 +1,2 @@
+"""Prosumers' batteries answering a frequency at a fast step beside the slower fleet (scenario
+``frequency_response:``)."""
