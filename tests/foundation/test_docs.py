@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from testbed.domain.scenario import models
+from testbed.domain.scenario import models, response
 from testbed.domain.scenario.loader import parse_scenario
 from testbed.orchestration.plan import prepare
 
@@ -23,8 +23,9 @@ def test_readme_scenario_snippet_is_valid_against_the_grid():
 def test_every_schema_field_is_documented():
     doc = (ROOT / "docs" / "scenario.md").read_text()
     missing = []
-    for name in dir(models):
-        model = getattr(models, name)
-        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == models.__name__:
-            missing += [f"{name}.{f}" for f in model.model_fields if f"`{f}`" not in doc]
+    for module in (models, response):
+        for name in dir(module):
+            model = getattr(module, name)
+            if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == module.__name__:
+                missing += [f"{name}.{f}" for f in model.model_fields if f"`{f}`" not in doc]
     assert not missing, f"docs/scenario.md does not mention: {missing}"
