@@ -30,8 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mosaik_api_v3
-
+from simulators.wrapper import Wrapper
 from testbed.domain.errors import Fault
 from testbed.domain.lateness import LatenessStats, stats_from_lateness
 
@@ -131,44 +130,22 @@ class WallClock:
         }
 
 
-class Paced(mosaik_api_v3.Simulator):
+class Paced(Wrapper):
     """Wraps a mosaik simulator of class ``inner`` so that each of its steps starts at its wall-clock time.
 
-    Every call but ``step`` goes straight to the wrapped simulator (extra methods included); ``setup_done``
-    also calls the simulator's ``warm_up()`` when it has one.
+    Every other call passes through to the wrapped simulator (extra methods included); ``setup_done`` also
+    calls the simulator's ``warm_up()`` when it has one, then tells the clock this simulator is ready.
     """
 
     def __init__(self, inner: type, clock: WallClock) -> None:
-        self._inner = inner()
+        super().__init__(inner)
         self._clock = clock
-        super().__init__(self._inner.meta)
-
-    def init(self, sid, time_resolution=1.0, **params):
-        meta = self._inner.init(sid, time_resolution=time_resolution, **params)
-        self.meta = meta
-        return meta
-
-    def create(self, num, model, **model_params):
-        return self._inner.create(num, model, **model_params)
 
     def setup_done(self):
-        self._inner.setup_done()
-        warm_up = getattr(self._inner, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+        super().setup_done()
+        self.warm_up()
         self._clock.ready()
 
     def step(self, time, inputs, max_advance):
         self._clock.wait_until(time)
         return self._inner.step(time, inputs, max_advance)
-
-    def get_data(self, outputs):
-        return self._inner.get_data(outputs)
-
-    def finalize(self):
-        self._inner.finalize()
-
-    def __getattr__(self, name: str) -> Any:  # extra methods (e.g. the recorder's kpis())
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)

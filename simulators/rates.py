@@ -16,38 +16,21 @@ This is an adapter (it only translates time); real-time pacing of the ticks is :
 
 from __future__ import annotations
 
-from typing import Any
-
-import mosaik_api_v3
+from simulators.wrapper import Wrapper
 
 
-class SlowStepped(mosaik_api_v3.Simulator):
-    """Wraps a simulator of class ``inner`` that steps every ``ticks`` ticks of the world, in its own steps.
-
-    Every call but ``init`` and ``step`` goes straight to the wrapped simulator (extra methods included)."""
+class SlowStepped(Wrapper):
+    """Wraps a simulator of class ``inner`` that steps every ``ticks`` ticks of the world, in its own steps
+    (every other call passes through)."""
 
     def __init__(self, inner: type, ticks: int) -> None:
         if not isinstance(ticks, int) or ticks < 1:
             raise ValueError(f"ticks {ticks!r}: must be an integer >= 1")
-        self._inner = inner()
+        super().__init__(inner)
         self._ticks = ticks
-        super().__init__(self._inner.meta)
 
     def init(self, sid, time_resolution=1.0, **params):
-        meta = self._inner.init(sid, time_resolution=time_resolution * self._ticks, **params)
-        self.meta = meta
-        return meta
-
-    def create(self, num, model, **model_params):
-        return self._inner.create(num, model, **model_params)
-
-    def setup_done(self):
-        self._inner.setup_done()
-
-    def warm_up(self):
-        warm_up = getattr(self._inner, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+        return super().init(sid, time_resolution=time_resolution * self._ticks, **params)
 
     def step(self, time, inputs, max_advance):
         if time % self._ticks:
@@ -56,17 +39,6 @@ class SlowStepped(mosaik_api_v3.Simulator):
         own_advance = None if max_advance is None else max_advance // self._ticks
         nxt = self._inner.step(time // self._ticks, inputs, own_advance)
         return None if nxt is None else nxt * self._ticks
-
-    def get_data(self, outputs):
-        return self._inner.get_data(outputs)
-
-    def finalize(self):
-        self._inner.finalize()
-
-    def __getattr__(self, name: str) -> Any:  # extra methods (e.g. the recorder's kpis())
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
 
 def ticks_per_step(resolution_s: float, tick_s: float) -> int:
