@@ -14,7 +14,8 @@ counts) and its state of charge at the end of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,18 +51,31 @@ class Member:
         self.baseline_kw = float(min(room, max(-room, home_kw)))
 
 
-@dataclass
 class Samples:
-    """The coalition's record, one row per tick: ``t_s`` the time at the end of the tick [s] (when the power
-    was read), ``f_hz`` the frequency applied during it, ``delivered_kw`` the summed response above the
-    baselines, ``required_kw`` the summed response the curve asked, ``member_kw`` each member's delivered
-    response (ticks × members)."""
+    """The coalition's record, one value per tick, kept compact (8 bytes a value, a day at 20 Hz with 24
+    members is ~0.5 GB): ``t_s`` the time at the end of the tick [s] (when the power was read), ``f_hz`` the
+    frequency applied during it, ``delivered_kw`` the summed response above the baselines, ``required_kw`` the
+    summed response the curve asked; :meth:`member_kw` each member's delivered response."""
 
-    t_s: list[float] = field(default_factory=list)
-    f_hz: list[float] = field(default_factory=list)
-    delivered_kw: list[float] = field(default_factory=list)
-    required_kw: list[float] = field(default_factory=list)
-    member_kw: list[np.ndarray] = field(default_factory=list)
+    def __init__(self, n_members: int) -> None:
+        self.n_members = n_members
+        self.t_s = array("d")
+        self.f_hz = array("d")
+        self.delivered_kw = array("d")
+        self.required_kw = array("d")
+        self._member_kw = array("d")
+
+    def add(self, t_s: float, f_hz: float, required_kw: float, member_kw: np.ndarray) -> None:
+        """One tick's row."""
+        self.t_s.append(t_s)
+        self.f_hz.append(f_hz)
+        self.delivered_kw.append(float(member_kw.sum()))
+        self.required_kw.append(required_kw)
+        self._member_kw.extend(member_kw)
+
+    def member_kw(self) -> np.ndarray:
+        """Each member's delivered response [kW], ticks × members."""
+        return np.frombuffer(self._member_kw, dtype=float).reshape(-1, self.n_members)
 
 
 class Coalition:
@@ -77,7 +91,7 @@ class Coalition:
         self.tick_s = float(tick_s)
         self.ticks_per_step = int(ticks_per_step)
         self.baseline_ticks = int(baseline_ticks)
-        self.samples = Samples()
+        self.samples = Samples(len(members))
         self._window_kw = np.zeros(len(members))
         self._window_n = 0
         self.mean_kw = np.zeros(len(members))
@@ -104,12 +118,7 @@ class Coalition:
             self._window_kw[i] += m.p_kw
         self._window_n += 1
         self.mean_kw = self._window_kw / self._window_n
-        s = self.samples
-        s.t_s.append(t_s + self.tick_s)
-        s.f_hz.append(float(f_hz))
-        s.delivered_kw.append(float(delivered.sum()))
-        s.required_kw.append(float(required))
-        s.member_kw.append(delivered)
+        self.samples.add(t_s + self.tick_s, float(f_hz), required, delivered)
 
     @property
     def delivered_kw(self) -> float:

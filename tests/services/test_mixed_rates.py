@@ -116,7 +116,7 @@ def test_coalition_holds_the_baseline_within_the_contract_and_follows_the_curve(
     assert a.p_kw == pytest.approx(5.0, rel=0.01) and b.p_kw == pytest.approx(2.0, rel=0.01)
     assert c.delivered_kw == pytest.approx(7.0, rel=0.01)
     # the fleet sees each member's mean over its step so far: ticks 80..99 of this window
-    member_kw = np.array(c.samples.member_kw[80:100])
+    member_kw = c.samples.member_kw()[80:100]
     assert c.mean_kw == pytest.approx(member_kw.mean(axis=0) + [a.baseline_kw, b.baseline_kw], rel=1e-12)
     with pytest.raises(ValueError, match="contracted_kw"):
         _member(contracted_kw=11.0)

@@ -106,7 +106,7 @@ class ResponsePart(Part):
                                           acceptance=spec.acceptance.acceptance())
         crit = [Criterion(c.name, c.passed, c.figure, c.limit, c.unit, c.detail, "frequency response")
                 for c in verdict.criteria]
-        member_kw = np.asarray(smp.member_kw)[within]
+        member_kw = smp.member_kw()[within]
         members = []
         for i, m in enumerate(coalition.members):
             mv = score_frequency_service(service, Record.from_arrays(t[within], f[within], member_kw[:, i],
