@@ -118,6 +118,18 @@ def _run(args: argparse.Namespace) -> int:
             f"  real time: warm-up {rt['warmup_s']:.1f} s; step lateness p50 {rt['lateness_p50_ms']:.1f} ms, "
             f"p99 {rt['lateness_p99_ms']:.1f} ms, max {rt['lateness_max_ms']:.1f} ms; "
             f"missed deadlines {rt['missed_deadlines']}"
+            + (f" (ticks of {rt['step_s']:g} s)" if "slow_steps" in rt else "")
+        )
+    if "frequency_response" in k:
+        fr = k["frequency_response"]
+        figures = "; ".join(f"{name.split(' ≥')[0]} {value:.1f} %" for name, value in fr["criteria"].items()
+                            if value is not None)
+        print(
+            f"  frequency response ({fr['service']}): {fr['members']} batteries, {fr['contracted_kw']:g} kW "
+            f"contracted, {fr['ticks']} ticks of {fr['tick_s']:g} s; {figures}; members failing alone "
+            f"{fr['members_failing']}"
+            + (f"; nadir {fr['nadir_hz']:.3f} Hz ({fr['nadir_lift_mhz']:+.0f} mHz by the response)"
+               if "nadir_hz" in fr else "")
         )
     if "market" in k:
         m = k["market"]
