@@ -37,6 +37,7 @@ from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform import protocol as p
 from testbed.platform.client import Connection, ProsumerClient, Rejected
 from testbed.platform.inproc import InprocHub, InprocPlatform, InprocProsumerClient
+from testbed.platform.mqtt_session import subscribe
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,7 @@ class MarketBridge:
         while True:
             try:
                 async with conn.client(f"fpp-clock-{self.run_id}") as client:
-                    await client.subscribe(p.RESULT_TOPIC, qos=1)
-                    await client.subscribe(p.CLOCK_ERROR_TOPIC, qos=1)
+                    await subscribe(client, [p.RESULT_TOPIC, p.CLOCK_ERROR_TOPIC])  # one SUBSCRIBE packet
                     self._clock = client
                     ready.set()
                     async for m in client.messages:

@@ -28,6 +28,7 @@ from testbed.platform import services_protocol as sp
 from testbed.platform.client import Connection
 from testbed.platform.core import Out, PlatformCore
 from testbed.platform.ledger import Ledger
+from testbed.platform.mqtt_session import subscribe
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000
@@ -65,6 +66,14 @@ class PlatformService:
         self._client: aiomqtt.Client | None = None
         self._pending: set[asyncio.Task] = set()
 
+    announces = True
+    """Publish the open interval (retained) on every connection; a platform worker other than the first does not."""
+
+    def subscriptions(self) -> list[str]:
+        """The inbound topic filters, one per kind: a wildcard such as ``fpp/v1/p/+/+`` would also bring every
+        reply the platform publishes (No Local drops only its own, not those of other platforms or workers)."""
+        return [*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS]
+
     async def run(self) -> None:
         """Serve until cancelled, reconnecting after a lost broker."""
         backlog = self.core.recover()
@@ -75,15 +84,14 @@ class PlatformService:
                 try:
                     async with self.connection.client(self.client_id, clean_session=False) as client:
                         self._client = client
-                        for topic in (*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS):
-                            await client.subscribe(topic, qos=1)
+                        await subscribe(client, self.subscriptions())
                         self.connections += 1
                         log.info(
                             "platform connected to %s (connection %d)",
                             self.connection.address.url,
                             self.connections,
                         )
-                        await self._publish_all([self.core.open_message(), *backlog])
+                        await self._publish_all(([self.core.open_message()] if self.announces else []) + backlog)
                         backlog = []
                         self.connected.set()
                         delay = 0.1
