@@ -5,12 +5,19 @@ temporary directory); this process holds N prosumer clients, each its own MQTT c
 Every client submits ``--orders`` orders one after the other (each waits for its ack), all clients at once.
 
     .venv/bin/python benchmarks/platform_throughput.py --clients 1000 --orders 10
+    .venv/bin/python benchmarks/platform_throughput.py --workers 2 --ledger postgresql://postgres@127.0.0.1/test
+    .venv/bin/python benchmarks/platform_throughput.py --profile /tmp/platform.prof
+
+``--workers N`` runs ``fpp platform --workers N`` (shared subscriptions, PostgreSQL ledger). ``--profile`` runs
+the (single) platform process under cProfile and prints where its CPU time went, by package. ``--mqtt 3.1.1``
+makes the clients speak 3.1.1 (one subscription per reply kind) instead of MQTT 5 (one wildcard).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import statistics
 import tempfile
@@ -23,8 +30,10 @@ from testbed.platform.broker import MosquittoBroker
 from testbed.platform.client import Connection, ProsumerClient
 
 
-async def run(address, n_clients: int, n_orders: int, rate: float | None) -> tuple[float, list[float]]:
-    conn = Connection(address)
+async def run(
+    address, n_clients: int, n_orders: int, rate: float | None, mqtt_version: int | None = None
+) -> tuple[float, list[float]]:
+    conn = Connection(address, mqtt_version=mqtt_version)
     clients = [ProsumerClient(f"p{i:04d}", conn, retry_s=30.0) for i in range(n_clients)]
     t0 = time.perf_counter()
     for i in range(0, n_clients, 100):  # connect in batches so the broker's accept queue keeps up
@@ -62,6 +71,61 @@ async def run(address, n_clients: int, n_orders: int, rate: float | None) -> tup
     return elapsed, latencies
 
 
+@contextlib.contextmanager
+def profiled(path: str | None):
+    """While active, platform processes started by PlatformProcess run under ``python -m cProfile -o path``."""
+    if not path:
+        yield
+        return
+    original = PlatformProcess.__init__
+
+    def init(self, *a, **kw):
+        original(self, *a, **kw)
+        self.args[1:1] = ["-m", "cProfile", "-o", path]
+
+    PlatformProcess.__init__ = init
+    try:
+        yield
+    finally:
+        PlatformProcess.__init__ = original
+
+
+GROUPS = (
+    ("aiomqtt", "/aiomqtt/"),
+    ("paho-mqtt", "/paho/"),
+    ("asyncio event loop", "/asyncio/"),
+    ("ledger (sqlite3, psycopg)", ("sqlite3", "/psycopg/", "testbed/platform/ledger.py")),
+    ("pydantic (validation, JSON)", ("pydantic", "/json/")),
+    ("platform core, service", "/testbed/platform/"),
+    ("logging", "/logging/"),
+)
+
+
+def print_profile(path: str) -> None:
+    """The platform's CPU time by package (own time of each function, waiting in epoll left out)."""
+    import pstats
+
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+    idle = 0.0
+    for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.items():
+        where = f"{file}:{func}"
+        if "poll' of 'select.epoll" in where or func == "<method 'poll' of 'select.epoll' objects>":
+            idle += tt
+            continue
+        for name, keys in GROUPS:
+            if any(k in where for k in ((keys,) if isinstance(keys, str) else keys)):
+                totals[name] = totals.get(name, 0.0) + tt
+                break
+        else:
+            name = "sockets" if "socket" in where else "other (imports, start-up, builtins)"
+            totals[name] = totals.get(name, 0.0) + tt
+    busy = sum(totals.values())
+    print(f"platform profile: {busy:.2f} s busy (+{idle:.2f} s waiting in epoll), own time by package:")
+    for name, t in sorted(totals.items(), key=lambda x: -x[1]):
+        print(f"  {name:38s} {t:6.2f} s  {100 * t / busy:5.1f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=1000)
@@ -73,28 +137,51 @@ def main() -> None:
         help="offered orders/s in total, paced evenly (default: as fast as acks come back)",
     )
     ap.add_argument("--ledger", default=None, help="ledger URL (default: SQLite in a temporary directory)")
+    ap.add_argument("--workers", type=int, default=None, help="platform workers (needs a PostgreSQL --ledger)")
+    ap.add_argument("--profile", default=None, help="cProfile the platform process into this file")
+    ap.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="the clients' MQTT version")
     args = ap.parse_args()
+    if args.workers and args.profile:
+        ap.error("--profile profiles the single platform process: not with --workers")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("mqtt").setLevel(logging.ERROR)
+    prefix = f"bench{int(time.time())}_"
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker() as broker:
         prosumers = [{"id": f"p{i:04d}"} for i in range(args.clients)]
         ledger = args.ledger or f"sqlite:///{tmp}/ledger.db"
-        with PlatformProcess(
+        with profiled(args.profile), PlatformProcess(
             prosumers,
             ledger_url=ledger,
             broker_url=broker.address.url,
             workdir=Path(tmp) / "platform",
-            ledger_prefix=f"bench{int(time.time())}_",
+            ledger_prefix=prefix,
+            extra_args=["--workers", str(args.workers)] if args.workers else [],
         ):
             cpu0 = time.process_time()
-            elapsed, lat = asyncio.run(run(broker.address, args.clients, args.orders, args.rate))
+            version = 4 if args.mqtt == "3.1.1" else None
+            elapsed, lat = asyncio.run(run(broker.address, args.clients, args.orders, args.rate, version))
             cpu_clients = time.process_time() - cpu0
-        print((Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()[-1])
-        print(f"clients' process: {cpu_clients:.1f} s CPU")
+        log_lines = (Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()
+        stopped = [line for line in log_lines if "stopped (" in line]
+        print("\n".join(stopped))
+        cpu_platform = sum(float(line.rsplit(", ", 1)[-1].split(" s CPU")[0]) for line in stopped)
+        print(f"platform: {cpu_platform:.1f} s CPU in all; clients' process: {cpu_clients:.1f} s CPU")
+        if args.ledger and args.ledger.startswith("postgres"):
+            from testbed.platform.ledger import Ledger
+
+            led = Ledger(args.ledger, prefix=prefix)
+            print(f"ledger holds {led.count_messages('order')} orders")
+            led.drop_all()
+            led.close()
+        if args.profile:
+            print_profile(args.profile)
     n = len(lat)
     lat_ms = sorted(x * 1000 for x in lat)
     backend = "SQLite" if not args.ledger else args.ledger.split(":")[0]
-    print(f"clients={args.clients} orders={n} offered={args.rate or 'max'}/s ledger={backend}")
+    print(
+        f"clients={args.clients} orders={n} offered={args.rate or 'max'}/s ledger={backend} "
+        f"workers={args.workers or 1} clients' MQTT {args.mqtt}"
+    )
     print(f"throughput: {n / elapsed:.0f} orders/s ({elapsed:.1f} s)")
     print(
         f"ack latency: p50 {statistics.median(lat_ms):.1f} ms, p99 {lat_ms[int(0.99 * (n - 1))]:.1f} ms, "

@@ -32,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from testbed.domain.errors import UserError
 from testbed.platform import protocol as p
 
 if TYPE_CHECKING:
@@ -176,6 +177,8 @@ async def subscribe(client: aiomqtt.Client, filters: list[str], *, no_local: boo
     else:
         if no_local:
             raise ValueError("No Local needs MQTT 5; this connection speaks 3.1.1")
+        if any(is_shared(f) for f in filters):  # a 3.1.1 broker would take $share/... as a plain topic
+            raise UserError("shared subscriptions need an MQTT 5 broker", ["this broker speaks MQTT 3.1.1 only"])
         granted = await client.subscribe([(f, 1) for f in filters])
     refused = [f for f, g in zip(filters, granted, strict=True) if getattr(g, "value", g) >= 0x80]
     if refused:

@@ -1,0 +1,148 @@
+"""Several platform processes (workers) sharing one broker's inbound load and one PostgreSQL ledger.
+
+Scale-out on existing parts: every worker subscribes to the prosumers' order, offer and telemetry topics as an
+MQTT 5 shared subscription (``$share/<group>/fpp/v1/p/+/order``, ...), so the broker hands each message to
+one worker of the group; the ledger is the one PostgreSQL database they all write. Worker 0 also takes the
+clock's gate closures, the grid-service contract messages (their state lives in that worker's memory,
+:mod:`.services_core`) and, on the wall clock, closes the gates itself; it alone publishes the open interval
+and clears intervals left uncleared by a crash.
+
+What keeps the workers correct together (each tested against the real PostgreSQL and Mosquitto):
+
+- **Idempotency**: a message id is stored once. A retry that reaches a second worker while the first still
+  holds it uncommitted waits on PostgreSQL's unique key and is then answered as the duplicate it is
+  (:meth:`~testbed.platform.ledger.Ledger.record_message` returns False; the core looks it up again).
+- **Arrival order**: messages are numbered from one PostgreSQL sequence, so a message sent after another was
+  acknowledged has the higher number, whichever worker took it (offers amend earlier ones by that order).
+- **Gate closure**: one row (``<prefix>gate``) holds the last closed interval. Every batch of inbound
+  messages locks it ``FOR SHARE`` and checks orders against it; a batch with a gate closure locks it
+  ``FOR UPDATE``, which waits until every batch that may still hold an order for the interval has committed,
+  and makes later batches wait for the clearing and then refuse the closed interval as ``late``. No order is
+  acknowledged for an interval after the clearing that should have included it read the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+
+from testbed.domain.errors import UserError
+from testbed.platform import protocol as p
+from testbed.platform import services_protocol as sp
+from testbed.platform.core import Out, PlatformConfig, PlatformCore
+from testbed.platform.ledger import Ledger
+from testbed.platform.mqtt_session import shared
+from testbed.platform.service import PlatformService, platform_client_id
+
+log = logging.getLogger(__name__)
+SHARED_KINDS = p.INBOUND_KINDS
+"""Inbound kinds every worker takes (shared subscription); the rest go to worker 0 only."""
+_GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class SharedLedger(Ledger):
+    """A PostgreSQL ledger written by several workers at once: batches take the gate row's lock (see module)."""
+
+    def __init__(self, url: str, prefix: str = "fpp_") -> None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise UserError(
+                "platform workers need a PostgreSQL ledger",
+                [f"--ledger {url!r}: several processes write it at once; give postgresql://user@host/db"],
+            )
+        super().__init__(url, prefix)
+        self.exclusive = False
+        """The next batch locks the gate row for update (it closes a gate) instead of for share."""
+        self.locked_last_closed: int | None = None
+        """The last closed interval as read under the gate row's lock in the current (or last) batch."""
+        with self._tx() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {prefix}gate (id INTEGER PRIMARY KEY, last_closed BIGINT)")
+            cur.execute(
+                f"INSERT INTO {prefix}gate (id, last_closed) SELECT 1, MAX(interval_k) FROM {prefix}intervals "
+                "ON CONFLICT (id) DO NOTHING"
+            )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with super().batch():
+            mode = "UPDATE" if self.exclusive else "SHARE"
+            rows = self._rows(f"SELECT last_closed FROM {{p}}gate WHERE id = 1 FOR {mode}")
+            self.locked_last_closed = rows[0][0] if rows else None
+            yield
+
+    def close_interval(self, k: int, gate_msg_id: str, t_s: float) -> None:
+        super().close_interval(k, gate_msg_id, t_s)
+        with self._tx() as cur:
+            cur.execute(
+                self._sql("UPDATE {p}gate SET last_closed = GREATEST(COALESCE(last_closed, ?), ?) WHERE id = 1"),
+                (k, k),
+            )
+        self.locked_last_closed = max(k, self.locked_last_closed if self.locked_last_closed is not None else k)
+
+
+class WorkerCore(PlatformCore):
+    """The platform core of worker ``index``: its last closed interval is the ledger's, read under the gate lock
+    at the start of every batch, not only what it closed itself."""
+
+    def __init__(self, ledger: SharedLedger, config: PlatformConfig, index: int) -> None:
+        self.index = index
+        self._own_last_closed: int | None = None
+        super().__init__(ledger, config)
+        self.ledger: SharedLedger = ledger
+
+    @property  # type: ignore[override]
+    def last_closed(self) -> int | None:
+        seen = [k for k in (self._own_last_closed, getattr(self.ledger, "locked_last_closed", None)) if k is not None]
+        return max(seen) if seen else None
+
+    @last_closed.setter
+    def last_closed(self, k: int | None) -> None:
+        self._own_last_closed = k
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Out]:
+        self.ledger.exclusive = any(topic == p.GATE_TOPIC for topic, _ in messages)
+        try:
+            return super().handle_batch(messages)
+        finally:
+            self.ledger.exclusive = False
+
+    def close_gate(self, k: int, t_s: float) -> list[Out]:
+        self.ledger.exclusive = True
+        try:
+            with self.ledger.batch():
+                return super().close_gate(k, t_s)
+        finally:
+            self.ledger.exclusive = False
+
+    def recover(self) -> list[Out]:
+        """Only worker 0 clears what a crash left closed and uncleared (it alone takes gates)."""
+        return super().recover() if self.index == 0 else []
+
+
+def worker_group(ledger: Ledger) -> str:
+    """The shared-subscription group of the workers on ``ledger``: random, made once and kept in it."""
+    return "fpp-" + platform_client_id(ledger).removeprefix("fpp-platform-")[:16]
+
+
+class WorkerService(PlatformService):
+    """The MQTT side of worker ``index`` of ``group``: shared subscriptions to the prosumers' inbound kinds,
+    and for worker 0 the gate and the grid-service topics besides; its own persistent session."""
+
+    def __init__(self, core: WorkerCore, connection, *, group: str, **kw) -> None:  # noqa: ANN001, ANN003
+        if not _GROUP_RE.match(group):
+            raise UserError("bad worker group", [f"{group!r}: 1 to 64 of A-Z a-z 0-9 _ . -"])
+        if kw.get("clock") == "wall" and core.index != 0:
+            kw["clock"] = "sim"  # worker 0 alone closes gates on the wall clock; the others take no gate at all
+        base = kw.pop("client_id", None) or platform_client_id(core.ledger)
+        super().__init__(core, connection, client_id=f"{base}-w{core.index}", **kw)
+        self.group = group
+        self.index = core.index
+        self.announces = core.index == 0
+
+    def subscriptions(self) -> list[str]:
+        filters = [shared(self.group, f"{p.ROOT}/p/+/{kind}") for kind in SHARED_KINDS]
+        if self.index == 0:
+            filters += [f"{p.ROOT}/p/+/{kind}" for kind in p.PROSUMER_KINDS if kind not in SHARED_KINDS]
+            filters += [p.GATE_TOPIC, *sp.SUBSCRIPTIONS]
+        return filters
