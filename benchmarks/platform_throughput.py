@@ -9,8 +9,8 @@ Every client submits ``--orders`` orders one after the other (each waits for its
     .venv/bin/python benchmarks/platform_throughput.py --profile /tmp/platform.prof
 
 ``--workers N`` runs ``fpp platform --workers N`` (shared subscriptions, PostgreSQL ledger). ``--profile`` runs
-the (single) platform process under cProfile and prints where its CPU time went, by package. ``--mqtt 3.1.1``
-makes the clients speak 3.1.1 (one subscription per reply kind) instead of MQTT 5 (one wildcard).
+the (single) platform process under cProfile and prints where its CPU time went, by stage. ``--mqtt 5`` makes
+the clients speak MQTT 5 (one wildcard subscription with No Local) instead of 3.1.1 (one filter per reply kind).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -38,7 +39,7 @@ async def run(
     t0 = time.perf_counter()
     for i in range(0, n_clients, 100):  # connect in batches so the broker's accept queue keeps up
         await asyncio.gather(*(c.__aenter__() for c in clients[i : i + 100]))
-    print(f"connected {n_clients} clients in {time.perf_counter() - t0:.1f} s")
+    print(f"connected {n_clients} clients in {time.perf_counter() - t0:.2f} s")
     latencies: list[float] = []
 
     period = n_clients / rate if rate else 0.0  # each client's time between orders when paced [s]
@@ -71,6 +72,12 @@ async def run(
     return elapsed, latencies
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU time [s] of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def profiled(path: str | None):
     """While active, platform processes started by PlatformProcess run under ``python -m cProfile -o path``."""
@@ -90,40 +97,31 @@ def profiled(path: str | None):
         PlatformProcess.__init__ = original
 
 
-GROUPS = (
-    ("aiomqtt", "/aiomqtt/"),
-    ("paho-mqtt", "/paho/"),
-    ("asyncio event loop", "/asyncio/"),
-    ("ledger (sqlite3, psycopg)", ("sqlite3", "/psycopg/", "testbed/platform/ledger.py")),
-    ("pydantic (validation, JSON)", ("pydantic", "/json/")),
-    ("platform core, service", "/testbed/platform/"),
-    ("logging", "/logging/"),
+STAGES = (
+    ("start-up (imports)", "<frozen importlib._bootstrap>", "_find_and_load"),
+    ("MQTT in: paho reads and parses packets", "paho/mqtt/client.py", "loop_read"),
+    ("MQTT out: aiomqtt publish calls", "aiomqtt/client.py", "publish"),
+    ("MQTT out: paho writes packets", "paho/mqtt/client.py", "loop_write"),
+    ("handling: core.handle_batch (validation, ledger)", "testbed/platform/core.py", "handle_batch"),
 )
 
 
 def print_profile(path: str) -> None:
-    """The platform's CPU time by package (own time of each function, waiting in epoll left out)."""
+    """Where the platform process spent its CPU: cumulative time of each stage's entry point, and of the rest
+    (the asyncio loop, aiomqtt's message queue, the service); waiting in epoll left out."""
     import pstats
 
     stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
-    totals: dict[str, float] = {}
-    idle = 0.0
-    for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.items():
-        where = f"{file}:{func}"
-        if "poll' of 'select.epoll" in where or func == "<method 'poll' of 'select.epoll' objects>":
-            idle += tt
-            continue
-        for name, keys in GROUPS:
-            if any(k in where for k in ((keys,) if isinstance(keys, str) else keys)):
-                totals[name] = totals.get(name, 0.0) + tt
-                break
-        else:
-            name = "sockets" if "socket" in where else "other (imports, start-up, builtins)"
-            totals[name] = totals.get(name, 0.0) + tt
-    busy = sum(totals.values())
-    print(f"platform profile: {busy:.2f} s busy (+{idle:.2f} s waiting in epoll), own time by package:")
-    for name, t in sorted(totals.items(), key=lambda x: -x[1]):
-        print(f"  {name:38s} {t:6.2f} s  {100 * t / busy:5.1f} %")
+    idle = sum(tt for (_f, _l, fn), (_cc, _nc, tt, _ct, _c) in stats.items() if "select.epoll" in fn)
+    busy = sum(tt for (_cc, _nc, tt, _ct, _c) in stats.values()) - idle
+    print(f"platform profile (cProfile; its overhead inflates every figure): {busy:.2f} s busy, "
+          f"{idle:.2f} s waiting in epoll")
+    rest = busy
+    for name, file_end, func in STAGES:
+        t = sum(ct for (f, _l, fn), (_cc, _nc, _tt, ct, _c) in stats.items() if f.endswith(file_end) and fn == func)
+        rest -= t
+        print(f"  {name:52s} {t:6.2f} s  {100 * t / busy:5.1f} %")
+    print(f"  {'the rest (asyncio loop, queues, service)':52s} {rest:6.2f} s  {100 * rest / busy:5.1f} %")
 
 
 def main() -> None:
@@ -139,33 +137,46 @@ def main() -> None:
     ap.add_argument("--ledger", default=None, help="ledger URL (default: SQLite in a temporary directory)")
     ap.add_argument("--workers", type=int, default=None, help="platform workers (needs a PostgreSQL --ledger)")
     ap.add_argument("--profile", default=None, help="cProfile the platform process into this file")
-    ap.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="the clients' MQTT version")
+    ap.add_argument("--mqtt", choices=("5", "3.1.1"), default="3.1.1", help="the clients' MQTT version")
+    ap.add_argument("--platform-mqtt", choices=("auto", "5", "3.1.1"), default="3.1.1", help="the platform's")
+    ap.add_argument(
+        "--broker", choices=("mosquitto", "amqtt"), default="mosquitto",
+        help="amqtt: the platform's embedded broker (MQTT 3.1.1 only)",
+    )
     args = ap.parse_args()
     if args.workers and args.profile:
         ap.error("--profile profiles the single platform process: not with --workers")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     prefix = f"bench{int(time.time())}_"
-    with tempfile.TemporaryDirectory() as tmp, MosquittoBroker() as broker:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        broker = stack.enter_context(MosquittoBroker()) if args.broker == "mosquitto" else None
         prosumers = [{"id": f"p{i:04d}"} for i in range(args.clients)]
         ledger = args.ledger or f"sqlite:///{tmp}/ledger.db"
         with profiled(args.profile), PlatformProcess(
             prosumers,
             ledger_url=ledger,
-            broker_url=broker.address.url,
+            broker_url=broker.address.url if broker else None,
+            local_broker="amqtt",
             workdir=Path(tmp) / "platform",
             ledger_prefix=prefix,
-            extra_args=["--workers", str(args.workers)] if args.workers else [],
-        ):
+            extra_args=(["--workers", str(args.workers)] if args.workers else [])
+            + ["--mqtt-version", args.platform_mqtt],
+        ) as platform:
+            broker_cpu0 = _cpu_s(broker.proc.pid) if broker and broker.proc else 0.0
             cpu0 = time.process_time()
-            version = 4 if args.mqtt == "3.1.1" else None
-            elapsed, lat = asyncio.run(run(broker.address, args.clients, args.orders, args.rate, version))
+            version = 4 if args.mqtt == "3.1.1" else 5
+            elapsed, lat = asyncio.run(run(platform.address, args.clients, args.orders, args.rate, version))
             cpu_clients = time.process_time() - cpu0
+            broker_cpu = _cpu_s(broker.proc.pid) - broker_cpu0 if broker and broker.proc else float("nan")
         log_lines = (Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()
         stopped = [line for line in log_lines if "stopped (" in line]
         print("\n".join(stopped))
         cpu_platform = sum(float(line.rsplit(", ", 1)[-1].split(" s CPU")[0]) for line in stopped)
-        print(f"platform: {cpu_platform:.1f} s CPU in all; clients' process: {cpu_clients:.1f} s CPU")
+        print(
+            f"CPU: platform {cpu_platform:.1f} s in all (with its start); clients' process {cpu_clients:.1f} s; "
+            f"Mosquitto {broker_cpu:.1f} s"
+        )
         if args.ledger and args.ledger.startswith("postgres"):
             from testbed.platform.ledger import Ledger
 
@@ -180,7 +191,7 @@ def main() -> None:
     backend = "SQLite" if not args.ledger else args.ledger.split(":")[0]
     print(
         f"clients={args.clients} orders={n} offered={args.rate or 'max'}/s ledger={backend} "
-        f"workers={args.workers or 1} clients' MQTT {args.mqtt}"
+        f"workers={args.workers or 1} MQTT clients {args.mqtt}, platform {args.platform_mqtt}; broker={args.broker}"
     )
     print(f"throughput: {n / elapsed:.0f} orders/s ({elapsed:.1f} s)")
     print(

@@ -120,6 +120,7 @@ class MarketBridge:
                 username=pid if spec.password else None,
                 password=spec.password,
                 tls_context=self.connection.tls_context,
+                mqtt_version=self.connection.mqtt_version,
             )
             # a retry is harmless (idempotent) but wasted work under load: wait a sixth of the timeout
             client = ProsumerClient(
@@ -178,6 +179,7 @@ class MarketBridge:
             username=user,
             password=self.clock_password,
             tls_context=self.connection.tls_context,
+            mqtt_version=self.connection.mqtt_version,
         )
         while True:
             try:

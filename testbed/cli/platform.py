@@ -79,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-key", type=Path, help="client key for mqtts://")
     parser.add_argument("--max-payload-bytes", type=int, default=16_384)
     parser.add_argument(
+        "--mqtt-version", choices=("3.1.1", "5", "auto"), default="3.1.1",
+        help="the platform's MQTT version (default 3.1.1, the cheaper one; auto: 5 where the broker speaks it); "
+        "workers always speak 5",
+    )
+    parser.add_argument(
         "--workers", type=int, metavar="N",
         help="run N platform worker processes that share the inbound load through MQTT 5 shared "
         "subscriptions and one PostgreSQL ledger (needs --broker with MQTT 5 and a postgresql:// --ledger; "
@@ -166,7 +171,8 @@ def platform_connection(args: argparse.Namespace):  # noqa: ANN201 (testbed.plat
                 "cannot read the platform's credentials", [f"{args.credentials}: {exc}"]
             ) from None
     address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
-    return Connection(address, username=username, password=password, tls_context=_tls(args))
+    version = {"auto": None, "5": 5, "3.1.1": 4}[args.mqtt_version]
+    return Connection(address, username=username, password=password, tls_context=_tls(args), mqtt_version=version)
 
 
 def platform_config(args: argparse.Namespace):  # noqa: ANN201 (testbed.platform.core.PlatformConfig)

@@ -1,9 +1,15 @@
-"""MQTT 5 where the broker speaks it, 3.1.1 where it does not, and the subscriptions each version allows.
+"""MQTT 3.1.1 or 5 for each connection, and the subscriptions each version allows.
 
 Every connection of the platform, its workers, the prosumer agents and the clock is made here
-(:class:`Session`, what :meth:`testbed.platform.client.Connection.client` returns). It connects with MQTT 5
-first; a broker that answers "unsupported protocol version" (the embedded ``amqtt`` broker, 3.1.1 only) is
-remembered for this process and spoken to in 3.1.1 from then on, so the failed attempt is paid once per broker.
+(:class:`Session`, what :meth:`testbed.platform.client.Connection.client` returns), in the version its
+:class:`~testbed.platform.client.Connection` asks for: 3.1.1 by default, 5, or ``None`` for "MQTT 5 where the
+broker speaks it". With ``None`` a broker that answers "unsupported protocol version" (the embedded ``amqtt``
+broker speaks 3.1.1 only) is remembered for this process and spoken to in 3.1.1 from then on, so the failed
+attempt is paid once per broker.
+
+3.1.1 is the default because it is the cheaper one here: paho parses the properties of every MQTT 5 packet,
+which cost the 1,000 prosumer clients of ``benchmarks/platform_throughput.py`` about a fifth more CPU per order,
+while Mosquitto spent the same (BENCHMARKS.md, Platform). Platform workers need MQTT 5 (shared subscriptions).
 
 Why MQTT 5 matters here:
 

@@ -33,6 +33,10 @@ from testbed.platform.mqtt_session import subscribe
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 """At most this many inbound messages share one ledger transaction."""
+MAX_PUBLISHING = 20
+"""Publishes awaiting their PUBACK at once (paho's own in-flight window is 20); the others wait their turn.
+aiomqtt walks every pending call on each publish, so without this bound a gate closure's or a busy second's
+thousands of replies cost time quadratic in their number (measured in BENCHMARKS.md, Platform)."""
 
 
 def platform_client_id(ledger: Ledger) -> str:
@@ -82,7 +86,9 @@ class PlatformService:
         try:
             while True:
                 try:
-                    async with self.connection.client(self.client_id, clean_session=False) as client:
+                    async with self.connection.client(
+                        self.client_id, clean_session=False, max_concurrent_outgoing_calls=MAX_PUBLISHING
+                    ) as client:
                         self._client = client
                         await subscribe(client, self.subscriptions())
                         self.connections += 1

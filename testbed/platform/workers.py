@@ -27,13 +27,14 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from testbed.domain.errors import UserError
 from testbed.platform import protocol as p
 from testbed.platform import services_protocol as sp
 from testbed.platform.core import Out, PlatformConfig, PlatformCore
 from testbed.platform.ledger import Ledger
-from testbed.platform.mqtt_session import shared
+from testbed.platform.mqtt_session import V5, shared
 from testbed.platform.service import PlatformService, platform_client_id
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class WorkerService(PlatformService):
         if kw.get("clock") == "wall" and core.index != 0:
             kw["clock"] = "sim"  # worker 0 alone closes gates on the wall clock; the others take no gate at all
         base = kw.pop("client_id", None) or platform_client_id(core.ledger)
+        connection = replace(connection, mqtt_version=V5)  # shared subscriptions are MQTT 5's
         super().__init__(core, connection, client_id=f"{base}-w{core.index}", **kw)
         self.group = group
         self.index = core.index

@@ -283,7 +283,7 @@ def test_a_prosumers_wildcard_reads_only_its_own_topics(tmp_path):
     with MosquittoBroker(password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl") as broker:
 
         def conn(user):
-            return Connection(broker.address, username=user, password=creds[user])
+            return Connection(broker.address, username=user, password=creds[user], mqtt_version=V5)
 
         async def main():
             async with conn("p0").client("p0") as p0, conn("platform").client("platform") as platform:

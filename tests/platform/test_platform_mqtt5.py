@@ -40,7 +40,7 @@ def test_one_wildcard_with_no_local_gets_the_replies_and_no_echo(broker):
     The same wildcard without No Local (3.1.1) echoes the order: why 3.1.1 keeps one filter per kind."""
     if not isinstance(broker, MosquittoBroker):
         pytest.skip("the session broker is not Mosquitto")
-    v5 = Connection(broker.address)
+    v5 = Connection(broker.address, mqtt_version=V5)
     got = asyncio.run(_received(v5, lambda v: reply_filters("p0", v, p.OUTBOUND_KINDS), publish_own=True))
     assert got == [p.prosumer_topic("p0", "ack")]
     assert reply_filters("p0", V5, p.OUTBOUND_KINDS) == (["fpp/v1/p/p0/+"], True)
@@ -58,7 +58,7 @@ def test_one_wildcard_with_no_local_gets_the_replies_and_no_echo(broker):
 def test_prosumers_trade_over_mqtt5_with_one_subscription(broker, sqlite_url):
     if not isinstance(broker, MosquittoBroker):
         pytest.skip("the session broker is not Mosquitto")
-    conn = Connection(broker.address)
+    conn = Connection(broker.address, mqtt_version=None)  # MQTT 5 where the broker speaks it
 
     async def main():
         core = make_core(*sqlite_url, [("p0", "b0", None), ("p1", "b1", None)])
@@ -71,6 +71,7 @@ def test_prosumers_trade_over_mqtt5_with_one_subscription(broker, sqlite_url):
 
     a0, a1, versions, acks0, core = asyncio.run(main())
     assert (a0.msg_id, a1.msg_id) == ("s", "b") and versions == (V5, V5) and acks0 == ["s"]
+    assert version_of_default_is_311()
     assert core.ledger.count_messages("order") == 2
     core.ledger.close()
 
@@ -79,7 +80,7 @@ def test_amqtt_refuses_mqtt5_and_gets_the_old_subscriptions(sqlite_url):
     """The embedded broker speaks 3.1.1 only: the first connection learns it (one refused MQTT 5 attempt),
     later ones go straight to 3.1.1, and orders are acknowledged as before."""
     with EmbeddedBrokerProcess() as amqtt:
-        conn = Connection(amqtt.address)
+        conn = Connection(amqtt.address, mqtt_version=None)  # MQTT 5 where the broker speaks it
         assert known_version(amqtt.address.host, amqtt.address.port) is None
 
         async def main():
@@ -113,3 +114,8 @@ def test_no_local_is_refused_on_311():
 
     with pytest.raises(ValueError, match="No Local needs MQTT 5"):
         asyncio.run(subscribe(Fake(), ["a/+"], no_local=True))  # type: ignore[arg-type]
+
+
+def version_of_default_is_311() -> bool:
+    """A connection speaks 3.1.1 unless asked otherwise (the cheaper one for paho, see mqtt_session)."""
+    return Connection.from_url("mqtt://127.0.0.1:1883").mqtt_version == V311
