@@ -73,9 +73,33 @@ async def run(
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU time [s] of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time [s] of process ``pid`` so far (Linux /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU time [s] of ``pid`` and its descendants (the platform's workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return _cpu_s(pid) + sum(_tree_cpu_s(int(c)) for c in children)
+
+
+def _postgres_cpu_s() -> float:
+    """CPU time [s] of every PostgreSQL server process on this machine."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "postgres":
+                total += _cpu_s(int(stat.parent.name))
+        except OSError:
+            continue
+    return total
 
 
 @contextlib.contextmanager
@@ -137,7 +161,7 @@ def main() -> None:
     ap.add_argument("--ledger", default=None, help="ledger URL (default: SQLite in a temporary directory)")
     ap.add_argument("--workers", type=int, default=None, help="platform workers (needs a PostgreSQL --ledger)")
     ap.add_argument("--profile", default=None, help="cProfile the platform process into this file")
-    ap.add_argument("--mqtt", choices=("5", "3.1.1"), default="3.1.1", help="the clients' MQTT version")
+    ap.add_argument("--mqtt", choices=("5", "3.1.1", "auto"), default="3.1.1", help="the clients' MQTT version")
     ap.add_argument("--platform-mqtt", choices=("auto", "5", "3.1.1"), default="3.1.1", help="the platform's")
     ap.add_argument(
         "--broker", choices=("mosquitto", "amqtt"), default="mosquitto",
@@ -164,18 +188,21 @@ def main() -> None:
             + ["--mqtt-version", args.platform_mqtt],
         ) as platform:
             broker_cpu0 = _cpu_s(broker.proc.pid) if broker and broker.proc else 0.0
+            platform_cpu0, pg_cpu0 = _tree_cpu_s(platform.proc.pid), _postgres_cpu_s()
             cpu0 = time.process_time()
-            version = 4 if args.mqtt == "3.1.1" else 5
+            version = {"3.1.1": 4, "5": 5, "auto": None}[args.mqtt]
             elapsed, lat = asyncio.run(run(platform.address, args.clients, args.orders, args.rate, version))
             cpu_clients = time.process_time() - cpu0
             broker_cpu = _cpu_s(broker.proc.pid) - broker_cpu0 if broker and broker.proc else float("nan")
+            platform_cpu = _tree_cpu_s(platform.proc.pid) - platform_cpu0
+            pg_cpu = _postgres_cpu_s() - pg_cpu0
         log_lines = (Path(tmp) / "platform" / "platform.log").read_text().strip().splitlines()
         stopped = [line for line in log_lines if "stopped (" in line]
         print("\n".join(stopped))
         cpu_platform = sum(float(line.rsplit(", ", 1)[-1].split(" s CPU")[0]) for line in stopped)
         print(
-            f"CPU: platform {cpu_platform:.1f} s in all (with its start); clients' process {cpu_clients:.1f} s; "
-            f"Mosquitto {broker_cpu:.1f} s"
+            f"CPU while the orders ran: platform {platform_cpu:.1f} s (with its start {cpu_platform:.1f} s), "
+            f"clients' process {cpu_clients:.1f} s, Mosquitto {broker_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s"
         )
         if args.ledger and args.ledger.startswith("postgres"):
             from testbed.platform.ledger import Ledger
@@ -191,7 +218,9 @@ def main() -> None:
     backend = "SQLite" if not args.ledger else args.ledger.split(":")[0]
     print(
         f"clients={args.clients} orders={n} offered={args.rate or 'max'}/s ledger={backend} "
-        f"workers={args.workers or 1} MQTT clients {args.mqtt}, platform {args.platform_mqtt}; broker={args.broker}"
+        f"workers={args.workers or 1} MQTT clients {args.mqtt}, platform {'5' if args.workers else args.platform_mqtt};"
+        " "
+        f"broker={args.broker}"
     )
     print(f"throughput: {n / elapsed:.0f} orders/s ({elapsed:.1f} s)")
     print(

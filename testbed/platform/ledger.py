@@ -227,7 +227,7 @@ class Ledger:
         """Drop this prefix's tables (tests use it to clean a shared PostgreSQL database)."""
         with self._tx() as cur:
             for t in ("service_settlements", "service_awards", "contracts", "provenance", "settlements", "trades",
-                      "intervals", "messages", "prosumers", "failures", "meta", "gate"):
+                      "intervals", "messages", "prosumers", "failures", "meta"):
                 cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
             if self.kind == "postgresql":
                 cur.execute(f"DROP SEQUENCE IF EXISTS {self.prefix}message_seq")

