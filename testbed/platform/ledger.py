@@ -140,13 +140,16 @@ class Ledger:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
 
     @contextmanager
-    def _tx(self, one_statement: bool = False) -> Iterator[Any]:
+    def _tx(self, one_statement: bool = False, cannot_fail: bool = False) -> Iterator[Any]:
         """One atomic write. Inside :meth:`batch` it is a savepoint of the batch's transaction: a failed write
         undoes only itself, and nothing is durable before the batch commits. ``one_statement``: the write is a
         single statement, which SQLite undoes by itself when it fails (the transaction stays), so it needs no
-        savepoint there (PostgreSQL aborts the whole transaction on any error: always a savepoint)."""
+        savepoint there (PostgreSQL aborts the whole transaction on any error: a savepoint, unless ``cannot_fail``:
+        one statement that nothing a sender sends can make fail, such as an insert that does nothing on a
+        conflict; should it fail all the same (an outage), the whole batch fails and nothing of it is answered).
+        A savepoint costs PostgreSQL two round trips more per message."""
         cur = self._conn.cursor()
-        if self._in_batch and one_statement and self.kind == "sqlite":
+        if self._in_batch and one_statement and (self.kind == "sqlite" or cannot_fail):
             try:
                 yield cur
             finally:
@@ -289,7 +292,7 @@ class Ledger:
         False, and nothing written, when a message with its (sender, msg_id) is already stored: another
         platform worker stored it since it was looked up (PostgreSQL makes this insert wait for that worker's
         commit, so the caller then finds it)."""
-        with self._tx(one_statement=settlement is None) as cur:
+        with self._tx(one_statement=settlement is None, cannot_fail=settlement is None) as cur:
             if not self._insert_message(cur, m, if_new=True):
                 return False
             if settlement is not None:
