@@ -108,6 +108,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scenario", type=Path, help="a scenario: its prosumers' platform ids, for its market.credentials"
     )
     acl.add_argument("--out", type=Path, required=True, help="directory to write into")
+    acl.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="accounts for N platform workers (platform, platform-w1, ...; fpp platform --workers)",
+    )
     acl.set_defaults(func=run_acl)
 
 
@@ -123,10 +127,13 @@ def run_acl(args: argparse.Namespace) -> int:
         ids = list(platform_ids([pr.id for pr in plan.prosumers]).values())
     else:
         ids = [e.id for e in load_registry(args.prosumers).prosumers]
-    creds = write_acl(ids, args.out)
+    if not 1 <= args.workers <= 64:
+        raise UserError("fpp platform acl: bad options", [f"--workers {args.workers}: must lie in 1..64"])
+    write_acl(ids, args.out, workers=args.workers)
+    workers = f" ({args.workers} worker accounts)" if args.workers > 1 else ""
     print(
         f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
-        f"for {len(creds) - 2} prosumers, the platform and the clock"
+        f"for {len(ids)} prosumers, the platform{workers}, the clock and the operator"
     )
     print(
         f"include {args.out / 'mosquitto.conf'} in Mosquitto's configuration (it pins client ids to accounts);\n"
@@ -156,17 +163,24 @@ def _check_mechanism(mechanism: str) -> None:
         raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {choices}"])
 
 
-def platform_connection(args: argparse.Namespace):  # noqa: ANN201 (testbed.platform.client.Connection)
-    """The platform account's connection to its broker (``--broker``, else the embedded one's port)."""
+def platform_connection(args: argparse.Namespace, account: str = "platform"):  # noqa: ANN201 (a Connection)
+    """``account``'s connection to the broker (``--broker``, else the embedded one's port); its password comes
+    from ``--credentials`` (a worker other than the first has its own account, ``fpp platform acl --workers``)."""
     from testbed.platform.broker import BrokerAddress, parse_broker_url
     from testbed.platform.client import Connection
 
     username = password = None
     if args.credentials:
         try:
-            password = json.loads(args.credentials.read_text())["platform"]
-            username = "platform"
-        except (OSError, ValueError, KeyError) as exc:
+            password = json.loads(args.credentials.read_text())[account]
+            username = account
+        except KeyError:
+            raise UserError(
+                "cannot read the platform's credentials",
+                [f"{args.credentials}: no password for the account {account!r} (`fpp platform acl --workers N` "
+                 "writes one for each worker)"],
+            ) from None
+        except (OSError, ValueError) as exc:
             raise UserError(
                 "cannot read the platform's credentials", [f"{args.credentials}: {exc}"]
             ) from None

@@ -72,9 +72,10 @@ def serve_worker(args: argparse.Namespace, index: int, group: str, ready=None) -
     """Run worker ``index`` of ``group`` until SIGTERM; ``ready`` (an event) is set once it is connected. Its
     "serving" line goes to stdout when it runs alone, to stderr under the supervisor (which prints its own)."""
     from testbed.cli.platform import platform_config, platform_connection
+    from testbed.platform.acl import worker_account
     from testbed.platform.workers import SharedLedger, WorkerCore, WorkerService
 
-    conn = platform_connection(args)
+    conn = platform_connection(args, worker_account(index))
     ledger = SharedLedger(args.ledger, prefix=args.ledger_prefix)
     core = WorkerCore(ledger, platform_config(args), index)
 

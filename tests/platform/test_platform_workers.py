@@ -217,3 +217,66 @@ def test_workers_need_postgresql_and_an_mqtt5_broker(tmp_path, capsys):
     code = fpp(["platform", "--workers", "2", "--worker-index", "2", "--broker", "mqtt://127.0.0.1:1",
                 "--ledger", PG_URL, "--prosumers", str(registry)])
     assert code == 2 and "--worker-index 2: must lie in 0..1" in capsys.readouterr().err
+
+
+@needs_pg
+@needs_mosquitto
+def test_workers_under_the_generated_acl_each_log_in_with_their_own_account(tmp_path, prefix):
+    """`fpp platform acl --workers 2` writes an account per worker: with client ids pinned to accounts, both
+    workers stay connected and share the orders. A prosumer that joins the workers' shared group receives no
+    order (the ACL refuses it every topic but its own replies); the orders the broker handed it are lost there,
+    and reach the platform when their senders retry (the group's real name is random, see worker_group)."""
+    from testbed.platform.acl import write_acl
+    from testbed.platform.mqtt_session import V5, shared, subscribe
+
+    pids = [f"p{i}" for i in range(8)]
+    creds = write_acl(pids, tmp_path / "acl", workers=2)
+    assert {"platform", "platform-w1"} <= set(creds)
+    cores = workers(prefix, 2, [(pid, None, None) for pid in pids])
+    with MosquittoBroker(password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl") as broker:
+
+        def conn(user, version=4):
+            return Connection(broker.address, username=user, password=creds[user], mqtt_version=version)
+
+        async def main():
+            accounts = ("platform", "platform-w1")
+            services = [WorkerService(c, conn(a), group="g1") for c, a in zip(cores, accounts, strict=True)]
+            tasks = [asyncio.create_task(s.run()) for s in services]
+            try:
+                async with asyncio.timeout(20):
+                    for s in services:
+                        await s.connected.wait()
+                async with conn("p7", V5).client("p7") as thief:
+                    await subscribe(thief, [shared("g1", f"{p.ROOT}/p/+/order")])
+                    async with contextlib.AsyncExitStack() as stack:
+                        clients = [await stack.enter_async_context(ProsumerClient(pid, conn(pid))) for pid in pids[:7]]
+                        await asyncio.gather(*(c.submit(p.Order.model_validate(order(c.pid, f"{c.pid}-{j}", 1)))
+                                               for c in clients for j in range(3)))
+                    stolen = []
+                    try:
+                        async with asyncio.timeout(0.3):
+                            async for m in thief.messages:
+                                stolen.append(str(m.topic))
+                    except TimeoutError:
+                        pass
+                return stolen, [s.connections for s in services]
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        stolen, connections = asyncio.run(main())
+    accepted = [c.stats["accepted"] for c in cores]
+    assert stolen == [] and connections == [1, 1]
+    assert sum(accepted) == 21 and min(accepted) > 0, accepted
+    for c in cores:
+        c.ledger.close()
+
+
+def test_worker_accounts_may_not_be_prosumer_ids(tmp_path):
+    from testbed.domain.errors import UserError
+    from testbed.platform.acl import acl_text, write_acl
+
+    assert "user platform-w1\ntopic readwrite fpp/v1/#" in acl_text(2) and "platform-w1" not in acl_text(1)
+    with pytest.raises(UserError, match="collide with platform worker accounts"):
+        write_acl(["p0", "platform-w1"], tmp_path / "acl", workers=2)
