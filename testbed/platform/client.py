@@ -97,7 +97,11 @@ class ProsumerClient:
 
     async def __aenter__(self) -> ProsumerClient:
         self._task = asyncio.create_task(self._run(), name=f"prosumer-{self.pid}")
-        await self.connected.wait()
+        waiting = asyncio.create_task(self.connected.wait())
+        await asyncio.wait([self._task, waiting], return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():  # it ended before connecting (a UserError such as a broker without MQTT 5)
+            waiting.cancel()
+            self._task.result()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

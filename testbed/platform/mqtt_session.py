@@ -53,15 +53,16 @@ SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT 5 session expiry interval [s] that means "never", as a 3.1.1 persistent session."""
 _REFUSED = (1, 132)
 """CONNACK codes for "unsupported protocol version": 1 in 3.1.1 terms, 0x84 in MQTT 5's."""
-_SPEAKS_311_ONLY: set[tuple[str, int]] = set()
-"""Brokers (host, port) that refused MQTT 5 in this process: a fact about a peer, learned once."""
+_KNOWN: dict[tuple[str, int], int] = {}
+"""The version each broker (host, port) was found to speak in this process: a fact about a peer, learned once."""
 _VERSION: weakref.WeakKeyDictionary[aiomqtt.Client, int] = weakref.WeakKeyDictionary()
 """The version each connected client speaks."""
 
 
 def known_version(host: str, port: int) -> int | None:
-    """3.1.1 (``V311``) if the broker at ``host:port`` refused MQTT 5 in this process, else None (not known)."""
-    return V311 if (host, port) in _SPEAKS_311_ONLY else None
+    """``V311`` if the broker at ``host:port`` refused MQTT 5 in this process, ``V5`` if it took an MQTT 5
+    connection, None if not known yet."""
+    return _KNOWN.get((host, port))
 
 
 class Session:
@@ -75,6 +76,7 @@ class Session:
         self.clean_session = clean_session
         self.kw = kw
         self.client: aiomqtt.Client | None = None
+        self.probing = False
 
     def _make(self, version: int) -> aiomqtt.Client:
         c = self.connection
@@ -108,16 +110,23 @@ class Session:
 
     async def __aenter__(self) -> aiomqtt.Client:
         c = self.connection
-        version = c.mqtt_version or known_version(c.address.host, c.address.port)
-        if version is None and not self.clean_session:
+        known = known_version(c.address.host, c.address.port)
+        version = c.mqtt_version or known
+        if c.mqtt_version != V311 and known is None and not self.clean_session and not self.probing:
             # a 3.1.1-only broker may not answer an MQTT 5 CONNECT that carries properties at all (amqtt drops
             # it unanswered): ask first with an anonymous clean connection that can touch no session
-            version = await self._probe()
+            probed = await self._probe()
+            version = version or probed
+            known = known_version(c.address.host, c.address.port)
+        if c.mqtt_version == V5 and known == V311 and not self.probing:
+            raise self._no_v5("it refused an MQTT 5 connection in this process")
         made = version or V5
         client = self._make(made)
         try:
             await client.__aenter__()
         except aiomqtt.MqttCodeError as exc:
+            if c.mqtt_version == V5 and _refused_v5(exc) and not self.probing:  # asked for 5 only: a mistake
+                raise self._no_v5(f"it answered {exc}") from None
             if version is not None or not _refused_v5(exc):
                 raise
             made = self._learn_311(exc)
@@ -127,10 +136,16 @@ class Session:
         self.client = client
         return client
 
+    def _no_v5(self, why: str) -> UserError:
+        return UserError(
+            f"the broker at {self.connection.address.url} does not speak MQTT 5",
+            [f"{why}; MQTT 5 is needed for shared subscriptions (platform workers)"],
+        )
+
     def _learn_311(self, exc: Exception) -> int:
         a = self.connection.address
         log.info("broker %s refused MQTT 5 (%s): speaking 3.1.1 to it from now on", a.url, exc)
-        _SPEAKS_311_ONLY.add((a.host, a.port))
+        _KNOWN[(a.host, a.port)] = V311
         return V311
 
     async def _probe(self) -> int:
@@ -141,11 +156,16 @@ class Session:
             f"fpp-probe-{secrets.token_hex(8)}",
             **{k: v for k, v in self.kw.items() if k == "timeout"},
         )
+        probe.probing = True
         try:
             async with probe:
-                return V5
+                pass
         except aiomqtt.MqttCodeError as exc:
-            return self._learn_311(exc) if _refused_v5(exc) else V5
+            if _refused_v5(exc):
+                return self._learn_311(exc)
+        a = self.connection.address
+        _KNOWN[(a.host, a.port)] = V5
+        return V5
 
     async def __aexit__(self, *exc: Any) -> None:
         if self.client is not None:

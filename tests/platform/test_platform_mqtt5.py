@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from testbed.domain.errors import UserError
 from testbed.platform import protocol as p
 from testbed.platform.broker import EmbeddedBrokerProcess, MosquittoBroker, mosquitto_available
 from testbed.platform.client import Connection, ProsumerClient
@@ -94,16 +95,17 @@ def test_amqtt_refuses_mqtt5_and_gets_the_old_subscriptions(sqlite_url):
         assert known_version(amqtt.address.host, amqtt.address.port) == V311
         core.ledger.close()
 
-        async def forced():  # asking for MQTT 5 only is refused, as the broker says
-            import aiomqtt
-
-            with pytest.raises(aiomqtt.MqttCodeError) as exc:
+        async def forced():  # asking for MQTT 5 only is one clear error, for a raw session and a prosumer client
+            with pytest.raises(UserError, match="does not speak MQTT 5") as raw:
                 async with Connection(amqtt.address, mqtt_version=V5).client("v5-only"):
                     pass
-            return exc.value
+            with pytest.raises(UserError, match="does not speak MQTT 5"):
+                async with ProsumerClient("p0", Connection(amqtt.address, mqtt_version=V5)):
+                    pass
+            return raw.value
 
         err = asyncio.run(forced())
-        assert getattr(err.rc, "value", err.rc) in (1, 132)
+        assert "shared subscriptions" in err.render()
 
 
 def test_no_local_is_refused_on_311():

@@ -280,3 +280,36 @@ def test_worker_accounts_may_not_be_prosumer_ids(tmp_path):
     assert "user platform-w1\ntopic readwrite fpp/v1/#" in acl_text(2) and "platform-w1" not in acl_text(1)
     with pytest.raises(UserError, match="collide with platform worker accounts"):
         write_acl(["p0", "platform-w1"], tmp_path / "acl", workers=2)
+
+
+@needs_pg
+def test_a_worker_on_a_broker_without_mqtt5_is_one_clear_error(tmp_path, prefix, capsys):
+    """The embedded amqtt broker speaks 3.1.1: a worker says so and stops (exit 2), instead of reconnecting."""
+    from testbed.platform.broker import EmbeddedBrokerProcess
+
+    registry = tmp_path / "prosumers.yaml"
+    registry.write_text("prosumers:\n  - {id: p0}\n")
+    with EmbeddedBrokerProcess() as amqtt:
+        code = fpp(["platform", "--workers", "2", "--worker-index", "1", "--broker", amqtt.address.url,
+                    "--ledger", PG_URL, "--ledger-prefix", prefix, "--prosumers", str(registry)])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not speak MQTT 5" in err and "Traceback" not in err
+
+
+@needs_pg
+def test_worker_0_closes_wall_clock_gates_after_open_batches(prefix):
+    """On the wall clock worker 0 closes gates itself (close_gate): it too waits for another worker's open
+    order batch, clears with that order, and the other worker then refuses the interval as late."""
+    a, b = workers(prefix)
+    with b.ledger.batch():
+        b.handle(p.prosumer_topic("p1", "order"), json.dumps(order("p1", "buy", 1, "buy", 1.0, 0.2)).encode())
+        t, cleared = in_thread(a.close_gate, 1, 0.0)
+        time.sleep(0.5)
+        assert t.is_alive(), "the wall clock closed the gate while worker 1 still held an order for the interval"
+    t.join(20)
+    result = next(body for kind, body in replies(cleared[0]) if kind == "result")
+    assert result["n_orders"] == 1 and result["gate_msg_id"] == "wall-1"
+    late = replies(b.handle_batch([(p.prosumer_topic("p1", "order"), json.dumps(order("p1", "x", 1)).encode())]))
+    assert [(k, body["code"]) for k, body in late] == [("error", "late")]
+    for c in (a, b):
+        c.ledger.close()
