@@ -37,6 +37,7 @@ from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform import protocol as p
 from testbed.platform.client import Connection, ProsumerClient, Rejected
 from testbed.platform.inproc import InprocHub, InprocPlatform, InprocProsumerClient
+from testbed.platform.mqtt_session import subscribe
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class MarketBridge:
                 username=pid if spec.password else None,
                 password=spec.password,
                 tls_context=self.connection.tls_context,
+                mqtt_version=self.connection.mqtt_version,
             )
             # a retry is harmless (idempotent) but wasted work under load: wait a sixth of the timeout
             client = ProsumerClient(
@@ -177,12 +179,12 @@ class MarketBridge:
             username=user,
             password=self.clock_password,
             tls_context=self.connection.tls_context,
+            mqtt_version=self.connection.mqtt_version,
         )
         while True:
             try:
                 async with conn.client(f"fpp-clock-{self.run_id}") as client:
-                    await client.subscribe(p.RESULT_TOPIC, qos=1)
-                    await client.subscribe(p.CLOCK_ERROR_TOPIC, qos=1)
+                    await subscribe(client, [p.RESULT_TOPIC, p.CLOCK_ERROR_TOPIC])  # one SUBSCRIBE packet
                     self._clock = client
                     ready.set()
                     async for m in client.messages:

@@ -78,6 +78,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
     parser.add_argument("--tls-key", type=Path, help="client key for mqtts://")
     parser.add_argument("--max-payload-bytes", type=int, default=16_384)
+    parser.add_argument(
+        "--mqtt-version", choices=("3.1.1", "5", "auto"), default="3.1.1",
+        help="the platform's MQTT version (default 3.1.1, the cheaper one; auto: 5 where the broker speaks it); "
+        "workers always speak 5",
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="run N platform worker processes that share the inbound load through MQTT 5 shared "
+        "subscriptions and one PostgreSQL ledger (needs --broker with MQTT 5 and a postgresql:// --ledger; "
+        "see docs/platform.md)",
+    )
+    parser.add_argument(
+        "--worker-index", type=int, metavar="I",
+        help="with --workers N: run only worker I (0..N-1) here, e.g. one per machine; worker 0 takes gate "
+        "closures and grid-service messages",
+    )
     parser.set_defaults(func=run_platform)
     sub = parser.add_subparsers(dest="platform_command", metavar="SUBCOMMAND")
     acl = sub.add_parser(
@@ -92,6 +108,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scenario", type=Path, help="a scenario: its prosumers' platform ids, for its market.credentials"
     )
     acl.add_argument("--out", type=Path, required=True, help="directory to write into")
+    acl.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="accounts for N platform workers (platform, platform-w1, ...; fpp platform --workers)",
+    )
     acl.set_defaults(func=run_acl)
 
 
@@ -107,10 +127,13 @@ def run_acl(args: argparse.Namespace) -> int:
         ids = list(platform_ids([pr.id for pr in plan.prosumers]).values())
     else:
         ids = [e.id for e in load_registry(args.prosumers).prosumers]
-    creds = write_acl(ids, args.out)
+    if not 1 <= args.workers <= 64:
+        raise UserError("fpp platform acl: bad options", [f"--workers {args.workers}: must lie in 1..64"])
+    write_acl(ids, args.out, workers=args.workers)
+    workers = f" ({args.workers} worker accounts)" if args.workers > 1 else ""
     print(
         f"wrote {args.out / 'acl'}, {args.out / 'passwd'} and {args.out / 'credentials.json'} "
-        f"for {len(creds) - 2} prosumers, the platform and the clock"
+        f"for {len(ids)} prosumers, the platform{workers}, the clock and the operator"
     )
     print(
         f"include {args.out / 'mosquitto.conf'} in Mosquitto's configuration (it pins client ids to accounts);\n"
@@ -140,12 +163,56 @@ def _check_mechanism(mechanism: str) -> None:
         raise UserError("fpp platform: bad options", [f"--mechanism {mechanism!r}: choose one of {choices}"])
 
 
-def run_platform(args: argparse.Namespace) -> int:
-    from testbed.cli import options as opt
-    from testbed.domain.prosumer import Tariff
+def platform_connection(args: argparse.Namespace, account: str = "platform"):  # noqa: ANN201 (a Connection)
+    """``account``'s connection to the broker (``--broker``, else the embedded one's port); its password comes
+    from ``--credentials`` (a worker other than the first has its own account, ``fpp platform acl --workers``)."""
     from testbed.platform.broker import BrokerAddress, parse_broker_url
     from testbed.platform.client import Connection
-    from testbed.platform.core import PlatformConfig, PlatformCore
+
+    username = password = None
+    if args.credentials:
+        try:
+            password = json.loads(args.credentials.read_text())[account]
+            username = account
+        except KeyError:
+            raise UserError(
+                "cannot read the platform's credentials",
+                [f"{args.credentials}: no password for the account {account!r} (`fpp platform acl --workers N` "
+                 "writes one for each worker)"],
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                "cannot read the platform's credentials", [f"{args.credentials}: {exc}"]
+            ) from None
+    address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
+    version = {"auto": None, "5": 5, "3.1.1": 4}[args.mqtt_version]
+    return Connection(address, username=username, password=password, tls_context=_tls(args), mqtt_version=version)
+
+
+def platform_config(args: argparse.Namespace):  # noqa: ANN201 (testbed.platform.core.PlatformConfig)
+    from testbed.domain.prosumer import Tariff
+    from testbed.platform.core import PlatformConfig
+
+    tariff = (
+        None
+        if args.islanded
+        else Tariff(import_price_per_kwh=args.import_price_per_kwh, export_price_per_kwh=args.export_price_per_kwh)
+    )
+    return PlatformConfig(
+        interval_s=args.interval_s,
+        mechanism=args.mechanism,
+        tariff=tariff,
+        max_payload_bytes=args.max_payload_bytes,
+        # on the wall clock a new ledger opens at the current interval, not at interval 0 of 1970
+        first_interval=(
+            math.floor((time.time() + args.gate_lead_s) / args.interval_s) + 1 if args.clock == "wall" else 0
+        ),
+    )
+
+
+def run_platform(args: argparse.Namespace) -> int:
+    from testbed.cli import options as opt
+    from testbed.platform.core import PlatformCore
     from testbed.platform.ledger import Ledger
     from testbed.platform.registry import load_registry
     from testbed.platform.service import PlatformService
@@ -171,41 +238,19 @@ def run_platform(args: argparse.Namespace) -> int:
         )
     if problems:
         raise UserError("fpp platform: bad options", problems)
-    username = password = None
-    if args.credentials:
-        try:
-            password = json.loads(args.credentials.read_text())["platform"]
-            username = "platform"
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(
-                "cannot read the platform's credentials", [f"{args.credentials}: {exc}"]
-            ) from None
+    if args.workers is not None:
+        from testbed.cli.platform_workers import run_workers
+
+        return run_workers(args)
+    conn = platform_connection(args)
+    address = conn.address
     ledger = Ledger(args.ledger, prefix=args.ledger_prefix)
     if args.prosumers:
         ledger.upsert_prosumers(load_registry(args.prosumers).rows())
-    tariff = (
-        None
-        if args.islanded
-        else Tariff(import_price_per_kwh=args.import_price_per_kwh, export_price_per_kwh=args.export_price_per_kwh)
-    )
-    core = PlatformCore(
-        ledger,
-        PlatformConfig(
-            interval_s=args.interval_s,
-            mechanism=args.mechanism,
-            tariff=tariff,
-            max_payload_bytes=args.max_payload_bytes,
-            # on the wall clock a new ledger opens at the current interval, not at interval 0 of 1970
-            first_interval=(
-                math.floor((time.time() + args.gate_lead_s) / args.interval_s) + 1 if args.clock == "wall" else 0
-            ),
-        ),
-    )
+    core = PlatformCore(ledger, platform_config(args))
     if not core.prosumers:
         raise UserError("no prosumers registered", ["give --prosumers FILE (the ledger has none yet)"])
     _check_mechanism(args.mechanism)
-    address = parse_broker_url(args.broker) if args.broker else BrokerAddress("127.0.0.1", args.listen_port)
-    conn = Connection(address, username=username, password=password, tls_context=_tls(args))
 
     async def main() -> None:
         embedded = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import aiomqtt
 
 from testbed.platform import protocol as p
 from testbed.platform.broker import BrokerAddress, parse_broker_url
+from testbed.platform.mqtt_session import MQTT_LOG, Session, reply_filters, subscribe, version_of, wanted
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ class _NoBacklogWarnings(logging.Filter):
         return not str(record.msg).startswith("There are %d pending publish calls")
 
 
-MQTT_LOG = logging.getLogger("testbed.platform.mqtt")
 MQTT_LOG.addFilter(_NoBacklogWarnings())
 
 
@@ -43,30 +42,19 @@ class Connection:
     username: str | None = None
     password: str | None = None
     tls_context: ssl.SSLContext | None = None
+    mqtt_version: int | None = 4
+    """4 (3.1.1, the default: the cheaper one for a Python client, measured) or 5: that version only; None: MQTT 5
+    where the broker speaks it, else 3.1.1 (see :mod:`testbed.platform.mqtt_session`)."""
 
     @classmethod
     def from_url(cls, url: str, **kw: object) -> Connection:
         """A connection to the broker at ``mqtt://host:port`` or ``mqtts://host:port``."""
         return cls(parse_broker_url(url), **kw)  # type: ignore[arg-type]
 
-    def client(self, identifier: str, *, clean_session: bool = True, **kw: object) -> aiomqtt.Client:
-        tls = self.tls_context
-        if tls is None and self.address.tls:
-            tls = ssl.create_default_context()
-        return aiomqtt.Client(
-            self.address.host,
-            self.address.port,
-            username=self.username,
-            password=self.password,
-            identifier=identifier,
-            logger=MQTT_LOG,
-            clean_session=clean_session,
-            tls_context=tls,
-            # small request/reply packets: without TCP_NODELAY, Nagle's algorithm holds them back
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            protocol=aiomqtt.ProtocolVersion.V311,
-            **kw,
-        )  # type: ignore[arg-type]
+    def client(self, identifier: str, *, clean_session: bool = True, **kw: object) -> Session:
+        """``async with connection.client(id) as c``: an aiomqtt client speaking ``mqtt_version`` (see
+        :mod:`testbed.platform.mqtt_session`); extra keywords go to aiomqtt."""
+        return Session(self, identifier, clean_session=clean_session, **kw)
 
 
 class Rejected(Exception):
@@ -109,7 +97,11 @@ class ProsumerClient:
 
     async def __aenter__(self) -> ProsumerClient:
         self._task = asyncio.create_task(self._run(), name=f"prosumer-{self.pid}")
-        await self.connected.wait()
+        waiting = asyncio.create_task(self.connected.wait())
+        await asyncio.wait([self._task, waiting], return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():  # it ended before connecting (a UserError such as a broker without MQTT 5)
+            waiting.cancel()
+            self._task.result()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -121,21 +113,24 @@ class ProsumerClient:
                 pass
 
     async def _run(self) -> None:
-        topics = [p.prosumer_topic(self.pid, k) for k in p.OUTBOUND_KINDS]
-        if self.subscribe_results:
-            topics.append(p.RESULT_TOPIC)
+        # MQTT 5: one subscription fpp/v1/p/<pid>/+ with No Local; 3.1.1: one per reply kind (mqtt_session)
+        keep = wanted(self.pid, p.OUTBOUND_KINDS) | ({p.RESULT_TOPIC} if self.subscribe_results else set())
         delay = 0.1
         while True:
             try:
                 async with self.connection.client(self.client_id) as client:
-                    for t in topics:
-                        await client.subscribe(t, qos=1)
+                    filters, no_local = reply_filters(self.pid, version_of(client), p.OUTBOUND_KINDS)
+                    if self.subscribe_results:
+                        filters.append(p.RESULT_TOPIC)
+                    await subscribe(client, filters, no_local=no_local)
                     self._client = client
                     self.connections += 1
                     self.connected.set()
                     delay = 0.1
                     async for m in client.messages:
-                        self._on_message(str(m.topic), bytes(m.payload or b""))
+                        topic = str(m.topic)
+                        if topic in keep:  # the wildcard also brings the prosumer's other kinds (services)
+                            self._on_message(topic, bytes(m.payload or b""))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self._client = None

@@ -204,7 +204,8 @@ class PlatformCore:
         stored = StoredMessage(
             sender, msg.msg_id, kind, msg.interval, digest, msg.model_dump(mode="json", by_alias=True)
         )
-        self.ledger.record_message(stored, settlement)  # durable before the acknowledgement
+        if not self.ledger.record_message(stored, settlement):  # durable before the acknowledgement
+            return self._prosumer_message(sender, kind, msg)  # another worker stored it meanwhile: a duplicate
         self.stats["accepted"] += 1
         out = [self._ack(sender, msg.msg_id, kind, msg.interval)]
         if settlement is not None:

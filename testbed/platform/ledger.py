@@ -118,6 +118,20 @@ class Ledger:
                 if stmt.strip():
                     cur.execute(stmt)
         self._seq = self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {prefix}messages") or 0
+        if self.kind == "postgresql":
+            self._start_sequence()
+
+    def _start_sequence(self) -> None:
+        """PostgreSQL numbers messages from a sequence, so that several platform workers on one ledger keep
+        one arrival order: a message acknowledged before another was sent has the lower number. A ledger
+        written before the sequence existed starts it after its highest number."""
+        seq = f"{self.prefix}message_seq"
+        with self._tx() as cur:
+            cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {seq}")
+            cur.execute(f"SELECT last_value, is_called FROM {seq}")
+            last, called = cur.fetchone()
+            if self._seq > (last if called else last - 1):
+                cur.execute(f"SELECT setval('{seq}', %s)", (self._seq,))
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
@@ -126,13 +140,16 @@ class Ledger:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
 
     @contextmanager
-    def _tx(self, one_statement: bool = False) -> Iterator[Any]:
+    def _tx(self, one_statement: bool = False, cannot_fail: bool = False) -> Iterator[Any]:
         """One atomic write. Inside :meth:`batch` it is a savepoint of the batch's transaction: a failed write
         undoes only itself, and nothing is durable before the batch commits. ``one_statement``: the write is a
         single statement, which SQLite undoes by itself when it fails (the transaction stays), so it needs no
-        savepoint there (PostgreSQL aborts the whole transaction on any error: always a savepoint)."""
+        savepoint there (PostgreSQL aborts the whole transaction on any error: a savepoint, unless ``cannot_fail``:
+        one statement that nothing a sender sends can make fail, such as an insert that does nothing on a
+        conflict; should it fail all the same (an outage), the whole batch fails and nothing of it is answered).
+        A savepoint costs PostgreSQL two round trips more per message."""
         cur = self._conn.cursor()
-        if self._in_batch and one_statement and self.kind == "sqlite":
+        if self._in_batch and one_statement and (self.kind == "sqlite" or cannot_fail):
             try:
                 yield cur
             finally:
@@ -215,6 +232,8 @@ class Ledger:
             for t in ("service_settlements", "service_awards", "contracts", "provenance", "settlements", "trades",
                       "intervals", "messages", "prosumers", "failures", "meta"):
                 cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
+            if self.kind == "postgresql":
+                cur.execute(f"DROP SEQUENCE IF EXISTS {self.prefix}message_seq")
 
     # ---- prosumers -------------------------------------------------------------------------------
 
@@ -244,22 +263,41 @@ class Ledger:
         r = rows[0]
         return StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
 
-    def _insert_message(self, cur: Any, m: StoredMessage) -> None:
-        self._seq += 1
-        cur.execute(
-            self._sql(
-                "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ),
-            (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload), self._seq),
-        )
+    def _insert_message(self, cur: Any, m: StoredMessage, if_new: bool = False) -> bool:
+        """Insert ``m``; with ``if_new``, return False instead of failing when its (sender, msg_id) is stored."""
+        conflict = " ON CONFLICT (sender, msg_id) DO NOTHING" if if_new else ""
+        row = (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload))
+        if self.kind == "postgresql":
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, nextval('{p}message_seq'))" + conflict
+                ),
+                row,
+            )
+        else:
+            self._seq += 1
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)" + conflict
+                ),
+                (*row, self._seq),
+            )
+        return cur.rowcount == 1
 
-    def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
-        """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
-        with self._tx(one_statement=settlement is None) as cur:
-            self._insert_message(cur, m)
+    def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> bool:
+        """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction.
+
+        False, and nothing written, when a message with its (sender, msg_id) is already stored: another
+        platform worker stored it since it was looked up (PostgreSQL makes this insert wait for that worker's
+        commit, so the caller then finds it)."""
+        with self._tx(one_statement=settlement is None, cannot_fail=settlement is None) as cur:
+            if not self._insert_message(cur, m, if_new=True):
+                return False
             if settlement is not None:
                 self._insert_settlements(cur, [settlement])
+        return True
 
     def messages(self, kind: str, interval: int) -> list[StoredMessage]:
         """Accepted messages of ``kind`` for ``interval`` in arrival order."""

@@ -28,10 +28,15 @@ from testbed.platform import services_protocol as sp
 from testbed.platform.client import Connection
 from testbed.platform.core import Out, PlatformCore
 from testbed.platform.ledger import Ledger
+from testbed.platform.mqtt_session import subscribe
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 """At most this many inbound messages share one ledger transaction."""
+MAX_PUBLISHING = 20
+"""Publishes awaiting their PUBACK at once (paho's own in-flight window is 20); the others wait their turn.
+aiomqtt walks every pending call on each publish, so without this bound a gate closure's or a busy second's
+thousands of replies cost time quadratic in their number (measured in BENCHMARKS.md, Platform)."""
 
 
 def platform_client_id(ledger: Ledger) -> str:
@@ -65,6 +70,14 @@ class PlatformService:
         self._client: aiomqtt.Client | None = None
         self._pending: set[asyncio.Task] = set()
 
+    announces = True
+    """Publish the open interval (retained) on every connection; a platform worker other than the first does not."""
+
+    def subscriptions(self) -> list[str]:
+        """The inbound topic filters, one per kind: a wildcard such as ``fpp/v1/p/+/+`` would also bring every
+        reply the platform publishes (No Local drops only its own, not those of other platforms or workers)."""
+        return [*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS]
+
     async def run(self) -> None:
         """Serve until cancelled, reconnecting after a lost broker."""
         backlog = self.core.recover()
@@ -73,17 +86,18 @@ class PlatformService:
         try:
             while True:
                 try:
-                    async with self.connection.client(self.client_id, clean_session=False) as client:
+                    async with self.connection.client(
+                        self.client_id, clean_session=False, max_concurrent_outgoing_calls=MAX_PUBLISHING
+                    ) as client:
                         self._client = client
-                        for topic in (*p.inbound_subscriptions(), *sp.SUBSCRIPTIONS):
-                            await client.subscribe(topic, qos=1)
+                        await subscribe(client, self.subscriptions())
                         self.connections += 1
                         log.info(
                             "platform connected to %s (connection %d)",
                             self.connection.address.url,
                             self.connections,
                         )
-                        await self._publish_all([self.core.open_message(), *backlog])
+                        await self._publish_all(([self.core.open_message()] if self.announces else []) + backlog)
                         backlog = []
                         self.connected.set()
                         delay = 0.1

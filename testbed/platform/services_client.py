@@ -20,6 +20,7 @@ import aiomqtt
 from testbed.platform import protocol as p
 from testbed.platform import services_protocol as sp
 from testbed.platform.client import Connection
+from testbed.platform.mqtt_session import V5, subscribe, version_of
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,28 @@ class ServicesAccount:
         self._task: asyncio.Task | None = None
         self._acks: dict[str, asyncio.Future] = {}
         self._results: dict[str, asyncio.Future] = {}
+        self._keep = frozenset(t for t in self.topics if not t.endswith("/+"))
 
     @property
     def topics(self) -> list[str]:
+        """The topics this account reads (the adverts as their filter)."""
         if self.operator:
             return [sp.OPERATOR_ACK_TOPIC, sp.OPERATOR_ERROR_TOPIC, sp.RESULT_TOPIC]
         kinds = ("ack", "error", *sp.MEMBER_OUT_KINDS)
         return [p.prosumer_topic(self.account, k) for k in kinds] + [sp.ADVERT_TOPICS]
+
+    def filters(self, version: int) -> tuple[list[str], bool]:
+        """What to subscribe to and whether with No Local: under MQTT 5 one wildcard for the account's own
+        replies (``fpp/v1/services/+`` or ``fpp/v1/p/<id>/+``; No Local keeps its own requests away), under
+        3.1.1 one filter per topic (the wildcard would echo them)."""
+        if version != V5:
+            return self.topics, False
+        if self.operator:
+            return [f"{sp.SERVICES}/+"], True
+        return [p.prosumer_topic(self.account, "+"), sp.ADVERT_TOPICS], True
+
+    def _wanted(self, topic: str) -> bool:
+        return topic in self._keep or (not self.operator and topic.startswith(f"{sp.SERVICES}/advert/"))
 
     def topic(self, kind: str) -> str:
         return f"{sp.SERVICES}/{kind}" if self.operator else p.prosumer_topic(self.account, kind)
@@ -85,18 +101,21 @@ class ServicesAccount:
     async def _run(self) -> None:
         delay = 0.1
         while True:
-            client = self._last = self.connection.client(self.client_id)
+            session = self.connection.client(self.client_id)
             try:
-                async with client:
-                    for t in self.topics:
-                        await client.subscribe(t, qos=1)
+                async with session as client:
+                    self._last = client
+                    filters, no_local = self.filters(version_of(client))
+                    await subscribe(client, filters, no_local=no_local)
                     self._client = client
                     self.connected.set()
                     delay = 0.1
                     async for m in client.messages:
-                        self._on_message(str(m.topic), bytes(m.payload or b""))
+                        topic = str(m.topic)
+                        if self._wanted(topic):  # a wildcard also matches the account's other topics
+                            self._on_message(topic, bytes(m.payload or b""))
             except aiomqtt.MqttError as exc:
-                _retrieve(client)
+                _retrieve(session.client)
                 self.connected.clear()
                 self._client = None
                 log.info("%s lost the broker (%s); reconnecting in %.1f s", self.account, exc, delay)

@@ -270,3 +270,36 @@ def test_secrets_are_never_readable_by_others_not_even_for_a_moment(tmp_path):
     assert {name for _, name, _ in seen} == {"passwd", "credentials.json"}
     assert all(mode == 0o600 for _, _, mode in seen), sorted(set(seen))
     assert json.loads((out / "credentials.json").read_text())["p1"]
+
+
+def test_a_prosumers_wildcard_reads_only_its_own_topics(tmp_path):
+    """Under the generated ACL the one MQTT 5 subscription per prosumer (fpp/v1/p/<id>/+) reads only its own
+    replies: p0 subscribed to p1's wildcard (Mosquitto grants the filter) receives none of p1's messages, and
+    its own wildcard brings its ack but not another prosumer's."""
+    from testbed.platform.acl import write_acl
+    from testbed.platform.mqtt_session import V5, subscribe, version_of
+
+    creds = write_acl(["p0", "p1"], tmp_path / "acl")
+    with MosquittoBroker(password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl") as broker:
+
+        def conn(user):
+            return Connection(broker.address, username=user, password=creds[user], mqtt_version=V5)
+
+        async def main():
+            async with conn("p0").client("p0") as p0, conn("platform").client("platform") as platform:
+                await subscribe(p0, [p.prosumer_topic("p0", "+"), p.prosumer_topic("p1", "+")], no_local=True)
+                for pid in ("p1", "p0"):
+                    for kind in ("ack", "settlement", "order"):
+                        await platform.publish(p.prosumer_topic(pid, kind), b"{}", qos=1)
+                got = []
+                try:
+                    async with asyncio.timeout(0.5):
+                        async for m in p0.messages:
+                            got.append(str(m.topic))
+                except TimeoutError:
+                    pass
+                return version_of(p0), got
+
+        version, got = asyncio.run(main())
+    assert version == V5
+    assert got == [p.prosumer_topic("p0", "ack"), p.prosumer_topic("p0", "settlement")]
