@@ -18,7 +18,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.domain.errors import UserError
@@ -76,6 +76,8 @@ class StoredMessage:
     interval: int
     hash: str
     payload: dict[str, Any]
+    text: str | None = field(default=None, compare=False, repr=False)
+    """The payload's JSON text when the caller has it already (stored as it is); else ``payload`` is dumped."""
 
 
 class Ledger:
@@ -244,6 +246,11 @@ class Ledger:
         r = rows[0]
         return StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
 
+    def find_message_hash(self, sender: str, msg_id: str) -> tuple[str, str] | None:
+        """``(kind, hash)`` of the accepted message ``msg_id`` of ``sender`` (the idempotency check), or None."""
+        rows = self._rows("SELECT kind, hash FROM {p}messages WHERE sender = ? AND msg_id = ?", (sender, msg_id))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def _insert_message(self, cur: Any, m: StoredMessage) -> None:
         self._seq += 1
         cur.execute(
@@ -251,7 +258,8 @@ class Ledger:
                 "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
-            (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload), self._seq),
+            (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload) if m.text is None else m.text,
+             self._seq),
         )
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
@@ -266,6 +274,15 @@ class Ledger:
         rows = self._rows(
             "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
             "WHERE kind = ? AND interval_k = ? ORDER BY seq",
+            (kind, interval),
+        )
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def messages_after(self, kind: str, interval: int) -> list[StoredMessage]:
+        """Accepted messages of ``kind`` for the intervals after ``interval``, by interval then arrival."""
+        rows = self._rows(
+            "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+            "WHERE kind = ? AND interval_k > ? ORDER BY interval_k, seq",
             (kind, interval),
         )
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
