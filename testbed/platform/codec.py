@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
+import msgspec.inspect
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from testbed.platform import protocol as p
@@ -183,28 +184,52 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=F
 _encode = msgspec.json.Encoder().encode
 
 
+def _plan(t: type[Struct]) -> tuple[int, tuple[int, ...]]:
+    """For a struct type: the JSON strings its required fields always make (a key each, and the value of a
+    string field), and the positions of the fields whose share depends on the value (optional, nullable,
+    lists)."""
+    fixed, variable = 0, []
+    for i, f in enumerate(msgspec.inspect.type_info(t).fields):
+        if f.required and isinstance(f.type, msgspec.inspect.StrType | msgspec.inspect.LiteralType):
+            fixed += 2
+        elif f.required and isinstance(f.type, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            fixed += 1
+        else:
+            variable.append(i)
+    return fixed, tuple(variable)
+
+
+_PLANS = {t: _plan(t) for t in _FIELDS}
+
+
 def _settle(obj: Any) -> tuple[int, Any]:
     """How many JSON strings (keys and string values) a duplicate-free payload of ``obj`` holds, and ``obj``
     with the fields the payload left out (``UNSET``) given the reference model's defaults."""
-    n = 0
+    t = type(obj)
+    n, variable = _PLANS[t]
     changes: dict[str, Any] | None = None
-    for name, value in zip(_FIELDS[type(obj)], msgspec.structs.astuple(obj), strict=True):
+    values = msgspec.structs.astuple(obj)
+    for i in variable:
+        value = values[i]
         if value is UNSET:
             if changes is None:
                 changes = {}
-            changes[name] = _DEFAULTS.get(type(obj), _NONE).get(name)
+            name = _FIELDS[t][i]
+            changes[name] = _DEFAULTS.get(t, _NONE).get(name)
             continue
         kind = type(value)
         n += 2 if kind is str else 1
         if kind is list:
-            items = []
-            for t in value:
-                m, t = _settle(t)
+            items, changed = [], False
+            for item in value:
+                m, settled = _settle(item)
                 n += m
-                items.append(t)
-            if changes is None:
-                changes = {}
-            changes[name] = items
+                items.append(settled)
+                changed = changed or settled is not item
+            if changed:
+                if changes is None:
+                    changes = {}
+                changes[_FIELDS[t][i]] = items
     if changes:
         obj = msgspec.structs.replace(obj, **changes)
     return n, obj

@@ -244,18 +244,19 @@ class PlatformCore:
             )
 
     def _telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry) -> tuple:
-        if self.ledger.interval_state(msg.interval) != "cleared":
+        state, settled, p_trade = self.ledger.telemetry_context(msg.interval, msg.prosumer)
+        if state != "cleared":
             raise p.ProtocolError(
                 "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
             )
-        if self.ledger.has_settlement(msg.interval, msg.prosumer, "imbalance"):
+        if settled:
             raise p.ProtocolError(
                 "already_settled",
                 f"interval {msg.interval} is already settled from an earlier telemetry message of "
                 f"{msg.prosumer!r}; a meter reading is sent once (a retry keeps its msg_id)",
                 msg.msg_id,
             )
-        p_trade = self.ledger.market_settlement_kw(msg.interval, msg.prosumer) or 0.0
+        p_trade = p_trade or 0.0
         e_trade = p_trade * self.config.interval_s / 3600.0
         amount = imbalance_amount(msg.e_export_kwh, msg.e_import_kwh, e_trade, self.config.tariff)
         gap = msg.e_export_kwh - msg.e_import_kwh - e_trade

@@ -115,6 +115,7 @@ class Ledger:
             raise UserError("unknown ledger URL", [f"{url!r}: expected sqlite:///path or postgresql://..."])
         self._in_batch = False
         self._savepoints = 0
+        self._sql_cache: dict[str, str] = {}
         with self._tx() as cur:
             for stmt in _TABLES.format(p=prefix).split(";"):
                 if stmt.strip():
@@ -124,8 +125,11 @@ class Ledger:
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _sql(self, sql: str) -> str:
-        sql = sql.replace("{p}", self.prefix)
-        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+        out = self._sql_cache.get(sql)
+        if out is None:
+            out = sql.replace("{p}", self.prefix)
+            out = self._sql_cache[sql] = out.replace("?", "%s") if self.kind == "postgresql" else out
+        return out
 
     @contextmanager
     def _tx(self, one_statement: bool = False) -> Iterator[Any]:
@@ -197,6 +201,8 @@ class Ledger:
             cur.close()
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.kind == "sqlite":  # its connection makes (and closes) the cursor itself
+            return self._conn.execute(self._sql(sql), params).fetchall()
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), params)
@@ -264,6 +270,9 @@ class Ledger:
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> None:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction."""
+        if settlement is None and self._in_batch and self.kind == "sqlite":  # one statement: see _tx
+            self._insert_message(self._conn, m)
+            return
         with self._tx(one_statement=settlement is None) as cur:
             self._insert_message(cur, m)
             if settlement is not None:
@@ -350,6 +359,19 @@ class Ledger:
             "SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market'",
             (k, prosumer),
         )
+
+    def telemetry_context(self, k: int, prosumer: str) -> tuple[str | None, bool, float | None]:
+        """What settling a meter reading of ``prosumer`` for interval ``k`` needs, in one query: the
+        interval's state (:meth:`interval_state`), whether it has an imbalance settlement already
+        (:meth:`has_settlement`) and its market settlement's power (:meth:`market_settlement_kw`)."""
+        rows = self._rows(
+            "SELECT (SELECT state FROM {p}intervals WHERE interval_k = ?), "
+            "(SELECT 1 FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'imbalance'), "
+            "(SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market')",
+            (k, k, prosumer, k, prosumer),
+        )
+        state, imbalance, p_kw = rows[0]
+        return state, imbalance is not None, p_kw
 
     def has_settlement(self, k: int, prosumer: str, kind: str) -> bool:
         """Whether ``prosumer`` has a ``kind`` ("market" or "imbalance") settlement for interval ``k``."""
