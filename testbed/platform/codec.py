@@ -279,12 +279,38 @@ def decode_inbound(kind: str, payload: bytes, max_bytes: int = p.MAX_PAYLOAD_BYT
     decoder = _INBOUND.get(kind)
     obj = _take(decoder, payload) if decoder is not None and len(payload) <= max_bytes else None
     if obj is not None:
-        data = as_dict(obj)
+        text = _canonical_inbound(obj)
     else:
         obj = p.decode(kind, payload, max_bytes)
-        data = obj.model_dump(mode="json", by_alias=True)
-    text = _CANONICAL.encode(data)
+        text = _CANONICAL.encode(obj.model_dump(mode="json", by_alias=True))
     return Inbound(obj, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+_SORTED = {t: sorted(range(len(t.__struct_fields__)), key=lambda i, t=t: t.__struct_fields__[i])
+           for t in INBOUND_STRUCTS.values()}
+_KEYS = {t: [f'"{t.__struct_fields__[i]}":' for i in _SORTED[t]] for t in INBOUND_STRUCTS.values()}
+
+
+def _canonical_inbound(obj: Any) -> str:
+    """``canonical(as_dict(obj))`` of a settled inbound struct, written directly. Its strings are patterns or
+    literals of letters, digits and ``_.:-`` (nothing JSON escapes); its numbers are ints and finite floats,
+    which JSON writes as ``repr`` does; None is ``null``. The codec tests compare it with the reference."""
+    values = msgspec.structs.astuple(obj)
+    parts = []
+    for key, i in zip(_KEYS[type(obj)], _SORTED[type(obj)], strict=True):
+        v = values[i]
+        kind = type(v)
+        if kind is str:
+            parts.append(f'{key}"{v}"')
+        elif v is None:
+            parts.append(key + "null")
+        elif kind is float:
+            parts.append(key + float.__repr__(v))
+        elif kind is int:
+            parts.append(key + int.__repr__(v))
+        else:  # not a type of an inbound struct's field: let JSON write it
+            parts.append(key + _CANONICAL.encode(v))
+    return "{" + ",".join(parts) + "}"
 
 
 def decode_reply(kind: str, payload: bytes, max_bytes: int = 1 << 20) -> Any:
