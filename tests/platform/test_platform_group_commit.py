@@ -111,6 +111,7 @@ def test_a_failed_commit_leaves_no_order_in_the_clearing_memory(sqlite_url):
     # one sell of 1 kW at 0.10 against one buy of 1 kW at 0.20: one trade of 1 kW, not two
     assert [(t[2], t[3], t[4]) for t in core.ledger.trades()] == [("p0", "p1", 1.0)]
     assert core.book == {}
+    core.ledger.close()
 
 
 def test_a_restarted_core_clears_the_orders_it_accepted_before(sqlite_url):
