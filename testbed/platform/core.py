@@ -221,6 +221,7 @@ class PlatformCore:
             self._check_open(msg.interval, msg.msg_id)
             if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
                 raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
+        # the ledger stores the canonical text that was hashed (no payload dict needed to dump it again)
         stored = StoredMessage(sender, msg.msg_id, kind, msg.interval, digest, {}, text=inbound.text)
         self.ledger.record_message(stored, settlement)  # durable before the acknowledgement
         if kind != "telemetry":  # the clearing takes it from memory (nothing below can fail)
