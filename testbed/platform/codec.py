@@ -215,7 +215,8 @@ def _settle(obj: Any) -> tuple[int, Any]:
             if changes is None:
                 changes = {}
             name = _FIELDS[t][i]
-            changes[name] = _DEFAULTS.get(t, _NONE).get(name)
+            default = _DEFAULTS.get(t, _NONE).get(name)
+            changes[name] = [] if type(default) is list else default  # a list of its own for each message
             continue
         kind = type(value)
         n += 2 if kind is str else 1

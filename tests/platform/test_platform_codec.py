@@ -195,3 +195,23 @@ def test_changed_replies_read_as_by_the_reference(sqlite_url):
         assert reply_fast(kind, text.encode()) == reply_reference(kind, text.encode())
 
     check()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"msg_id":"a\tb","code":"x","detail":"y"}', b'\xef\xbb\xbf{"msg_id":"a","code":"x","detail":"y"}',
+     b'{"msg_id":"a\x01","code":"x","detail":"y"}', b'{"msg_id":"a","code":"x","detail":"y\x7f"}',
+     b'{"msg_id":"a","code":"x","detail":"\xc3\xa9"}', b'{"msg_id":"a","code":"x","detail":"\xed\xa0\x80"}',
+     b'{"msg_id":null,"code":"x","detail":"y"}', b'{"msg_id":"a","code":"x","detail":"y","schema":"fpp.error/2"}'],
+)
+def test_raw_bytes_in_reply_strings_read_as_by_the_reference(payload):
+    """Control characters, a byte-order mark, UTF-8 of a lone surrogate: JSON's own rules, both ways."""
+    assert reply_fast("error", payload) == reply_reference("error", payload)
+
+
+def test_a_default_list_is_each_message_s_own():
+    a = codec.decode_reply("settlement", b'{"prosumer":"p","interval":1,"kind":"market","p_trade_kw":0,'
+                                         b'"e_kwh":0,"amount":0}')
+    b = codec.decode_reply("settlement", b'{"prosumer":"q","interval":1,"kind":"market","p_trade_kw":0,'
+                                         b'"e_kwh":0,"amount":0}')
+    assert a.trades == [] and a.trades is not b.trades
