@@ -34,6 +34,7 @@ from testbed.domain.errors import Fault
 from testbed.domain.market.case import Order
 from testbed.domain.market.mechanisms import DEFAULT_MECHANISM, get_mechanism
 from testbed.domain.prosumer import Preferences, Tariff
+from testbed.platform import codec
 from testbed.platform import protocol as p
 from testbed.platform.client import Connection, ProsumerClient, Rejected
 from testbed.platform.inproc import InprocHub, InprocPlatform, InprocProsumerClient
@@ -148,11 +149,11 @@ class MarketBridge:
     def _on_clock_message(self, topic: str, payload: bytes) -> None:
         kind = "result" if topic == p.RESULT_TOPIC else "error"
         try:
-            p.decode_reply(kind, payload)
+            msg = codec.decode_reply(kind, payload)
         except p.ProtocolError as exc:  # forged or broken: not the platform's answer
             log.warning("market clock dropped a %s that is not valid: %s", kind, exc)
             return
-        data = json.loads(payload)
+        data = codec.as_dict(msg)
         key = data.get("gate_msg_id") or data.get("msg_id") or ""
         fut = self._results.get(key)
         if fut is not None and not fut.done():
@@ -255,32 +256,26 @@ class MarketBridge:
                 continue
             orders.append(self._offer_msg(o, k) if self.send_offers else self._order_msg(o, k))
         async with asyncio.timeout(self.timeout_s):  # one bound for all (each MQTT client also gives up itself)
-            results = await asyncio.gather(
-                *(self._clients[o.prosumer].submit(o) for o in orders),
-                *(self._send_telemetry(t) for t in telemetry),
-                return_exceptions=True,
-            )
+            results = await asyncio.gather(*self._submissions([*orders, *telemetry]), return_exceptions=True)
         for o, r in zip(orders, results, strict=False):
             if isinstance(r, Rejected):
                 self.refused.append(f"{o.prosumer} interval {k}: {r}")
                 log.warning("order of %s for interval %d refused: %s", o.prosumer, k, r)
             elif isinstance(r, BaseException):
                 raise r
-        for r in results[len(orders) :]:
-            if isinstance(r, BaseException):
+        for t, r in zip(telemetry, results[len(orders) :], strict=True):
+            if isinstance(r, Rejected):
+                self._telemetry_refused(t, r)
+            elif isinstance(r, BaseException):
                 raise r
         gate_id = f"{self.run_id}-gate-{k}"
         result = await self._gate(k, gate_id)
         bidders = sorted({o.prosumer for o in orders})
-        dispatch = dict(
-            zip(
-                bidders,
-                await asyncio.gather(
-                    *(self._clients[pid].wait_dispatch(k, self.timeout_s) for pid in bidders)
-                ),
-                strict=True,
-            )
-        )
+        # the dispatch messages are usually here with the result: wait only for those that are not
+        late = [pid for pid in bidders if k not in self._clients[pid].dispatch]
+        if late:
+            await asyncio.gather(*(self._clients[pid].wait_dispatch(k, self.timeout_s) for pid in late))
+        dispatch = {pid: self._clients[pid].dispatch[k] for pid in bidders}
         dispatch = {pid: dispatch.get(pid, 0.0) for pid in sorted(self.specs)}
         batt = {
             pid: battery_setpoint_kw(states[pid], dispatch[pid], self.interval_h)
@@ -305,7 +300,12 @@ class MarketBridge:
 
         async def send_all() -> None:
             async with asyncio.timeout(self.timeout_s):
-                await asyncio.gather(*(self._send_telemetry(m) for m in msgs))
+                results = await asyncio.gather(*self._submissions(msgs), return_exceptions=True)
+            for m, r in zip(msgs, results, strict=True):
+                if isinstance(r, Rejected):
+                    self._telemetry_refused(m, r)
+                elif isinstance(r, BaseException):
+                    raise r
 
         self._run(send_all())
 
@@ -353,12 +353,16 @@ class MarketBridge:
             }
         )
 
-    async def _send_telemetry(self, msg: p.Telemetry) -> None:
-        try:
-            await self._clients[msg.prosumer].submit(msg)
-        except Rejected as exc:
-            self.refused.append(f"{msg.prosumer} telemetry {msg.interval}: {exc}")
-            log.warning("telemetry of %s for interval %d refused: %s", msg.prosumer, msg.interval, exc)
+    def _submissions(self, msgs: list[Any]) -> list[Any]:
+        """What to gather to submit ``msgs``: in process, each message's acknowledgement future (sent at
+        once, no task per message); over MQTT, each client's retrying :meth:`ProsumerClient.submit`."""
+        if self._hub is not None:
+            return [self._clients[m.prosumer].send(m) for m in msgs]  # type: ignore[attr-defined]
+        return [self._clients[m.prosumer].submit(m) for m in msgs]
+
+    def _telemetry_refused(self, msg: p.Telemetry, exc: Rejected) -> None:
+        self.refused.append(f"{msg.prosumer} telemetry {msg.interval}: {exc}")
+        log.warning("telemetry of %s for interval %d refused: %s", msg.prosumer, msg.interval, exc)
 
     async def _gate(self, k: int, gate_id: str) -> dict:
         fut = asyncio.get_running_loop().create_future()

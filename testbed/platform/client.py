@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections import defaultdict
 from dataclasses import dataclass
 
 import aiomqtt
 
+from testbed.platform import codec
 from testbed.platform import protocol as p
 from testbed.platform.broker import BrokerAddress, parse_broker_url
 from testbed.platform.mqtt_session import MQTT_LOG, Session, reply_filters, subscribe, version_of, wanted
@@ -60,7 +60,7 @@ class Connection:
 class Rejected(Exception):
     """The platform refused a message; ``error`` is its error message."""
 
-    def __init__(self, error: p.ErrorMsg) -> None:
+    def __init__(self, error: codec.ErrorMsgS) -> None:
         super().__init__(f"{error.code}: {error.detail} (msg_id={error.msg_id})")
         self.error = error
 
@@ -84,14 +84,16 @@ class ProsumerClient:
         self.subscribe_results = subscribe_results
         self.connected = asyncio.Event()
         self.connections = 0
-        self.settlements: dict[tuple[int, str], p.Settlement] = {}
+        # the platform's replies as read (structs of testbed.platform.codec, with the protocol's field names)
+        self.settlements: dict[tuple[int, str], codec.SettlementS] = {}
         self.dispatch: dict[int, float] = {}
-        self.errors: list[p.ErrorMsg] = []
-        self.acks: list[p.Ack] = []
-        self.results: dict[int, p.MarketResultMsg] = {}
+        self.errors: list[codec.ErrorMsgS] = []
+        self.acks: list[codec.AckS] = []
+        self.results: dict[int, codec.MarketResultS] = {}
         self._waiting: dict[str, asyncio.Future] = {}
-        self._dispatch_events: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
-        self._result_events: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        # made only when someone waits for what has not arrived yet
+        self._dispatch_events: dict[int, asyncio.Event] = {}
+        self._result_events: dict[int, asyncio.Event] = {}
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task | None = None
 
@@ -141,28 +143,32 @@ class ProsumerClient:
     def _on_message(self, topic: str, payload: bytes) -> None:
         kind = topic.rsplit("/", 1)[-1]
         try:
-            msg = p.decode_reply(kind, payload)
+            msg = codec.decode_reply(kind, payload)
         except p.ProtocolError as exc:  # forged or broken (an open broker lets anyone publish here): drop it
             log.warning("%s: dropped a reply on %s that is not a valid %s: %s", self.pid, topic, kind, exc)
             return
-        if isinstance(msg, p.Ack):
+        if kind == "ack":
             self.acks.append(msg)
-            fut = self._waiting.get(msg.msg_id)
+            fut = self._waiting.pop(msg.msg_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
-        elif isinstance(msg, p.ErrorMsg):
+        elif kind == "error":
             self.errors.append(msg)
-            fut = self._waiting.get(msg.msg_id or "")
+            fut = self._waiting.pop(msg.msg_id or "", None)
             if fut is not None and not fut.done():
                 fut.set_exception(Rejected(msg))
-        elif isinstance(msg, p.Settlement):
+        elif kind == "settlement":
             self.settlements[(msg.interval, msg.kind)] = msg
-        elif isinstance(msg, p.Dispatch):
+        elif kind == "dispatch":
             self.dispatch[msg.interval] = msg.p_kw
-            self._dispatch_events[msg.interval].set()
-        elif isinstance(msg, p.MarketResultMsg):
+            event = self._dispatch_events.pop(msg.interval, None)
+            if event is not None:
+                event.set()
+        elif kind == "result":
             self.results[msg.interval] = msg
-            self._result_events[msg.interval].set()
+            event = self._result_events.pop(msg.interval, None)
+            if event is not None:
+                event.set()
 
     async def publish_raw(self, kind: str, payload: bytes, qos: int = 1) -> None:
         """Publish bytes on this prosumer's ``kind`` topic as they are (tests use it for bad input)."""
@@ -175,7 +181,7 @@ class ProsumerClient:
             await self.connected.wait()
         await self._client.publish(topic, payload, qos=qos, timeout=self.retry_s)
 
-    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:
+    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> codec.AckS:
         """Publish ``msg`` until acknowledged; raise :class:`Rejected` if the platform refuses it."""
         kind = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry"}[type(msg)]
         payload = p.encode(msg)
@@ -203,10 +209,13 @@ class ProsumerClient:
             self._waiting.pop(msg.msg_id, None)
 
     async def wait_dispatch(self, k: int, timeout_s: float = 60.0) -> float:
-        if not self._dispatch_events[k].is_set():  # often already here: no timer then
-            await asyncio.wait_for(self._dispatch_events[k].wait(), timeout_s)
+        if k not in self.dispatch:  # often already here: no event and no timer then
+            event = self._dispatch_events.setdefault(k, asyncio.Event())
+            await asyncio.wait_for(event.wait(), timeout_s)
         return self.dispatch[k]
 
-    async def wait_result(self, k: int, timeout_s: float = 60.0) -> p.MarketResultMsg:
-        await asyncio.wait_for(self._result_events[k].wait(), timeout_s)
+    async def wait_result(self, k: int, timeout_s: float = 60.0) -> codec.MarketResultS:
+        if k not in self.results:
+            event = self._result_events.setdefault(k, asyncio.Event())
+            await asyncio.wait_for(event.wait(), timeout_s)
         return self.results[k]

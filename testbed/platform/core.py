@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from testbed.domain.prosumer import Tariff
+from testbed.platform import codec
 from testbed.platform import protocol as p
 from testbed.platform.clearing import Outcome, clear_interval, imbalance_amount
 from testbed.platform.ledger import Ledger, StoredMessage
@@ -51,6 +52,10 @@ class PlatformConfig:
 
 
 class PlatformCore:
+    #: Whether the clearing takes the open intervals' orders from memory (:attr:`book`). A core that shares its
+    #: ledger with other writers (platform workers) reads them from the ledger: it has not seen them all.
+    keeps_book = True
+
     def __init__(self, ledger: Ledger, config: PlatformConfig) -> None:
         self.ledger = ledger
         self.config = config
@@ -59,6 +64,21 @@ class PlatformCore:
         self.failed = ledger.failures()
         self.stats = {"accepted": 0, "duplicates": 0, "errors": 0, "cleared": 0, "internal": 0, "failed_batches": 0}
         self.services = ServicesCore(ledger, self.prosumers, Out)
+        self.book: dict[int, tuple[list, list]] = {}
+        """The accepted orders and offers of each open interval, in arrival order, as they are in the ledger:
+        the clearing reads them from here. Filled from the ledger when the core starts (and after a batch
+        that did not commit); an interval missing here is read from the ledger."""
+        self._load_book()
+
+    def _load_book(self) -> None:
+        """The open intervals' orders and offers, from the ledger (at start, or after a failed commit)."""
+        self.book = {}
+        if not self.keeps_book:
+            return
+        base = self._base
+        for kind, i in (("order", 0), ("offer", 1)):
+            for m in self.ledger.messages_after(kind, base):
+                self.book.setdefault(m.interval, ([], []))[i].append(_model(kind, m.payload))
 
     # ---- entry points ----------------------------------------------------------------------------
 
@@ -109,6 +129,7 @@ class PlatformCore:
             log.exception("committing a batch of %d messages failed; none is answered", len(messages))
             self.last_closed = self.ledger.last_closed_interval()
             self.failed = self.ledger.failures()
+            self._load_book()
             return []
         return outs
 
@@ -122,20 +143,22 @@ class PlatformCore:
             log.warning("message on unexpected topic %r ignored", topic)
             return []
         sender, kind = where
-        digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+        digest = ""
         msg_id: str | None = None
         try:
-            if digest in self.failed:  # this very message made the platform fail before: do not run it again
-                raise p.ProtocolError("internal", self.failed[digest], _best_msg_id(payload))
+            if self.failed:
+                digest = _digest(topic, payload)
+                if digest in self.failed:  # this very message made the platform fail before: do not run it again
+                    raise p.ProtocolError("internal", self.failed[digest], _best_msg_id(payload))
             if kind != "gate" and sender in (p.CLOCK_ID, p.PLATFORM_ID):
                 raise p.ProtocolError("role", f"the {sender!r} account sends no {kind}: it is not a prosumer")
             if kind != "gate" and sender not in self.prosumers:
                 raise p.ProtocolError("unknown_prosumer", f"{sender!r} is not registered on this platform")
-            msg = p.decode(kind, payload, self.config.max_payload_bytes)
-            msg_id = getattr(msg, "msg_id", None)
-            if isinstance(msg, p.GateClosure):
-                return self._gate(msg)
-            return self._prosumer_message(sender, kind, msg)
+            inbound = codec.decode_inbound(kind, payload, self.config.max_payload_bytes)
+            msg_id = getattr(inbound.msg, "msg_id", None)
+            if kind == "gate":
+                return self._gate(inbound.msg)
+            return self._prosumer_message(sender, kind, inbound)
         except p.ProtocolError as exc:
             self.stats["errors"] += 1
             log.info("refused %s from %s: %s (msg_id=%s)", kind, sender, exc, exc.msg_id)
@@ -148,6 +171,7 @@ class PlatformCore:
                 f"the platform failed on this message ({type(exc).__name__}); the operator has it in the log. "
                 "The same message gets this answer again: send a new msg_id"
             )
+            digest = digest or _digest(topic, payload)
             try:
                 self.ledger.record_failure(digest, sender, kind, msg_id, detail)
             except Exception:
@@ -174,19 +198,21 @@ class PlatformCore:
 
     # ---- prosumer messages -----------------------------------------------------------------------
 
-    def _prosumer_message(self, sender: str, kind: str, msg: p._Msg) -> list[Out]:
-        if not isinstance(msg, p.Order | p.FlexOffer | p.Telemetry):  # decode() returns the kind's model
-            raise TypeError(f"unexpected message model {type(msg).__name__} for kind {kind!r}")
+    def _prosumer_message(self, sender: str, kind: str, inbound: codec.Inbound) -> list[Out]:
+        msg = inbound.msg  # the kind's struct or model (same fields): an order, offer or telemetry
+        if kind not in ("order", "offer", "telemetry"):
+            raise TypeError(f"unexpected message kind {kind!r} for the market core")
         if msg.prosumer != sender:
             raise p.ProtocolError(
                 "identity",
                 f"payload prosumer {msg.prosumer!r} differs from the topic's {sender!r}",
                 msg.msg_id,
             )
-        digest = p.payload_hash(msg)
-        seen = self.ledger.find_message(sender, msg.msg_id)
+        digest = inbound.hash
+        seen = self.ledger.find_message_hash(sender, msg.msg_id)
         if seen is not None:
-            if seen.hash != digest or seen.kind != kind:
+            seen_kind, seen_hash = seen
+            if seen_hash != digest or seen_kind != kind:
                 raise p.ProtocolError(
                     "duplicate_id",
                     f"msg_id {msg.msg_id!r} was already used for a different message",
@@ -199,13 +225,14 @@ class PlatformCore:
             settlement = self._telemetry_settlement(msg)  # raises if the interval is not cleared yet
         else:
             self._check_open(msg.interval, msg.msg_id)
-            if isinstance(msg, p.FlexOffer) and msg.p_min_kw > msg.p_max_kw:
+            if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
                 raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
-        stored = StoredMessage(
-            sender, msg.msg_id, kind, msg.interval, digest, msg.model_dump(mode="json", by_alias=True)
-        )
+        # the ledger stores the canonical text that was hashed (no payload dict needed to dump it again)
+        stored = StoredMessage(sender, msg.msg_id, kind, msg.interval, digest, {}, text=inbound.text)
         if not self.ledger.record_message(stored, settlement):  # durable before the acknowledgement
-            return self._prosumer_message(sender, kind, msg)  # another worker stored it meanwhile: a duplicate
+            return self._prosumer_message(sender, kind, inbound)  # another worker stored it meanwhile: a duplicate
+        if kind != "telemetry" and self.keeps_book:  # the clearing takes it from memory (nothing below can fail)
+            self.book.setdefault(msg.interval, ([], []))[0 if kind == "order" else 1].append(msg)
         self.stats["accepted"] += 1
         out = [self._ack(sender, msg.msg_id, kind, msg.interval)]
         if settlement is not None:
@@ -224,19 +251,20 @@ class PlatformCore:
                 msg_id,
             )
 
-    def _telemetry_settlement(self, msg: p.Telemetry) -> tuple:
-        if self.ledger.interval_state(msg.interval) != "cleared":
+    def _telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry) -> tuple:
+        state, settled, p_trade = self.ledger.telemetry_context(msg.interval, msg.prosumer)
+        if state != "cleared":
             raise p.ProtocolError(
                 "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
             )
-        if self.ledger.has_settlement(msg.interval, msg.prosumer, "imbalance"):
+        if settled:
             raise p.ProtocolError(
                 "already_settled",
                 f"interval {msg.interval} is already settled from an earlier telemetry message of "
                 f"{msg.prosumer!r}; a meter reading is sent once (a retry keeps its msg_id)",
                 msg.msg_id,
             )
-        p_trade = self.ledger.market_settlement_kw(msg.interval, msg.prosumer) or 0.0
+        p_trade = p_trade or 0.0
         e_trade = p_trade * self.config.interval_s / 3600.0
         amount = imbalance_amount(msg.e_export_kwh, msg.e_import_kwh, e_trade, self.config.tariff)
         gap = msg.e_export_kwh - msg.e_import_kwh - e_trade
@@ -244,11 +272,11 @@ class PlatformCore:
 
     def _ack(self, pid: str, msg_id: str, kind: str, k: int, duplicate: bool = False) -> Out:
         topic = p.CLOCK_ACK_TOPIC if pid == p.CLOCK_ID else p.prosumer_topic(pid, "ack")
-        return Out(topic, p.encode(p.Ack(msg_id=msg_id, kind=kind, interval=k, duplicate=duplicate)))
+        return Out(topic, codec.encode_ack(msg_id, kind, k, duplicate))
 
     # ---- gate closure and clearing ---------------------------------------------------------------
 
-    def _gate(self, msg: p.GateClosure, own_clock: bool = False) -> list[Out]:
+    def _gate(self, msg: codec.GateClosureS | p.GateClosure, own_clock: bool = False) -> list[Out]:
         k = msg.interval
         state = self.ledger.interval(k)
         if state is not None:
@@ -276,11 +304,17 @@ class PlatformCore:
             )
         self.ledger.close_interval(k, msg.msg_id, msg.t_s)
         self.last_closed = k
+        for j in [j for j in self.book if j < k]:  # skipped by a clock that jumped ahead: never cleared
+            del self.book[j]
         return self._clear(k, msg.msg_id, msg.t_s)
 
     def _clear(self, k: int, gate_id: str, t_s: float) -> list[Out]:
-        orders = [p.Order.model_validate(m.payload) for m in self.ledger.messages("order", k)]
-        offers = [p.FlexOffer.model_validate(m.payload) for m in self.ledger.messages("offer", k)]
+        book = self.book.pop(k, None)
+        if book is not None:  # accepted since the core started: as stored, in arrival order
+            orders, offers = book
+        else:  # closed before a restart, or a clearing that failed: read it back
+            orders = [_model("order", m.payload) for m in self.ledger.messages("order", k)]
+            offers = [_model("offer", m.payload) for m in self.ledger.messages("offer", k)]
         classes = {pid: v[1] for pid, v in self.prosumers.items()}
         buses = {pid: v[0] for pid, v in self.prosumers.items()}
         interval_h = self.config.interval_s / 3600.0
@@ -337,32 +371,29 @@ class PlatformCore:
         return self._publish_clearing(k, result) + [self._ack(p.CLOCK_ID, gate_id, "gate", k)]
 
     def _publish_clearing(self, k: int, result: dict) -> list[Out]:
-        trades = [
-            p.TradeMsg(seller=s, buyer=b, p_kw=pk, e_kwh=e, price_per_kwh=pr, energy_class=cls)
-            for s, b, pk, e, pr, cls in result.get("trades", [])
-        ]
+        trades = [codec.trade(*t) for t in result.get("trades", [])]
+        mine: dict[str, list[codec.TradeS]] = {}
+        for t in trades:
+            mine.setdefault(t.seller, []).append(t)
+            if t.buyer != t.seller:
+                mine.setdefault(t.buyer, []).append(t)
         out: list[Out] = []
         for row in result.get("settlements", []):
             pid, p_kw = row[1], row[3]
-            out.append(_settlement_out(k, row, [t for t in trades if pid in (t.seller, t.buyer)]))
-            out.append(
-                Out(
-                    p.prosumer_topic(pid, "dispatch"),
-                    p.encode(p.Dispatch(prosumer=pid, interval=k, p_kw=p_kw)),
-                )
-            )
-        res = p.MarketResultMsg(
-            interval=k,
-            gate_msg_id=result.get("gate_msg_id", ""),
-            mechanism=result.get("mechanism", ""),
-            status=result.get("status", ""),
-            reason=result.get("reason", ""),
-            price_per_kwh=result.get("price_per_kwh"),
-            trades=trades,
-            n_orders=result.get("n_orders", 0),
-            n_offers=result.get("n_offers", 0),
+            out.append(_settlement_out(k, row, mine.get(pid, [])))
+            out.append(Out(p.prosumer_topic(pid, "dispatch"), codec.encode_dispatch(pid, k, p_kw)))
+        res = codec.encode_result(
+            k,
+            result.get("gate_msg_id", ""),
+            result.get("mechanism", ""),
+            result.get("status", ""),
+            result.get("reason", ""),
+            result.get("price_per_kwh"),
+            trades,
+            result.get("n_orders", 0),
+            result.get("n_offers", 0),
         )
-        out.append(Out(p.RESULT_TOPIC, p.encode(res), retain=True))
+        out.append(Out(p.RESULT_TOPIC, res, retain=True))
         self.last_closed = max(self.last_closed if self.last_closed is not None else k, k)
         out.append(self.open_message())
         return out
@@ -378,10 +409,18 @@ def _best_msg_id(payload: bytes) -> str | None:
     return msg_id if isinstance(msg_id, str) and len(msg_id) <= 128 else None
 
 
-def _settlement_out(interval: int, row, trades: list[p.TradeMsg]) -> Out:
+def _settlement_out(interval: int, row, trades: list[codec.TradeS]) -> Out:
     """The settlement message of a ledger settlement row ``(interval, prosumer, kind, p_kw, e_kwh, amount)``."""
     _, pid, kind, p_kw, e_kwh, amount = row
-    msg = p.Settlement(
-        prosumer=pid, interval=interval, kind=kind, p_trade_kw=p_kw, e_kwh=e_kwh, amount=amount, trades=trades
-    )
-    return Out(p.prosumer_topic(pid, "settlement"), p.encode(msg))
+    payload = codec.encode_settlement(pid, interval, kind, p_kw, e_kwh, amount, trades)
+    return Out(p.prosumer_topic(pid, "settlement"), payload)
+
+
+def _digest(topic: str, payload: bytes) -> str:
+    """The digest of an inbound message's topic and bytes (how a message that failed is remembered)."""
+    return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+
+
+def _model(kind: str, payload: dict) -> p.Order | p.FlexOffer:
+    """An order or offer read back from the ledger (validated as when it was accepted)."""
+    return (p.Order if kind == "order" else p.FlexOffer).model_validate(payload)

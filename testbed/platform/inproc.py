@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from testbed.domain.prosumer import Tariff
+from testbed.platform import codec
 from testbed.platform import protocol as p
 from testbed.platform.client import ProsumerClient
 from testbed.platform.core import Out, PlatformConfig, PlatformCore
@@ -147,17 +148,19 @@ class InprocProsumerClient(ProsumerClient):
     async def _send(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self.hub.publish(topic, payload)
 
-    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> p.Ack:
+    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> codec.AckS:
         """Publish ``msg`` and wait for its acknowledgement; raise :class:`Rejected` if it is refused.
 
         No timer per message: the hub answers every message of a committed batch at the next turn of the loop
         and sends a batch whose commit failed again itself. The caller bounds the wait (the bridge waits
         ``timeout_s`` for all of an interval's messages together).
         """
+        return await self.send(msg)
+
+    def send(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> asyncio.Future:
+        """Publish ``msg`` now and return the future of its acknowledgement (:class:`Rejected` if refused):
+        what :meth:`submit` awaits, without a task or coroutine per message for a caller that sends many."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._waiting[msg.msg_id] = fut
-        try:
-            self.hub.publish(p.prosumer_topic(self.pid, SUBMIT_KINDS[type(msg)]), p.encode(msg))
-            return await fut
-        finally:
-            self._waiting.pop(msg.msg_id, None)
+        self._waiting[msg.msg_id] = fut  # the reply that settles it removes it
+        self.hub.publish(p.prosumer_topic(self.pid, SUBMIT_KINDS[type(msg)]), p.encode(msg))
+        return fut

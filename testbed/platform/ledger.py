@@ -18,7 +18,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.domain.errors import UserError
@@ -76,6 +76,8 @@ class StoredMessage:
     interval: int
     hash: str
     payload: dict[str, Any]
+    text: str | None = field(default=None, compare=False, repr=False)
+    """The payload's JSON text when the caller has it already (stored as it is); else ``payload`` is dumped."""
 
 
 class Ledger:
@@ -113,6 +115,7 @@ class Ledger:
             raise UserError("unknown ledger URL", [f"{url!r}: expected sqlite:///path or postgresql://..."])
         self._in_batch = False
         self._savepoints = 0
+        self._sql_cache: dict[str, str] = {}
         with self._tx() as cur:
             for stmt in _TABLES.format(p=prefix).split(";"):
                 if stmt.strip():
@@ -136,8 +139,11 @@ class Ledger:
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _sql(self, sql: str) -> str:
-        sql = sql.replace("{p}", self.prefix)
-        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+        out = self._sql_cache.get(sql)
+        if out is None:
+            out = sql.replace("{p}", self.prefix)
+            out = self._sql_cache[sql] = out.replace("?", "%s") if self.kind == "postgresql" else out
+        return out
 
     @contextmanager
     def _tx(self, one_statement: bool = False, cannot_fail: bool = False) -> Iterator[Any]:
@@ -212,6 +218,8 @@ class Ledger:
             cur.close()
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.kind == "sqlite":  # its connection makes (and closes) the cursor itself
+            return self._conn.execute(self._sql(sql), params).fetchall()
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), params)
@@ -263,12 +271,19 @@ class Ledger:
         r = rows[0]
         return StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
 
+    def find_message_hash(self, sender: str, msg_id: str) -> tuple[str, str] | None:
+        """``(kind, hash)`` of the accepted message ``msg_id`` of ``sender`` (the idempotency check), or None."""
+        rows = self._rows("SELECT kind, hash FROM {p}messages WHERE sender = ? AND msg_id = ?", (sender, msg_id))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def _insert_message(self, cur: Any, m: StoredMessage, if_new: bool = False) -> bool:
-        """Insert ``m``; with ``if_new``, return False instead of failing when its (sender, msg_id) is stored."""
+        """Insert ``m`` (its canonical ``text`` when it has one); with ``if_new``, return False instead of failing
+        when its (sender, msg_id) is stored. ``cur`` is a cursor, or SQLite's connection itself."""
         conflict = " ON CONFLICT (sender, msg_id) DO NOTHING" if if_new else ""
-        row = (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload))
+        payload = json.dumps(m.payload) if m.text is None else m.text
+        row = (m.sender, m.msg_id, m.kind, m.interval, m.hash, payload)
         if self.kind == "postgresql":
-            cur.execute(
+            done = cur.execute(
                 self._sql(
                     "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
                     "VALUES (?, ?, ?, ?, ?, ?, nextval('{p}message_seq'))" + conflict
@@ -277,14 +292,16 @@ class Ledger:
             )
         else:
             self._seq += 1
-            cur.execute(
+            done = cur.execute(
                 self._sql(
                     "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)" + conflict
                 ),
                 (*row, self._seq),
             )
-        return cur.rowcount == 1
+            if done.rowcount != 1:
+                self._seq -= 1
+        return done.rowcount == 1
 
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> bool:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction.
@@ -292,6 +309,8 @@ class Ledger:
         False, and nothing written, when a message with its (sender, msg_id) is already stored: another
         platform worker stored it since it was looked up (PostgreSQL makes this insert wait for that worker's
         commit, so the caller then finds it)."""
+        if settlement is None and self._in_batch and self.kind == "sqlite":  # one statement: see _tx
+            return self._insert_message(self._conn, m, if_new=True)
         with self._tx(one_statement=settlement is None, cannot_fail=settlement is None) as cur:
             if not self._insert_message(cur, m, if_new=True):
                 return False
@@ -304,6 +323,15 @@ class Ledger:
         rows = self._rows(
             "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
             "WHERE kind = ? AND interval_k = ? ORDER BY seq",
+            (kind, interval),
+        )
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def messages_after(self, kind: str, interval: int) -> list[StoredMessage]:
+        """Accepted messages of ``kind`` for the intervals after ``interval``, by interval then arrival."""
+        rows = self._rows(
+            "SELECT sender, msg_id, kind, interval_k, hash, payload FROM {p}messages "
+            "WHERE kind = ? AND interval_k > ? ORDER BY interval_k, seq",
             (kind, interval),
         )
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
@@ -371,6 +399,19 @@ class Ledger:
             "SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market'",
             (k, prosumer),
         )
+
+    def telemetry_context(self, k: int, prosumer: str) -> tuple[str | None, bool, float | None]:
+        """What settling a meter reading of ``prosumer`` for interval ``k`` needs, in one query: the
+        interval's state (:meth:`interval_state`), whether it has an imbalance settlement already
+        (:meth:`has_settlement`) and its market settlement's power (:meth:`market_settlement_kw`)."""
+        rows = self._rows(
+            "SELECT (SELECT state FROM {p}intervals WHERE interval_k = ?), "
+            "(SELECT 1 FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'imbalance'), "
+            "(SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market')",
+            (k, k, prosumer, k, prosumer),
+        )
+        state, imbalance, p_kw = rows[0]
+        return state, imbalance is not None, p_kw
 
     def has_settlement(self, k: int, prosumer: str, kind: str) -> bool:
         """Whether ``prosumer`` has a ``kind`` ("market" or "imbalance") settlement for interval ``k``."""

@@ -83,6 +83,8 @@ class WorkerCore(PlatformCore):
     """The platform core of worker ``index``: its last closed interval is the ledger's, read under the gate lock
     at the start of every batch, not only what it closed itself."""
 
+    keeps_book = False  # the other workers accept orders for the same intervals: the clearing reads the ledger
+
     def __init__(self, ledger: SharedLedger, config: PlatformConfig, index: int) -> None:
         self.index = index
         self._own_last_closed: int | None = None

@@ -95,3 +95,36 @@ def test_a_batch_whose_commit_fails_is_not_answered_and_can_be_sent_again(sqlite
     outs = core.handle_batch(batch)  # the senders retry: accepted now, not taken for duplicates
     assert [a for a in acks(outs)] == [("a", False), ("b", False), ("g1", False)]
     assert core.ledger.count_messages() == 2 and core.ledger.interval_state(1) == "cleared"
+
+
+def test_a_failed_commit_leaves_no_order_in_the_clearing_memory(sqlite_url):
+    """The core keeps the open intervals' orders in memory for the clearing: a batch that did not commit must
+    not leave its orders there, or the retried batch would trade them twice."""
+    core = make_core(*sqlite_url, PROSUMERS)
+    core.ledger._conn = FailingCommit(core.ledger._conn)
+    batch = [msg("p0", "a", side="sell", price=0.1, q=1.0), msg("p1", "b", side="buy", price=0.2, q=1.0)]
+    assert core.handle_batch(batch) == []
+    assert core.book == {}  # read back from the ledger, which has nothing of the batch
+    assert acks(core.handle_batch(batch)) == [("a", False), ("b", False)]
+    assert [o.msg_id for o in core.book[1][0]] == ["a", "b"]
+    core.handle_batch([gate(1)])
+    # one sell of 1 kW at 0.10 against one buy of 1 kW at 0.20: one trade of 1 kW, not two
+    assert [(t[2], t[3], t[4]) for t in core.ledger.trades()] == [("p0", "p1", 1.0)]
+    assert core.book == {}
+    core.ledger.close()
+
+
+def test_a_restarted_core_clears_the_orders_it_accepted_before(sqlite_url):
+    """After a restart the memory of open orders is filled from the ledger: the clearing is the same."""
+    first = make_core(*sqlite_url, PROSUMERS)
+    first.handle_batch([msg("p0", "s1", 1, side="sell", price=0.1, q=2.0), msg("p0", "s2", 2, side="sell", price=0.1),
+                        msg("p1", "b2", 2, side="buy", price=0.2, q=3.0), gate(1)])
+    kept = {k: [(o.msg_id, o.quantity_kw) for o in orders] for k, (orders, _) in first.book.items()}
+    first.ledger.close()
+    second = make_core(*sqlite_url, PROSUMERS)
+    assert {k: [(o.msg_id, o.quantity_kw) for o in orders] for k, (orders, _) in second.book.items()} == kept
+    assert kept == {2: [("s2", 1.0), ("b2", 3.0)]}
+    second.handle_batch([msg("p2", "b3", 2, side="buy", price=0.3, q=0.5), gate(2)])
+    # 1 kW sold by p0 in interval 2; the highest bid (p2, 0.5 kW) is served first, then p1 gets 0.5 kW
+    assert sorted((t[0], t[3], t[4]) for t in second.ledger.trades()) == [(2, "p1", 0.5), (2, "p2", 0.5)]
+    second.ledger.close()
