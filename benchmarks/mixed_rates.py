@@ -66,7 +66,8 @@ def main() -> None:
     print(f"real time: {wall:.1f} s wall for {args.minutes * 60:.0f} s; warm-up {rt['warmup_s']:.1f} s")
     print(f"20 Hz ticks: {rt['steps']} ticks, lateness p50 {rt['lateness_p50_ms']:.3f} ms, p99 "
           f"{rt['lateness_p99_ms']:.3f} ms, max {rt['lateness_max_ms']:.1f} ms, last {rt['lateness_last_ms']:.3f} ms, "
-          f"missed {rt['missed_deadlines']}")
+          f"missed {rt['missed_deadlines']}; garbage collector's full passes {rt['gc_full_passes']}, longest "
+          f"{rt['gc_full_max_ms']:.1f} ms")
     print(f"slow steps (grid, fleet, market, recorder): {slow['steps']} steps, lateness p50 "
           f"{slow['lateness_p50_ms']:.3f} ms, p99 {slow['lateness_p99_ms']:.3f} ms, "
           f"max {slow['lateness_max_ms']:.1f} ms")

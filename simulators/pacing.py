@@ -58,7 +58,11 @@ class WallClock:
     t0: float | None = None
     #: (step time, lateness [s]) of the first simulator that reached each step time, in order.
     lateness: list[tuple[int, float]] = field(default_factory=list)
+    #: Durations [s] of the garbage collector's full passes (generation 2) after time zero: a late step that
+    #: coincides with one was held up by the collector, not by the machine or a simulator.
+    gc_full_s: list[float] = field(default_factory=list)
     _last_time: int = -1
+    _gc_started: float | None = None
 
     def __post_init__(self) -> None:
         if not self.seconds_per_step > 0:
@@ -85,7 +89,23 @@ class WallClock:
         if not self.lateness:
             gc.collect()
             gc.freeze()
+            if self._on_gc not in gc.callbacks:
+                gc.callbacks.append(self._on_gc)
             self.t0 = time.perf_counter()
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started is not None:
+            self.gc_full_s.append(time.perf_counter() - self._gc_started)
+            self._gc_started = None
+
+    def close(self) -> None:
+        """Stop watching the garbage collector (the run is over)."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     def wait_until(self, t: int) -> None:
         """Block until step ``t`` is due; record its lateness if ``t`` is a new step time."""
@@ -127,6 +147,8 @@ class WallClock:
             "lateness_last_ms": round(max(last, 0.0) * 1000, 3),
             "missed_deadlines": st.missed,
             "max_lateness_ms": None if self.max_lateness_s is None else self.max_lateness_s * 1000,
+            "gc_full_passes": len(self.gc_full_s),
+            "gc_full_max_ms": round(max(self.gc_full_s, default=0.0) * 1000, 3),
         }
 
 

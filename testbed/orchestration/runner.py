@@ -174,6 +174,7 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
             world.shutdown()
         kpis = dict(sink.get("kpis") or {})
         if clock is not None:
+            clock.close()
             kpis["real_time"] = clock.kpis()
             if ticks > 1:  # the steps of the slow simulators among the ticks
                 kpis["real_time"]["slow_steps"] = clock.kpis(every=ticks)
@@ -187,6 +188,8 @@ def run(plan: RunPlan, run_dir: Path | None = None, *, progress: bool = True, re
             if section:
                 kpis[part.name] = section
     finally:
+        if clock is not None:
+            clock.close()
         for part in parts:
             part.close()
     criteria = tuple(c for part in parts for c in part.criteria(kpis)) if "steps" in kpis else ()
