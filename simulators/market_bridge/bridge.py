@@ -283,6 +283,8 @@ class MarketBridge:
             if pid in states
         }
         traded = sum(t["e_kwh"] for t in result.get("trades", []))
+        for client in self._clients.values():  # nothing before this interval is read again
+            client.forget_before(k)
         return StepResult(
             k,
             result.get("status", ""),

@@ -208,6 +208,18 @@ class ProsumerClient:
         finally:
             self._waiting.pop(msg.msg_id, None)
 
+    def forget_before(self, k: int) -> None:
+        """Drop the replies read so far about intervals before ``k``, and the acknowledgements and errors read
+        (their waiters have had them). A market bridge calls it every interval: a year-long run kept every reply
+        of its 35,136 intervals otherwise (the process reached 8.6 GB)."""
+        self.acks.clear()
+        self.errors.clear()
+        for key in [key for key in self.settlements if key[0] < k]:
+            del self.settlements[key]
+        for d in (self.dispatch, self.results):
+            for j in [j for j in d if j < k]:
+                del d[j]
+
     async def wait_dispatch(self, k: int, timeout_s: float = 60.0) -> float:
         if k not in self.dispatch:  # often already here: no event and no timer then
             event = self._dispatch_events.setdefault(k, asyncio.Event())

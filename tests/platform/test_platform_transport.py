@@ -88,3 +88,20 @@ def test_inproc_with_grid_service_contracts_is_one_clear_error(capsys):
     err = capsys.readouterr().err
     assert "market.transport: inproc cannot carry services:" in err and "Traceback" not in err
     assert fpp(["validate", str(fpp_yaml), "--set", "market.transport=mqtt"]) == 0
+
+
+def test_a_client_forgets_replies_of_past_intervals_once_told():
+    """The bridge calls ``forget_before(k)`` each interval: a year's replies are not kept (8.6 GB before)."""
+    from testbed.platform import codec
+    from testbed.platform.client import ProsumerClient
+
+    c = ProsumerClient("p1", None)  # never connected: only its bookkeeping is used here
+    for k in (3, 4, 5):
+        c._on_message("fpp/v1/p/p1/dispatch", json.dumps(
+            {"schema": "fpp.dispatch/1", "interval": k, "prosumer": "p1", "p_kw": float(k)}).encode())
+    c._on_message("fpp/v1/p/p1/ack", json.dumps(
+        {"schema": "fpp.ack/1", "msg_id": "m1", "kind": "order", "interval": 5}).encode())
+    assert sorted(c.dispatch) == [3, 4, 5] and len(c.acks) == 1
+    assert isinstance(c.acks[0], codec.AckS)
+    c.forget_before(5)
+    assert c.dispatch == {5: 5.0} and c.acks == []
