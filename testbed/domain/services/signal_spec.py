@@ -4,12 +4,14 @@ test may apply. Pure data: :func:`frequency_signal` turns a block into a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from testbed.domain.services import signals as sg
-from testbed.domain.services.scoring import Acceptance
+
+if TYPE_CHECKING:  # scoring needs scipy: not imported by reading a scenario or by `fpp --help`
+    from testbed.domain.services.scoring import Acceptance
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -97,6 +99,8 @@ class AcceptanceSpec(_Model):
     min_performance_pct: Annotated[float, Field(le=100)] = 95.0
 
     def acceptance(self) -> Acceptance:
+        from testbed.domain.services.scoring import Acceptance
+
         return Acceptance(self.min_in_band_pct, self.min_energy_pct, self.min_performance_pct)
 
 
