@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from testbed.domain.prosumer import Tariff
-from testbed.platform import codec
+from testbed.platform import codec, intake
 from testbed.platform import protocol as p
 from testbed.platform.clearing import Outcome, clear_interval, imbalance_amount
 from testbed.platform.ledger import Ledger, StoredMessage
@@ -55,10 +55,14 @@ class PlatformCore:
     #: Whether the clearing takes the open intervals' orders from memory (:attr:`book`). A core that shares its
     #: ledger with other writers (platform workers) reads them from the ledger: it has not seen them all.
     keeps_book = True
+    #: Whether a batch's orders, offers and meter readings are checked and stored together
+    #: (:mod:`testbed.platform.intake`): only where this core is the ledger's one writer (SQLite).
+    batches_intake = True
 
     def __init__(self, ledger: Ledger, config: PlatformConfig) -> None:
         self.ledger = ledger
         self.config = config
+        self.batches_intake = self.batches_intake and ledger.kind == "sqlite"
         self.prosumers = ledger.prosumers()
         self.last_closed = ledger.last_closed_interval()
         self.failed = ledger.failures()
@@ -115,15 +119,27 @@ class PlatformCore:
         """Group commit: handle ``(topic, payload)`` messages in arrival order inside one ledger transaction
         and return their replies only once it is committed, so no acknowledgement precedes its commit.
 
-        Each message is still atomic on its own (a savepoint of the batch). If the commit itself fails,
+        Each message is still atomic on its own (a savepoint of the batch); runs of orders, offers and meter
+        readings are checked and stored together (:mod:`testbed.platform.intake`, the same outcome for each
+        message as one by one). If the commit itself fails,
         nothing is answered (every sender retries with the same ``msg_id``) and the state kept in memory is
         read back from the ledger.
         """
         outs: list[Out] = []
         try:
             with self.ledger.batch():
+                run: intake.Run = []  # consecutive orders, offers and meter readings: checked and stored together
                 for topic, payload in messages:
+                    where = intake.runnable(self, topic, payload)
+                    if where is not None:
+                        run.append((*where, topic, payload))
+                        continue
+                    if run:
+                        outs += intake.handle_run(self, run)
+                        run = []
                     outs += self.handle(topic, payload)
+                if run:
+                    outs += intake.handle_run(self, run)
         except Exception:
             self.stats["failed_batches"] += 1
             log.exception("committing a batch of %d messages failed; none is answered", len(messages))
@@ -160,9 +176,7 @@ class PlatformCore:
                 return self._gate(inbound.msg)
             return self._prosumer_message(sender, kind, inbound)
         except p.ProtocolError as exc:
-            self.stats["errors"] += 1
-            log.info("refused %s from %s: %s (msg_id=%s)", kind, sender, exc, exc.msg_id)
-            return self._error(sender, kind, p.ErrorMsg(msg_id=exc.msg_id, code=exc.code, detail=exc.detail))
+            return self.refusal(sender, kind, exc)
         except Exception as exc:  # a bug or a broken ledger: answer, record, keep serving
             self.stats["internal"] += 1
             msg_id = msg_id or _best_msg_id(payload)
@@ -178,6 +192,21 @@ class PlatformCore:
                 log.exception("could not record the failed message %s in the ledger", msg_id)
             self.failed[digest] = detail
             return self._error(sender, kind, p.ErrorMsg(msg_id=msg_id, code="internal", detail=detail))
+
+    @staticmethod
+    def settlement_out(interval: int, row: tuple) -> Out:
+        """The settlement message of a meter reading's imbalance settlement row."""
+        return _settlement_out(interval, row, [])
+
+    @staticmethod
+    def digest(topic: str, payload: bytes) -> str:
+        return _digest(topic, payload)
+
+    def refusal(self, sender: str, kind: str, exc: p.ProtocolError) -> list[Out]:
+        """Count, log and answer a refused message."""
+        self.stats["errors"] += 1
+        log.info("refused %s from %s: %s (msg_id=%s)", kind, sender, exc, exc.msg_id)
+        return self._error(sender, kind, p.ErrorMsg(msg_id=exc.msg_id, code=exc.code, detail=exc.detail))
 
     def _error(self, sender: str, kind: str, err: p.ErrorMsg) -> list[Out]:
         if kind == "gate":
@@ -219,12 +248,12 @@ class PlatformCore:
                     msg.msg_id,
                 )
             self.stats["duplicates"] += 1
-            return [self._ack(sender, msg.msg_id, kind, msg.interval, duplicate=True)]
+            return [self.ack(sender, msg.msg_id, kind, msg.interval, duplicate=True)]
         settlement = None
         if kind == "telemetry":
-            settlement = self._telemetry_settlement(msg)  # raises if the interval is not cleared yet
+            settlement = self.telemetry_settlement(msg)  # raises if the interval is not cleared yet
         else:
-            self._check_open(msg.interval, msg.msg_id)
+            self.check_open(msg.interval, msg.msg_id)
             if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
                 raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
         # the ledger stores the canonical text that was hashed (no payload dict needed to dump it again)
@@ -234,12 +263,12 @@ class PlatformCore:
         if kind != "telemetry" and self.keeps_book:  # the clearing takes it from memory (nothing below can fail)
             self.book.setdefault(msg.interval, ([], []))[0 if kind == "order" else 1].append(msg)
         self.stats["accepted"] += 1
-        out = [self._ack(sender, msg.msg_id, kind, msg.interval)]
+        out = [self.ack(sender, msg.msg_id, kind, msg.interval)]
         if settlement is not None:
             out.append(_settlement_out(msg.interval, settlement, []))
         return out
 
-    def _check_open(self, k: int, msg_id: str) -> None:
+    def check_open(self, k: int, msg_id: str) -> None:
         base = self._base
         if k <= base:
             raise p.ProtocolError("late", f"gate of interval {k} is closed (last closed: {base})", msg_id)
@@ -251,8 +280,10 @@ class PlatformCore:
                 msg_id,
             )
 
-    def _telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry) -> tuple:
-        state, settled, p_trade = self.ledger.telemetry_context(msg.interval, msg.prosumer)
+    def telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry, context: tuple | None = None) -> tuple:
+        """The imbalance settlement row of a meter reading; ``context``: its :meth:`Ledger.telemetry_context
+        <testbed.platform.ledger.Ledger.telemetry_context>` when the caller has it."""
+        state, settled, p_trade = context or self.ledger.telemetry_context(msg.interval, msg.prosumer)
         if state != "cleared":
             raise p.ProtocolError(
                 "not_cleared", f"telemetry for interval {msg.interval}, which is not cleared yet", msg.msg_id
@@ -270,7 +301,7 @@ class PlatformCore:
         gap = msg.e_export_kwh - msg.e_import_kwh - e_trade
         return (msg.interval, msg.prosumer, "imbalance", p_trade, gap, amount)
 
-    def _ack(self, pid: str, msg_id: str, kind: str, k: int, duplicate: bool = False) -> Out:
+    def ack(self, pid: str, msg_id: str, kind: str, k: int, duplicate: bool = False) -> Out:
         topic = p.CLOCK_ACK_TOPIC if pid == p.CLOCK_ID else p.prosumer_topic(pid, "ack")
         return Out(topic, codec.encode_ack(msg_id, kind, k, duplicate))
 
@@ -288,7 +319,7 @@ class PlatformCore:
             if status == "cleared":  # a retried gate: publish the stored result again
                 self.stats["duplicates"] += 1
                 return self._publish_clearing(k, result or {}) + [
-                    self._ack(p.CLOCK_ID, msg.msg_id, "gate", k, duplicate=True)
+                    self.ack(p.CLOCK_ID, msg.msg_id, "gate", k, duplicate=True)
                 ]
             return self._clear(k, msg.msg_id, t_s or msg.t_s)
         if k <= self._base:
@@ -368,7 +399,7 @@ class PlatformCore:
             len(offers),
             len(trades),
         )
-        return self._publish_clearing(k, result) + [self._ack(p.CLOCK_ID, gate_id, "gate", k)]
+        return self._publish_clearing(k, result) + [self.ack(p.CLOCK_ID, gate_id, "gate", k)]
 
     def _publish_clearing(self, k: int, result: dict) -> list[Out]:
         trades = [codec.trade(*t) for t in result.get("trades", [])]

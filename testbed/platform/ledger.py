@@ -303,6 +303,62 @@ class Ledger:
                 self._seq -= 1
         return done.rowcount == 1
 
+    def message_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+        """:meth:`find_message_hash` of many ``(sender, msg_id)`` keys in one query per 400: the found ones."""
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            # CROSS JOIN keeps the asked keys the outer loop: one primary-key probe each, whatever the ledger's size
+            sql = (
+                "WITH q(s, m) AS (VALUES " + ",".join(["(?, ?)"] * len(chunk)) + ") "
+                "SELECT q.s, q.m, t.kind, t.hash FROM q CROSS JOIN {p}messages AS t "
+                "WHERE t.sender = q.s AND t.msg_id = q.m"
+            )
+            for s, m, kind, h in self._rows(sql, tuple(x for key in chunk for x in key)):
+                found[(s, m)] = (kind, h)
+        return found
+
+    def telemetry_contexts(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str | None, bool,
+                                                                                               float | None]]:
+        """:meth:`telemetry_context` of many ``(interval, prosumer)`` keys, with two queries per interval."""
+        out: dict[tuple[int, str], tuple[str | None, bool, float | None]] = {}
+        for k in sorted({k for k, _ in keys}):
+            state = self.interval_state(k)
+            rows = self._rows(
+                "SELECT prosumer, kind, p_trade_kw FROM {p}settlements WHERE interval_k = ?", (k,)
+            )
+            market = {pid: p_kw for pid, kind, p_kw in rows if kind == "market"}
+            imbalance = {pid for pid, kind, _ in rows if kind == "imbalance"}
+            for kk, pid in keys:
+                if kk == k:
+                    out[(k, pid)] = (state, pid in imbalance, market.get(pid))
+        return out
+
+    def record_messages(self, messages: list[StoredMessage], settlements: list[tuple]) -> None:
+        """Store accepted messages (in this order) and the imbalance settlements of their meter readings, one
+        statement per table, all or nothing: it raises, and writes nothing, if any of them is stored already.
+        For one writer (SQLite); PostgreSQL's platform workers store each message with :meth:`record_message`."""
+        seq = self._seq
+        rows = [
+            (m.sender, m.msg_id, m.kind, m.interval, m.hash, json.dumps(m.payload) if m.text is None else m.text,
+             seq + i)
+            for i, m in enumerate(messages, 1)
+        ]
+        try:
+            with self._tx() as cur:
+                cur.executemany(
+                    self._sql(
+                        "INSERT INTO {p}messages (sender, msg_id, kind, interval_k, hash, payload, seq) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    rows,
+                )
+                self._insert_settlements(cur, settlements)
+        except BaseException:
+            self._seq = seq
+            raise
+        self._seq = seq + len(rows)
+
     def record_message(self, m: StoredMessage, settlement: tuple | None = None) -> bool:
         """Store an accepted message (and, for telemetry, its imbalance settlement) in one transaction.
 
@@ -445,13 +501,13 @@ class Ledger:
             )
 
     def _insert_settlements(self, cur: Any, rows: list[tuple]) -> None:
-        for row in rows:
-            cur.execute(
+        if rows:
+            cur.executemany(
                 self._sql(
                     "INSERT INTO {p}settlements (interval_k, prosumer, kind, p_trade_kw, e_kwh, "
                     "amount) VALUES (?, ?, ?, ?, ?, ?)"
                 ),
-                row,
+                rows,
             )
 
     def record_clearing(
@@ -473,22 +529,22 @@ class Ledger:
             )
             if cur.rowcount != 1:
                 raise RuntimeError(f"interval {k} is not closed-and-uncleared in the ledger")
-            for i, t in enumerate(trades):
-                cur.execute(
+            if trades:
+                cur.executemany(
                     self._sql(
                         "INSERT INTO {p}trades (interval_k, seq, seller, buyer, p_kw, e_kwh, "
                         "price_per_kwh, energy_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     ),
-                    (k, i, *t),
+                    [(k, i, *t) for i, t in enumerate(trades)],
                 )
             self._insert_settlements(cur, settlements)
-            for i, pv in enumerate(provenance):
-                cur.execute(
+            if provenance:
+                cur.executemany(
                     self._sql(
                         "INSERT INTO {p}provenance (interval_k, seq, t_s, seller, seller_bus, "
                         "buyer, buyer_bus, e_kwh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     ),
-                    (k, i, *pv),
+                    [(k, i, *pv) for i, pv in enumerate(provenance)],
                 )
 
     # ---- grid-service contracts (testbed.platform.services_core) -----------------------------------
