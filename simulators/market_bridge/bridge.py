@@ -312,8 +312,9 @@ class MarketBridge:
         self._run(send_all())
 
     @staticmethod
-    def _order_msg(o: Order, k: int) -> p.Order:
-        return p.Order.model_validate(
+    def _order_msg(o: Order, k: int) -> codec.OrderS:
+        return codec.prosumer_message(
+            "order",
             {
                 "schema": "fpp.order/1",
                 "msg_id": o.id,
@@ -323,13 +324,14 @@ class MarketBridge:
                 "quantity_kw": o.quantity_kw,
                 "price_per_kwh": o.price_per_kwh,
                 "energy_class": o.energy_class,
-            }
+            },
         )
 
     @staticmethod
-    def _offer_msg(o: Order, k: int) -> p.FlexOffer:
+    def _offer_msg(o: Order, k: int) -> codec.FlexOfferS:
         lo, hi, a, c = offer_from_order(o)
-        return p.FlexOffer.model_validate(
+        return codec.prosumer_message(
+            "offer",
             {
                 "schema": "fpp.offer/1",
                 "msg_id": o.id,
@@ -340,11 +342,12 @@ class MarketBridge:
                 "cost_a": a,
                 "cost_b": c,
                 "energy_class": o.energy_class,
-            }
+            },
         )
 
-    def _telemetry_msg(self, pid: str, k: int) -> p.Telemetry:
-        return p.Telemetry.model_validate(
+    def _telemetry_msg(self, pid: str, k: int) -> codec.TelemetryS:
+        return codec.prosumer_message(
+            "telemetry",
             {
                 "schema": "fpp.telemetry/1",
                 "msg_id": f"{self.run_id}-{k}-{pid}-tel",
@@ -352,7 +355,7 @@ class MarketBridge:
                 "interval": k,
                 "e_export_kwh": round(self.e_export_kwh[pid], 9),
                 "e_import_kwh": round(self.e_import_kwh[pid], 9),
-            }
+            },
         )
 
     def _submissions(self, msgs: list[Any]) -> list[Any]:
@@ -362,7 +365,7 @@ class MarketBridge:
             return [self._clients[m.prosumer].send(m) for m in msgs]  # type: ignore[attr-defined]
         return [self._clients[m.prosumer].submit(m) for m in msgs]
 
-    def _telemetry_refused(self, msg: p.Telemetry, exc: Rejected) -> None:
+    def _telemetry_refused(self, msg: codec.TelemetryS, exc: Rejected) -> None:
         self.refused.append(f"{msg.prosumer} telemetry {msg.interval}: {exc}")
         log.warning("telemetry of %s for interval %d refused: %s", msg.prosumer, msg.interval, exc)
 

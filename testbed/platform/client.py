@@ -20,6 +20,10 @@ from testbed.platform import protocol as p
 from testbed.platform.broker import BrokerAddress, parse_broker_url
 from testbed.platform.mqtt_session import MQTT_LOG, Session, reply_filters, subscribe, version_of, wanted
 
+Message = p.Order | p.FlexOffer | p.Telemetry | codec.OrderS | codec.FlexOfferS | codec.TelemetryS
+"""What a prosumer submits: a reference model, or its struct (:func:`codec.prosumer_message`)."""
+SUBMIT_KINDS: dict[type, str] = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry", **codec.KIND_OF}
+
 log = logging.getLogger(__name__)
 
 
@@ -181,10 +185,10 @@ class ProsumerClient:
             await self.connected.wait()
         await self._client.publish(topic, payload, qos=qos, timeout=self.retry_s)
 
-    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> codec.AckS:
+    async def submit(self, msg: Message) -> codec.AckS:
         """Publish ``msg`` until acknowledged; raise :class:`Rejected` if the platform refuses it."""
-        kind = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry"}[type(msg)]
-        payload = p.encode(msg)
+        kind = SUBMIT_KINDS[type(msg)]
+        payload = codec.encode_message(msg)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiting[msg.msg_id] = fut
         try:

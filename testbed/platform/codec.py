@@ -329,6 +329,22 @@ def decode_reply(kind: str, payload: bytes, max_bytes: int = 1 << 20) -> Any:
 # ---- encoding the platform's messages -----------------------------------------------------------------
 
 
+KIND_OF: dict[type, str] = {OrderS: "order", FlexOfferS: "offer", TelemetryS: "telemetry"}
+"""The kind of a prosumer message's struct."""
+
+
+def prosumer_message(kind: str, fields: dict[str, Any]) -> Any:
+    """A prosumer's ``order``, ``offer`` or ``telemetry`` as its struct, built from ``fields`` with the checks
+    the platform's fast path makes (types, patterns, ranges; ``msgspec.ValidationError`` otherwise): what a
+    client sends many of without building the reference model."""
+    return _settle(msgspec.convert(fields, INBOUND_STRUCTS[kind]))[1]  # fields left out: the reference's defaults
+
+
+def encode_message(msg: Any) -> bytes:
+    """The payload of a prosumer message, a struct of this module or a reference model."""
+    return _encode(msg) if isinstance(msg, Struct) else p.encode(msg)
+
+
 def encode_ack(msg_id: str, kind: str, interval: int, duplicate: bool = False) -> bytes:
     return _encode(AckS(schema="fpp.ack/1", msg_id=msg_id, kind=kind, interval=interval, duplicate=duplicate))
 

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from testbed.domain.prosumer import Tariff
 from testbed.platform import codec
 from testbed.platform import protocol as p
-from testbed.platform.client import ProsumerClient
+from testbed.platform.client import SUBMIT_KINDS, Message, ProsumerClient
 from testbed.platform.core import Out, PlatformConfig, PlatformCore
 from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], None]
-SUBMIT_KINDS = {p.Order: "order", p.FlexOffer: "offer", p.Telemetry: "telemetry"}
 
 
 class InprocHub:
@@ -98,6 +97,8 @@ class InprocPlatform:
     """How to open the platform in process: the same settings ``fpp platform`` takes.
 
     ``prosumers``: ``(id, bus, energy_class)`` registry rows, written to the ledger on :meth:`open`.
+    ``power_safe``: see :class:`~testbed.platform.ledger.Ledger`; off by default here, because an in-process
+    platform serves a simulated run (a killed run keeps every commit; a power cut may cost the ledger file).
     """
 
     ledger_url: str
@@ -106,10 +107,11 @@ class InprocPlatform:
     mechanism: str = "double-auction"
     interval_s: float = 900.0
     tariff: Tariff | None = None
+    power_safe: bool = False
 
     def open(self) -> InprocHub:
         """Open the ledger and the core (in the thread that will use them) and return their hub."""
-        ledger = Ledger(self.ledger_url, prefix=self.ledger_prefix)
+        ledger = Ledger(self.ledger_url, prefix=self.ledger_prefix, power_safe=self.power_safe)
         try:
             if self.prosumers:
                 ledger.upsert_prosumers(self.prosumers)
@@ -148,7 +150,7 @@ class InprocProsumerClient(ProsumerClient):
     async def _send(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self.hub.publish(topic, payload)
 
-    async def submit(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> codec.AckS:
+    async def submit(self, msg: Message) -> codec.AckS:
         """Publish ``msg`` and wait for its acknowledgement; raise :class:`Rejected` if it is refused.
 
         No timer per message: the hub answers every message of a committed batch at the next turn of the loop
@@ -157,10 +159,10 @@ class InprocProsumerClient(ProsumerClient):
         """
         return await self.send(msg)
 
-    def send(self, msg: p.Order | p.FlexOffer | p.Telemetry) -> asyncio.Future:
+    def send(self, msg: Message) -> asyncio.Future:
         """Publish ``msg`` now and return the future of its acknowledgement (:class:`Rejected` if refused):
         what :meth:`submit` awaits, without a task or coroutine per message for a caller that sends many."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiting[msg.msg_id] = fut  # the reply that settles it removes it
-        self.hub.publish(p.prosumer_topic(self.pid, SUBMIT_KINDS[type(msg)]), p.encode(msg))
+        self.hub.publish(p.prosumer_topic(self.pid, SUBMIT_KINDS[type(msg)]), codec.encode_message(msg))
         return fut

@@ -83,7 +83,10 @@ class StoredMessage:
 class Ledger:
     """A connection to the ledger database. Not thread-safe: use it from one thread (the service loop)."""
 
-    def __init__(self, url: str, prefix: str = "fpp_") -> None:
+    def __init__(self, url: str, prefix: str = "fpp_", power_safe: bool = True) -> None:
+        """``power_safe=False`` (SQLite only): commits are handed to the operating system without waiting for
+        the disk (``synchronous=OFF``): they still survive a killed process, but a power cut or an operating
+        system crash may lose or corrupt the file. For simulated runs, which are repeated from their seed."""
         if not _PREFIX_RE.match(prefix):
             raise UserError(
                 "ledger table prefix is invalid",
@@ -102,7 +105,7 @@ class Ledger:
             self._conn: Any = sqlite3.connect(path, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA synchronous={'NORMAL' if power_safe else 'OFF'}")
         elif url.startswith(("postgresql://", "postgres://")):
             self.kind = "postgresql"
             import psycopg

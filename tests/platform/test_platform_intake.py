@@ -3,11 +3,14 @@ same replies and the same ledger as handling them one by one, with one query for
 
 import json
 import random
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from testbed.platform import protocol as p
+from testbed.platform.ledger import Ledger
 
 from .helpers import make_core, order
 
@@ -182,3 +185,31 @@ def test_a_postgresql_ledger_takes_each_message_alone(pg_url):
     finally:
         core.ledger.drop_all()
         core.ledger.close()
+
+
+KILLED_WRITER = """
+import json, os, signal, sys
+from testbed.platform import protocol as p
+from testbed.platform.core import PlatformConfig, PlatformCore
+from testbed.platform.ledger import Ledger
+
+led = Ledger(sys.argv[1], power_safe=False)
+led.upsert_prosumers([("p0", "b0", None)])
+core = PlatformCore(led, PlatformConfig())
+body = {"schema": "fpp.order/1", "msg_id": "kept", "prosumer": "p0", "interval": 0, "side": "sell",
+        "quantity_kw": 1.0, "price_per_kwh": 0.1}
+outs = core.handle_batch([(p.prosumer_topic("p0", "order"), json.dumps(body).encode())])
+print(len(outs), flush=True)  # acknowledged: committed
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint, no exit handlers
+"""
+
+
+def test_a_ledger_that_is_not_power_safe_keeps_its_commits_when_the_process_is_killed(tmp_path):
+    """synchronous=OFF (in-process platforms of simulated runs) still hands each commit to the operating system
+    before the acknowledgement: a killed process loses nothing acknowledged."""
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    res = subprocess.run([sys.executable, "-c", KILLED_WRITER, url], capture_output=True, text=True, timeout=60)
+    assert res.returncode == -9 and res.stdout.strip() == "1", res.stderr
+    led = Ledger(url)
+    assert led.find_message_hash("p0", "kept") is not None and led.count_messages() == 1
+    led.close()
