@@ -41,6 +41,8 @@ from testbed.platform.inproc import InprocHub, InprocPlatform, InprocProsumerCli
 from testbed.platform.mqtt_session import subscribe
 
 log = logging.getLogger(__name__)
+FORGET_EVERY = 32
+"""Intervals between two calls of the clients' ``forget_before`` (each keeps at most this many intervals)."""
 
 
 @dataclass
@@ -283,8 +285,9 @@ class MarketBridge:
             if pid in states
         }
         traded = sum(t["e_kwh"] for t in result.get("trades", []))
-        for client in self._clients.values():  # nothing before this interval is read again
-            client.forget_before(k)
+        if k % FORGET_EVERY == 0:  # nothing before this interval is read again: bounded memory, cheap per interval
+            for client in self._clients.values():
+                client.forget_before(k)
         return StepResult(
             k,
             result.get("status", ""),

@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from testbed.domain.prosumer import Tariff
 from testbed.platform import codec, intake
@@ -30,9 +31,8 @@ from testbed.platform.services_core import ServicesCore
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Out:
-    """One message to publish."""
+class Out(NamedTuple):
+    """One message to publish (a named tuple: the core makes one per reply)."""
 
     topic: str
     payload: bytes
