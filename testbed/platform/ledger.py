@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.domain.errors import UserError
+from testbed.platform.ledger_services import ServiceRows
 
 log = logging.getLogger(__name__)
 _PREFIX_RE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -80,7 +81,7 @@ class StoredMessage:
     """The payload's JSON text when the caller has it already (stored as it is); else ``payload`` is dumped."""
 
 
-class Ledger:
+class Ledger(ServiceRows):
     """A connection to the ledger database. Not thread-safe: use it from one thread (the service loop)."""
 
     def __init__(self, url: str, prefix: str = "fpp_", power_safe: bool = True) -> None:
@@ -452,13 +453,6 @@ class Ledger:
         """ "closed", "cleared" or None, without reading the stored result."""
         return self._scalar("SELECT state FROM {p}intervals WHERE interval_k = ?", (k,))
 
-    def market_settlement_kw(self, k: int, prosumer: str) -> float | None:
-        """The net traded power of ``prosumer`` in cleared interval ``k`` (None if it did not take part)."""
-        return self._scalar(
-            "SELECT p_trade_kw FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = 'market'",
-            (k, prosumer),
-        )
-
     def telemetry_context(self, k: int, prosumer: str) -> tuple[str | None, bool, float | None]:
         """What settling a meter reading of ``prosumer`` for interval ``k`` needs, in one query: the
         interval's state (:meth:`interval_state`), whether it has an imbalance settlement already
@@ -471,16 +465,6 @@ class Ledger:
         )
         state, imbalance, p_kw = rows[0]
         return state, imbalance is not None, p_kw
-
-    def has_settlement(self, k: int, prosumer: str, kind: str) -> bool:
-        """Whether ``prosumer`` has a ``kind`` ("market" or "imbalance") settlement for interval ``k``."""
-        return (
-            self._scalar(
-                "SELECT 1 FROM {p}settlements WHERE interval_k = ? AND prosumer = ? AND kind = ?",
-                (k, prosumer, kind),
-            )
-            is not None
-        )
 
     def last_closed_interval(self) -> int | None:
         return self._scalar("SELECT MAX(interval_k) FROM {p}intervals")
@@ -549,56 +533,6 @@ class Ledger:
                     ),
                     [(k, i, *pv) for i, pv in enumerate(provenance)],
                 )
-
-    # ---- grid-service contracts (testbed.platform.services_core) -----------------------------------
-
-    def contracts(self) -> list[tuple[str, int, str, dict, dict | None, dict | None, dict | None]]:
-        """``(id, seq, state, contract, selection, dispatch, settlement)`` by sequence number."""
-        rows = self._rows("SELECT id, seq, state, payload, selection, dispatch, settlement FROM {p}contracts "
-                          "ORDER BY seq")
-        return [(r[0], r[1], r[2], *(json.loads(x) if x else None for x in r[3:])) for r in rows]
-
-    def add_contract(self, m: StoredMessage, contract_id: str, seq: int, contract: dict) -> None:
-        """Store an advertised contract with the message that advertised it, in one transaction."""
-        with self._tx() as cur:
-            self._insert_message(cur, m)
-            cur.execute(self._sql("INSERT INTO {p}contracts (id, seq, state, payload) VALUES (?, ?, 'open', ?)"),
-                        (contract_id, seq, json.dumps(contract)))
-
-    def record_contract_step(self, m: StoredMessage, contract_id: str, state: str, column: str, value: dict,
-                             awards: list[tuple] = (), settlements: list[tuple] = ()) -> None:
-        """Move a contract to ``state`` with its selection, dispatch or settlement (``column``), the request
-        message, the awards ``(member, offer_id, capacity_kw, counted_kw, sensitivity, cost)`` and the member
-        settlements ``(member, cost, share, utilisation, penalty, payout, required_kwh, delivered_kwh, shares)``
-        in one transaction."""
-        if column not in ("selection", "dispatch", "settlement"):
-            raise ValueError(f"unknown contract column {column!r}")
-        with self._tx() as cur:
-            self._insert_message(cur, m)
-            cur.execute(self._sql(f"UPDATE {{p}}contracts SET state = ?, {column} = ? WHERE id = ?"),
-                        (state, json.dumps(value), contract_id))
-            for row in awards:
-                cur.execute(self._sql("INSERT INTO {p}service_awards (contract_id, member, offer_id, capacity_kw, "
-                                      "counted_kw, sensitivity, cost) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                            (contract_id, *row))
-            for row in settlements:
-                cur.execute(self._sql("INSERT INTO {p}service_settlements (contract_id, member, cost, share, "
-                                      "utilisation, penalty, payout, required_kwh, delivered_kwh, shares) "
-                                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                            (contract_id, *row[:-1], json.dumps(row[-1])))
-
-    def service_awards(self, contract_id: str | None = None) -> list[tuple]:
-        """``(contract_id, member, offer_id, capacity_kw, counted_kw, sensitivity, cost)``."""
-        where, args = ("WHERE contract_id = ? ", (contract_id,)) if contract_id is not None else ("", ())
-        return self._rows("SELECT contract_id, member, offer_id, capacity_kw, counted_kw, sensitivity, cost "
-                          f"FROM {{p}}service_awards {where}ORDER BY contract_id, member", args)
-
-    def service_settlements(self) -> list[tuple]:
-        """``(contract_id, member, cost, share, utilisation, penalty, payout, required_kwh, delivered_kwh,
-        shares)`` with ``shares`` the member's share under every rule."""
-        rows = self._rows("SELECT contract_id, member, cost, share, utilisation, penalty, payout, required_kwh, "
-                          "delivered_kwh, shares FROM {p}service_settlements ORDER BY contract_id, member")
-        return [(*r[:-1], json.loads(r[-1])) for r in rows]
 
     # ---- reports ---------------------------------------------------------------------------------
 
