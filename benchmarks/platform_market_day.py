@@ -11,7 +11,8 @@ evening peak; each follows its trade with its battery.
 ``--demo``: instead, the demo scenario's whole day as ``fpp run`` runs it (fresh processes, one after the
 other): without its market, with ``market.transport=inproc``, and over MQTT (``mqtt``; Mosquitto when
 installed, the run's ``kpis.json`` says which broker ran). Prints each run's wall time (process) and step time
-(``run.json`` ``wall_s``), and the ratios of the step times: inproc / no market (target <= 1.3) and mqtt /
+(``run.json`` ``wall_s``), its CPU time (the ``fpp run`` process and every process it started and waited for: over
+MQTT the platform and the broker it started), and the ratios of the step times: inproc / no market (target <= 1.3) and mqtt /
 inproc (target <= 3 with Mosquitto). The market KPIs of the two transports must be equal, or it says so.
 
     .venv/bin/python benchmarks/platform_market_day.py --demo
@@ -26,6 +27,7 @@ import logging
 import math
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,14 +94,16 @@ def demo_day(tmp: Path, name: str, scenario: Path, overrides: list[str]) -> dict
     cmd = [sys.executable, "-m", "testbed", "run", str(scenario), "--out", str(out), "--no-progress"]
     for o in overrides:
         cmd += ["--set", o]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime  # the run and what it waited for
     if res.returncode not in (0, 1):
         raise SystemExit(f"{name}: fpp run failed ({res.returncode}): {res.stderr[-2000:]}")
     run = json.loads((out / "run.json").read_text())
     kpis = json.loads((out / "kpis.json").read_text())
-    return {"wall_s": wall, "steps_s": run["wall_s"], "market": kpis.get("market")}
+    return {"wall_s": wall, "cpu_s": cpu, "steps_s": run["wall_s"], "market": kpis.get("market")}
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -118,7 +122,7 @@ def demo(args: argparse.Namespace) -> None:
         }
     for name, r in runs.items():
         broker = f", broker {r['market']['broker']}" if r["market"] else ""
-        print(f"{name:10s} wall {r['wall_s']:6.1f} s, steps {r['steps_s']:6.1f} s{broker}")
+        print(f"{name:10s} wall {r['wall_s']:6.1f} s, CPU {r['cpu_s']:6.1f} s, steps {r['steps_s']:6.1f} s{broker}")
     a, b = (dict(runs[t]["market"]) for t in ("inproc", "mqtt"))
     for m in (a, b):
         m.pop("transport"), m.pop("broker")
