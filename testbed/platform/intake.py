@@ -48,6 +48,8 @@ def runnable(core: PlatformCore, topic: str, payload: bytes) -> tuple[str, str] 
     where = p.parse_topic(topic)
     if where is None or where[1] not in MARKET_KINDS or where[0] not in core.prosumers:
         return None
+    if where[0] in (p.CLOCK_ID, p.PLATFORM_ID):  # refused for its role, even if registered as a prosumer
+        return None
     if core.failed and core.digest(topic, payload) in core.failed:
         return None
     return where

@@ -16,6 +16,7 @@ from .helpers import make_core, order
 
 PIDS = [f"p{i}" for i in range(6)]
 PROSUMERS = [(pid, f"bus{i}", "green" if i % 2 else None) for i, pid in enumerate(PIDS)]
+PROSUMERS.append((p.CLOCK_ID, None, None))  # a registry row with the clock's name: still refused for its role
 
 
 def o(pid: str, msg_id: str, k: int, **kw) -> tuple[str, bytes]:
@@ -75,6 +76,7 @@ def test_every_outcome_of_a_scripted_day_is_the_same_together_and_one_by_one(tmp
             tel("p0", "t-early", 1, 0.25),  # interval 1 is not cleared yet
             tel("p2", "t-who", 0, 0.1, who="p3"),  # identity
             o("p0", "far", 1 + 500),  # too early
+            o(p.CLOCK_ID, "c", 1),  # the clock account trades nothing: role
         ],
         [gate(0), gate(1)],
         [
@@ -97,7 +99,7 @@ def test_every_outcome_of_a_scripted_day_is_the_same_together_and_one_by_one(tmp
     assert together.stats == alone.stats
     # the outcomes themselves, read off the script above
     assert codes(outs[0][0]) == ["duplicate_id", "invalid", "malformed_json", "unknown_prosumer",
-                                 "not_cleared", "identity", "too_early"]
+                                 "not_cleared", "identity", "too_early", "role"]
     assert codes(outs[2][0]) == ["already_settled", "late", "duplicate_id"]
     assert together.stats["accepted"] == 6 + 7 + 1 and together.stats["duplicates"] == 4
 
@@ -169,6 +171,11 @@ def test_a_run_whose_write_fails_is_answered_one_by_one(tmp_path):
     assert codes([(x.topic, x.payload) for x in a]) == ["internal"]
     assert together.ledger.count_messages() == alone.ledger.count_messages() == len(PIDS) + 1
     assert ledger_rows(together) == ledger_rows(alone)
+    # its retry, among new messages, is answered from the failure record (not run again) both ways
+    retry = [o("p0", "new", 1), tel("p1", "boom", 0, 0.2), o("p2", "new", 1)]
+    a = [(x.topic, x.payload) for x in together.handle_batch(retry)]
+    assert a == [(x.topic, x.payload) for x in alone.handle_batch(retry)]
+    assert codes(a) == ["internal"] and together.stats == alone.stats
 
 
 @pytest.mark.postgres
