@@ -81,6 +81,8 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.step_size = 1
         self.to_pid: dict[str, str] = {}
         self.fleet_ids: list[str] = []
+        self._array_pids: list[str | None] = []
+        self._array_at: list[int] = []
         self.p_trade: dict[str, float] = {}
         self.out: dict[str, Any] = {}
         self.steps: list = []
@@ -104,6 +106,9 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         self.to_pid = {a.get("source_id", a["pid"]): a["pid"] for a in agents}
         self.to_world = {pid: wid for wid, pid in self.to_pid.items()}
         self.fleet_ids = list(params.get("fleet_ids") or self.to_pid)
+        # each array position's platform id (None: not an agent), and the positions that are agents
+        self._array_pids = [self.to_pid.get(str(w)) for w in self.fleet_ids]
+        self._array_at = [i for i, pid in enumerate(self._array_pids) if pid is not None]
         specs = [
             AgentSpec(
                 pid=a["pid"],
@@ -154,11 +159,17 @@ class MarketBridgeSim(mosaik_api_v3.Simulator):
         """Inputs from all sources as {platform id: value}; arrays are in ``fleet_ids`` order."""
         out: dict[str, float] = {}
         for v in (values or {}).values():
-            items = v.items() if isinstance(v, dict) else zip(self.fleet_ids, v, strict=True)
-            for wid, x in items:
-                pid = self.to_pid.get(str(wid))
-                if pid is not None:
-                    out[pid] = float(x)
+            if isinstance(v, dict):
+                for wid, x in v.items():
+                    pid = self.to_pid.get(str(wid))
+                    if pid is not None:
+                        out[pid] = float(x)
+                continue
+            if len(v) != len(self.fleet_ids):
+                raise ValueError(f"market bridge: an array of {len(v)} values for {len(self.fleet_ids)} fleet ids")
+            pids, xs = self._array_pids, v.tolist() if hasattr(v, "tolist") else list(v)
+            for i in self._array_at:
+                out[pids[i]] = float(xs[i])
         return out
 
     def _states(self, data: dict) -> dict[str, State]:
