@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -54,7 +56,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         for market in (False, True):
             plan = load_plan(scenario(tmp, args.days, market))
+            t0 = time.perf_counter()
             result = run(plan, tmp / ("market" if market else "none"), progress=False)
+            whole_s = time.perf_counter() - t0
             n = plan.scenario.time.n_steps
             walls[market] = result.wall_s
             line = f"{'with market' if market else 'no market':12s} {n} steps: {result.wall_s:7.1f} s "
@@ -62,6 +66,8 @@ def main() -> None:
             m = result.kpis.get("market")
             if m:
                 line += f"; {m.get('traded_kwh', 0):.1f} kWh traded in {m.get('trades', 0)} trades"
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            line += f"; whole run with start-up, KPIs and report {whole_s:.1f} s; peak memory so far {peak_mb:,.0f} MB"
             print(line, flush=True)
     print(f"ratio with market / without: {walls[True] / walls[False]:.2f}x (target <= 2.0)")
     print(f"load after: {load()}")

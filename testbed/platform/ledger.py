@@ -120,6 +120,7 @@ class Ledger(ServiceRows):
         self._in_batch = False
         self._savepoints = 0
         self._sql_cache: dict[str, str] = {}
+        self._streams = 0
         with self._tx() as cur:
             for stmt in _TABLES.format(p=prefix).split(";"):
                 if stmt.strip():
@@ -536,26 +537,47 @@ class Ledger(ServiceRows):
 
     # ---- reports ---------------------------------------------------------------------------------
 
+    _REPORTS = {
+        "trades": "SELECT interval_k, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class "
+                  "FROM {p}trades ORDER BY interval_k, seq",
+        "settlements": "SELECT interval_k, prosumer, kind, p_trade_kw, e_kwh, amount FROM {p}settlements "
+                       "ORDER BY interval_k, prosumer, kind",
+        "provenance": "SELECT interval_k, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh "
+                      "FROM {p}provenance ORDER BY interval_k, seq",
+        "telemetry": "SELECT sender, interval_k, payload FROM {p}messages WHERE kind = 'telemetry' "
+                     "ORDER BY interval_k, sender",
+        "interval_results": "SELECT interval_k, result FROM {p}intervals ORDER BY interval_k",
+    }
+
+    def stream(self, report: str) -> Iterator[tuple]:
+        """The rows of ``report`` (a key of ``_REPORTS``: the methods below say their columns and order), read a
+        few thousand at a time: a year-long ledger has millions of rows."""
+        sql = self._sql(self._REPORTS[report])
+        if self.kind == "postgresql":  # a server-side cursor: several streams may be read side by side
+            self._streams += 1
+            with self._conn.cursor(name=f"{self.prefix}stream{self._streams}", withhold=True) as cur:
+                cur.itersize = 5000
+                cur.execute(sql)
+                yield from cur
+            return
+        cur = self._conn.execute(sql)
+        try:
+            while rows := cur.fetchmany(5000):
+                yield from rows
+        finally:
+            cur.close()
+
     def trades(self) -> list[tuple]:
         """``(interval, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class)`` in order."""
-        return self._rows(
-            "SELECT interval_k, seq, seller, buyer, p_kw, e_kwh, price_per_kwh, energy_class "
-            "FROM {p}trades ORDER BY interval_k, seq"
-        )
+        return list(self.stream("trades"))
 
     def settlements(self) -> list[tuple]:
         """``(interval, prosumer, kind, p_trade_kw, e_kwh, amount)`` in order."""
-        return self._rows(
-            "SELECT interval_k, prosumer, kind, p_trade_kw, e_kwh, amount FROM {p}settlements "
-            "ORDER BY interval_k, prosumer, kind"
-        )
+        return list(self.stream("settlements"))
 
     def provenance(self) -> list[tuple]:
         """``(interval, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh)`` in order."""
-        return self._rows(
-            "SELECT interval_k, seq, t_s, seller, seller_bus, buyer, buyer_bus, e_kwh "
-            "FROM {p}provenance ORDER BY interval_k, seq"
-        )
+        return list(self.stream("provenance"))
 
     def intervals(self) -> list[tuple]:
         return self._rows(

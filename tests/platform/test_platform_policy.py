@@ -6,7 +6,7 @@ from testbed.domain.der.battery import BatterySpec
 from testbed.domain.der.ems import State, battery_limits, battery_setpoint_kw, bid
 from testbed.domain.prosumer import Preferences, Tariff
 from testbed.platform.clearing import imbalance_amount, retail_bill
-from testbed.platform.kpis import market_kpis
+from testbed.platform.kpis import market_kpis, provenance_record
 
 IMP, EXP, H = 0.30, 0.08, 0.25  # retail tariff [currency/kWh], 15-minute interval [h]
 TARIFF = Tariff(import_price_per_kwh=IMP, export_price_per_kwh=EXP)
@@ -75,8 +75,8 @@ def test_kpis_from_hand_made_rows():
     assert k["traded_kwh"] == 0.5 and k["price_per_kwh"]["volume_weighted"] == pytest.approx(0.19)
     assert k["bills"]["a"] == pytest.approx({"platform": -0.125, "retail": -0.07, "saving": 0.055})
     assert k["bills"]["b"] == pytest.approx({"platform": 0.095, "retail": 0.15, "saving": 0.055})
-    assert k["green_kwh"] == 0.5
-    assert k["green_provenance"][0] == {
+    assert k["green_kwh"] == 0.5 and k["green_flows_kwh"] == {"bus1 -> bus2": 0.5}
+    assert provenance_record(provenance[0]) == {
         "interval": 0,
         "t_s": 0.0,
         "seller": "a",
@@ -85,3 +85,21 @@ def test_kpis_from_hand_made_rows():
         "buyer_bus": "bus2",
         "e_kwh": 0.5,
     }
+
+
+def test_bills_count_only_metered_intervals_across_interleaved_rows():
+    """Rows are read once, interval by interval: settlements of an interval without a meter reading are not
+    billed, readings without settlements are billed at retail only (hand-worked, tariff 0.30 / 0.08)."""
+    settlements = [
+        (0, "a", "market", 1.0, 0.25, -0.05), (0, "b", "market", -1.0, -0.25, 0.05),
+        (1, "a", "market", 1.0, 0.25, -0.05),  # interval 1 has no reading: not billed
+        (2, "a", "imbalance", 0.0, 0.1, -0.008), (2, "b", "imbalance", 0.0, -0.1, 0.03),  # b unread in 2
+    ]
+    telemetry = [("a", 0, 0.25, 0.0), ("b", 0, 0.0, 0.25), ("a", 2, 0.1, 0.0), ("c", 3, 0.0, 1.0)]
+    k = market_kpis([], settlements, [], telemetry, [], TARIFF)
+    assert k["bills"]["a"] == pytest.approx({"platform": -0.058, "retail": -0.028, "saving": 0.03})
+    assert k["bills"]["b"] == pytest.approx({"platform": 0.05, "retail": 0.075, "saving": 0.025})
+    assert k["bills"]["c"] == pytest.approx({"platform": 0.0, "retail": 0.30, "saving": 0.30})
+    assert k["trades"] == 0 and k["price_per_kwh"]["volume_weighted"] is None
+    with pytest.raises(ValueError, match="out of interval order"):
+        market_kpis([], list(reversed(settlements)), [], [], [], TARIFF)

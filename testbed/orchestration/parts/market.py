@@ -29,7 +29,7 @@ from testbed.domain.verdict import Criterion, market_criteria
 from testbed.orchestration.platform_process import PlatformProcess
 from testbed.orchestration.world import Part, WorldBuilder
 from testbed.platform import protocol as p
-from testbed.platform.kpis import kpis_from_ledger
+from testbed.platform.kpis import kpis_from_ledger, provenance_record
 from testbed.platform.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -214,33 +214,22 @@ class MarketPart(Part):
 
     def kpis(self, builder: WorldBuilder) -> dict[str, Any]:
         m = self.market
+        to_world = {pid: w for w, pid in self.to_pid.items()}
         ledger = Ledger(self.ledger_url, prefix=self.prefix)
         try:
             k = kpis_from_ledger(ledger, m.tariff)
+            with open(Path(builder.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["interval", "t_s", "seller", "seller_bus", "buyer", "buyer_bus", "e_kwh"])
+                for row in ledger.stream("provenance"):  # row by row: a year's provenance need not fit in memory
+                    r = provenance_record(row)
+                    for side in ("seller", "buyer"):
+                        r[side] = to_world.get(r[side], r[side])
+                    writer.writerow(r.values())
         finally:
             ledger.close()
-        to_world = {pid: w for w, pid in self.to_pid.items()}
-        provenance = k.pop("green_provenance")
-        with open(Path(builder.run_dir) / "green_provenance.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["interval", "t_s", "seller", "seller_bus", "buyer", "buyer_bus", "e_kwh"])
-            for r in provenance:
-                writer.writerow(
-                    [
-                        r["interval"],
-                        r["t_s"],
-                        to_world.get(r["seller"], r["seller"]),
-                        r["seller_bus"],
-                        to_world.get(r["buyer"], r["buyer"]),
-                        r["buyer_bus"],
-                        r["e_kwh"],
-                    ]
-                )
-        flows: dict[str, float] = {}
-        for r in provenance:
-            key = f"{r['seller_bus']} -> {r['buyer_bus']}"
-            flows[key] = flows.get(key, 0.0) + r["e_kwh"]
         bills = {to_world.get(pid, pid): b for pid, b in k.pop("bills").items()}
+        flows = k.pop("green_flows_kwh")
         return {
             "mechanism": m.mechanism,
             "transport": m.transport,
@@ -250,7 +239,7 @@ class MarketPart(Part):
             "prosumers_better_off": sum(1 for b in bills.values() if b["saving"] > 1e-9),
             "prosumers_worse_off": sum(1 for b in bills.values() if b["saving"] < -1e-9),
             "bills": bills,
-            "green_flows_kwh": dict(sorted(flows.items())),
+            "green_flows_kwh": flows,
             "green_provenance_file": "green_provenance.csv",
         }
 
