@@ -3,7 +3,6 @@ experiment with its parameters, resume, failures that stop nothing, bad input be
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pandas as pd
@@ -68,12 +67,11 @@ def test_resume_reruns_only_the_missing_experiment_and_keeps_the_others(write_ca
     pd.testing.assert_series_equal(summary2["grid_export_kwh"], summary["grid_export_kwh"])  # deterministic
 
 
-def test_a_failed_experiment_stops_nothing_and_devices_run_one_at_a_time(write_campaign, cluster, tmp_path):
+def test_a_failed_experiment_stops_nothing_and_devices_run_one_at_a_time(write_campaign, cluster, tmp_path,
+                                                                          refused_port):
     # a battery in the loop at an address where nothing listens: the run starts (the scenario is valid), the
     # device never answers, and the abort policy ends that experiment with a fault (exit 3 for `fpp run`)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port
     lab = {"id": "lab", "bus": "LV3.101 Bus 27", "load": {"profile": "H0-A", "annual_kwh": 3000},
            "battery": {"capacity_kwh": 10, "power_kw": 5,
                        "hil": {"address": f"127.0.0.1:{port}", "fault_policy": "abort"}}}
@@ -115,10 +113,8 @@ def test_bad_override_is_reported_before_any_run(write_campaign, tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
-def test_unreachable_scheduler_is_one_clear_error(write_campaign, tmp_path, capsys):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_unreachable_scheduler_is_one_clear_error(write_campaign, tmp_path, capsys, refused_port):
+    port = refused_port  # a port nobody listens on
     path = write_campaign({"fleet.pv.share": [0.5]})
     status = main(["campaign", str(path), "--dask", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

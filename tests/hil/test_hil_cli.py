@@ -71,11 +71,6 @@ def test_bad_options_are_one_paragraph_and_exit_2(capsys):
     assert "Traceback" not in err
 
 
-def test_scan_of_nothing_is_a_user_error(capsys):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert main(["hil", "scan", "--address", f"127.0.0.1:{port}", "--timeout", "0.5"]) == 2
+def test_scan_of_nothing_is_a_user_error(capsys, refused_port):
+    assert main(["hil", "scan", "--address", f"127.0.0.1:{refused_port}", "--timeout", "0.5"]) == 2
     assert "refused" in capsys.readouterr().err

@@ -8,7 +8,6 @@ bounded, and the client's own timeouts end each call.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -19,12 +18,6 @@ from hil.emulator import DeviceSpec, EmulatorHost, EmulatorThread
 from hil.errors import HilAbort, HilConnectionError, HilModbusException, HilTimeout, HilValueError
 from hil.link import DeviceLink, LinkConfig, LinkRunner
 from hil.policy import Measurement, resolve
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SilentServer:
@@ -47,8 +40,8 @@ class SilentServer:
         await self.server.wait_closed()
 
 
-def test_refused_connection_is_a_typed_error():
-    port = free_port()
+def test_refused_connection_is_a_typed_error(refused_port):
+    port = refused_port
 
     async def go():
         async with SunSpecClient(f"127.0.0.1:{port}", 3, connect_timeout_s=0.5):
@@ -137,8 +130,8 @@ def test_link_marks_sentinel_and_out_of_range_samples_invalid(battery_emu, raw, 
     assert why in link.events[0].detail
 
 
-def test_link_records_refused_and_timeout_and_modbus_exception(battery_emu):
-    dead = _link(free_port(), name="dead")
+def test_link_records_refused_and_timeout_and_modbus_exception(battery_emu, refused_port):
+    dead = _link(refused_port, name="dead")
     refusing = _link(battery_emu.ports[0], rated_kw=8.0, name="refusing")  # asks 8 kW of a 5 kW device
     refusing.set_targets(p_set_kw=8.0)
 

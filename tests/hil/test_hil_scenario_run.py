@@ -11,7 +11,6 @@ A second run with the device unreachable and ``abort`` stops with one clear para
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -96,10 +95,8 @@ def test_real_time_run_with_an_emulated_battery(tmp_path):
 
 
 @pytest.mark.slow
-def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens here
+def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path, refused_port):
+    address = f"127.0.0.1:{refused_port}"  # nothing listens here
     path = tmp_path / "s.yaml"
     path.write_text(SCENARIO.format(address=address, policy="abort", grid=""))
     res = fpp("run", path, "--out", tmp_path / "out", "--no-progress")
@@ -112,13 +109,11 @@ def test_abort_policy_ends_the_run_with_one_paragraph(tmp_path):
 
 
 @pytest.mark.slow
-def test_fallback_to_model_uses_the_fleet_battery_when_the_device_is_gone(tmp_path):
+def test_fallback_to_model_uses_the_fleet_battery_when_the_device_is_gone(tmp_path, refused_port):
     # Nothing listens at the address: every sample is invalid. With fallback-to-model the run uses the
     # simulated battery's own power (the self-consumption controller covering a January evening deficit, so
     # > 0), where `hold` would give 0 kW; the fleet shows it one step later, like a measurement.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"
+    address = f"127.0.0.1:{refused_port}"
     path = tmp_path / "s.yaml"
     path.write_text(SCENARIO.format(address=address, policy="fallback-to-model", grid=""))
     res = fpp("run", path, "--out", tmp_path / "out", "--no-progress")

@@ -7,8 +7,6 @@ timing (lateness figures are only checked to be reported).
 
 from __future__ import annotations
 
-import socket
-
 import mosaik
 import mosaik_api_v3
 import pytest
@@ -150,15 +148,11 @@ def test_real_time_run_with_one_emulated_battery():
     assert report["events"] == [] and kpis["hil_invalid_samples"] == 0
 
 
-def _dead_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_hold_policy_with_a_refused_device():
+def test_hold_policy_with_a_refused_device(refused_port):
     log: list = []
-    world, hil = _world(_dead_address(), policy="hold", schedule={0: 2.0}, log=log)
+    world, hil = _world(f"127.0.0.1:{refused_port}", policy="hold", schedule={0: 2.0}, log=log)
     world.run(until=5, shutdown=False)
     report = hil.report()
     world.shutdown()
@@ -169,19 +163,19 @@ def test_hold_policy_with_a_refused_device():
     assert "refused" in kinds and "policy:hold" in kinds
 
 
-def test_fallback_to_model_follows_the_setpoint():
+def test_fallback_to_model_follows_the_setpoint(refused_port):
     # Ideal battery stand-in: p = setpoint within ±5 kW; SoC is unknown (no valid sample ever) so stays None.
     log: list = []
-    world, hil = _world(_dead_address(), policy="fallback-to-model", schedule={0: 2.0, 2: -7.0}, log=log)
+    world, hil = _world(f"127.0.0.1:{refused_port}", policy="fallback-to-model", schedule={0: 2.0, 2: -7.0}, log=log)
     world.run(until=5, shutdown=False)
     world.shutdown()
     ps = [x["p_kw"] for _, x in log[1:]]
     assert ps[:2] == [2.0, 2.0] and ps[-1] == -5.0
 
 
-def test_abort_policy_stops_the_run():
+def test_abort_policy_stops_the_run(refused_port):
     log: list = []
-    world, hil = _world(_dead_address(), policy="abort", schedule={0: 1.0}, log=log)
+    world, hil = _world(f"127.0.0.1:{refused_port}", policy="abort", schedule={0: 1.0}, log=log)
     try:
         with pytest.raises(HilAbort, match="abort"):
             world.run(until=5, shutdown=False)

@@ -91,11 +91,10 @@ def test_bad_registry_lists_every_problem(tmp_path, capsys):
     assert "prosumers.0.id" in err and "prosumers.2.colour" in err
 
 
-def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
+def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path, refused_port):
     from testbed.domain.errors import UserError
-    from testbed.platform.broker import free_port
 
-    dead = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    dead = f"mqtt://127.0.0.1:{refused_port}"  # nothing listens there
     proc = PlatformProcess(
         [{"id": "p0"}], ledger_url=f"sqlite:///{tmp_path}/l.db", broker_url=dead, workdir=tmp_path / "run"
     )
