@@ -11,9 +11,10 @@ evening peak; each follows its trade with its battery.
 ``--demo``: instead, the demo scenario's whole day as ``fpp run`` runs it (fresh processes, one after the
 other): without its market, with ``market.transport=inproc``, and over MQTT (``mqtt``; Mosquitto when
 installed, the run's ``kpis.json`` says which broker ran). Prints each run's wall time (process) and step time
-(``run.json`` ``wall_s``), its CPU time (the ``fpp run`` process and every process it started and waited for: over
-MQTT the platform and the broker it started), and the ratios of the step times: inproc / no market (target <= 1.3) and mqtt /
-inproc (target <= 3 with Mosquitto). The market KPIs of the two transports must be equal, or it says so.
+(``run.json`` ``wall_s``), its CPU time (the ``fpp run`` process and every process it started and waited
+for: over MQTT the platform and the broker it started), and the ratios of the step times: inproc / no market
+(target <= 1.3) and mqtt / inproc (target <= 3 with Mosquitto). The market KPIs of the two transports must
+be equal, or it says so.
 
     .venv/bin/python benchmarks/platform_market_day.py --demo
 """
