@@ -64,16 +64,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
+class BrokerExited(RuntimeError):
+    """The broker process ended while it was starting (its port taken by another process, a bad config)."""
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    """Return once something accepts connections on ``host:port``. With ``proc`` (the process that should listen
+    there): raise :class:`BrokerExited` if it ends first, or within a moment after the port answers (then another
+    process answered: a free port found earlier can be taken by someone else before the broker binds it)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerExited(f"the process meant to listen on {host}:{port} ended (exit {proc.returncode})")
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                break
         except OSError:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s} s") from None
             time.sleep(0.05)
+    if proc is not None:
+        time.sleep(0.1)  # a broker that could not bind its port exits at once
+        if proc.poll() is not None:
+            raise BrokerExited(f"{host}:{port} answered, but the process meant to listen there ended")
 
 
 def mosquitto_available() -> bool:
@@ -93,6 +106,7 @@ class MosquittoBroker:
         max_connections: int = -1,
         tls_files: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        self._own_port = port is None  # a port this object chose: another can be chosen if it was taken meanwhile
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
@@ -136,17 +150,26 @@ class MosquittoBroker:
         exe = MOSQUITTO if Path(MOSQUITTO).exists() else shutil.which("mosquitto")
         if exe is None:
             raise UserError("mosquitto is not installed", [f"looked for {MOSQUITTO} and on PATH"])
-        with open(self.workdir / "mosquitto.log", "ab") as log_file:
-            self.proc = subprocess.Popen(
-                [exe, "-c", str(self._config())], stdout=subprocess.DEVNULL, stderr=log_file
-            )
-        try:
-            wait_for_port("127.0.0.1", self.port)
-        except TimeoutError:
-            self.stop()
-            log_text = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"mosquitto did not start on port {self.port}: {log_text}") from None
-        return self
+        for attempt in range(3):
+            with open(self.workdir / "mosquitto.log", "ab") as log_file:
+                self.proc = subprocess.Popen(
+                    [exe, "-c", str(self._config())], stdout=subprocess.DEVNULL, stderr=log_file
+                )
+            try:
+                wait_for_port("127.0.0.1", self.port, proc=self.proc)
+                return self
+            except BrokerExited:
+                self.stop()
+                if not self._own_port or attempt == 2:
+                    break
+                log.warning("mosquitto could not listen on port %d (taken meanwhile?); trying another", self.port)
+                self.port = free_port()
+                self.address = BrokerAddress("127.0.0.1", self.port, tls=self.tls_files is not None)
+            except TimeoutError:
+                self.stop()
+                break
+        log_text = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"mosquitto did not start on port {self.port}: {log_text}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -213,7 +236,11 @@ class EmbeddedBrokerProcess:
 
     def start(self) -> EmbeddedBrokerProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "testbed.platform.broker", str(self.port)])
-        wait_for_port("127.0.0.1", self.port, timeout_s=30)
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout_s=30, proc=self.proc)
+        except (BrokerExited, TimeoutError):
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
