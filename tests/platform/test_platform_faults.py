@@ -67,6 +67,23 @@ def test_broker_restart_mid_run_loses_no_acknowledged_order(ledger_url):
     core.ledger.close()
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _platforms_reaped():
+    """Every platform process a test started is ended and its stdout pipe closed when the test ends (a pipe
+    left to the garbage collector is reported as an unclosed file in whichever test runs next)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
 def start_platform(broker, url, prefix, registry, tmp_path):
     with open(tmp_path / "platform.log", "ab") as log_file:
         proc = subprocess.Popen(
@@ -89,6 +106,7 @@ def start_platform(broker, url, prefix, registry, tmp_path):
             text=True,
             cwd=tmp_path,
         )
+    STARTED.append(proc)
     line = proc.stdout.readline()
     if "serving" not in line:
         proc.kill()
