@@ -231,31 +231,11 @@ class PlatformCore:
         msg = inbound.msg  # the kind's struct or model (same fields): an order, offer or telemetry
         if kind not in ("order", "offer", "telemetry"):
             raise TypeError(f"unexpected message kind {kind!r} for the market core")
-        if msg.prosumer != sender:
-            raise p.ProtocolError(
-                "identity",
-                f"payload prosumer {msg.prosumer!r} differs from the topic's {sender!r}",
-                msg.msg_id,
-            )
-        digest = inbound.hash
-        seen = self.ledger.find_message_hash(sender, msg.msg_id)
-        if seen is not None:
-            seen_kind, seen_hash = seen
-            if seen_hash != digest or seen_kind != kind:
-                raise p.ProtocolError(
-                    "duplicate_id",
-                    f"msg_id {msg.msg_id!r} was already used for a different message",
-                    msg.msg_id,
-                )
+        duplicate, settlement = self.check(sender, kind, inbound, self.ledger.find_message_hash(sender, msg.msg_id))
+        if duplicate:
             self.stats["duplicates"] += 1
             return [self.ack(sender, msg.msg_id, kind, msg.interval, duplicate=True)]
-        settlement = None
-        if kind == "telemetry":
-            settlement = self.telemetry_settlement(msg)  # raises if the interval is not cleared yet
-        else:
-            self.check_open(msg.interval, msg.msg_id)
-            if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
-                raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
+        digest = inbound.hash
         # the ledger stores the canonical text that was hashed (no payload dict needed to dump it again)
         stored = StoredMessage(sender, msg.msg_id, kind, msg.interval, digest, {}, text=inbound.text)
         if not self.ledger.record_message(stored, settlement):  # durable before the acknowledgement
@@ -268,7 +248,32 @@ class PlatformCore:
             out.append(_settlement_out(msg.interval, settlement, []))
         return out
 
-    def check_open(self, k: int, msg_id: str) -> None:
+    def check(
+        self, sender: str, kind: str, inbound: codec.Inbound, seen: tuple[str, str] | None, context: tuple | None = None
+    ) -> tuple[bool, tuple | None]:
+        """Check a prosumer's order, offer or meter reading before it is stored: ``(duplicate, settlement)``, or
+        :class:`~testbed.platform.protocol.ProtocolError`. ``seen``: ``(kind, hash)`` of the message already
+        stored with its id, if any; ``context``: a meter reading's :meth:`_telemetry_settlement` context when the
+        caller has it. ``settlement``: a meter reading's imbalance settlement row."""
+        msg = inbound.msg
+        if msg.prosumer != sender:
+            raise p.ProtocolError(
+                "identity", f"payload prosumer {msg.prosumer!r} differs from the topic's {sender!r}", msg.msg_id
+            )
+        if seen is not None:
+            if seen != (kind, inbound.hash):
+                raise p.ProtocolError(
+                    "duplicate_id", f"msg_id {msg.msg_id!r} was already used for a different message", msg.msg_id
+                )
+            return True, None
+        if kind == "telemetry":
+            return False, self._telemetry_settlement(msg, context)  # raises if the interval is not cleared yet
+        self._check_open(msg.interval, msg.msg_id)
+        if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
+            raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
+        return False, None
+
+    def _check_open(self, k: int, msg_id: str) -> None:
         base = self._base
         if k <= base:
             raise p.ProtocolError("late", f"gate of interval {k} is closed (last closed: {base})", msg_id)
@@ -280,7 +285,7 @@ class PlatformCore:
                 msg_id,
             )
 
-    def telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry, context: tuple | None = None) -> tuple:
+    def _telemetry_settlement(self, msg: codec.TelemetryS | p.Telemetry, context: tuple | None = None) -> tuple:
         """The imbalance settlement row of a meter reading; ``context``: its :meth:`Ledger.telemetry_context
         <testbed.platform.ledger.Ledger.telemetry_context>` when the caller has it."""
         state, settled, p_trade = context or self.ledger.telemetry_context(msg.interval, msg.prosumer)

@@ -79,14 +79,7 @@ def _check_and_store(core: PlatformCore, run: Run) -> tuple[list, int, int, list
     decoded: list[tuple[str, str, codec.Inbound | p.ProtocolError]] = []
     for sender, kind, _, payload in run:
         try:
-            inbound = codec.decode_inbound(kind, payload, core.config.max_payload_bytes)
-            if inbound.msg.prosumer != sender:
-                raise p.ProtocolError(
-                    "identity",
-                    f"payload prosumer {inbound.msg.prosumer!r} differs from the topic's {sender!r}",
-                    inbound.msg.msg_id,
-                )
-            decoded.append((sender, kind, inbound))
+            decoded.append((sender, kind, codec.decode_inbound(kind, payload, core.config.max_payload_bytes)))
         except p.ProtocolError as exc:
             decoded.append((sender, kind, exc))
     valid = [(s, k, m) for s, k, m in decoded if isinstance(m, codec.Inbound)]
@@ -105,34 +98,30 @@ def _check_and_store(core: PlatformCore, run: Run) -> tuple[list, int, int, list
             replies.append((sender, kind, item, []))
             continue
         msg = item.msg
+        key, where = (sender, msg.msg_id), (msg.interval, sender)
+        context = None
+        if kind == "telemetry":  # as the ledger has it, with this run's readings as if already stored
+            state, done, p_trade = contexts[where]
+            context = (state, done or where in settled, p_trade)
         try:
-            key = (sender, msg.msg_id)
-            seen = earlier.get(key) or stored.get(key)
-            if seen is not None:
-                if seen != (kind, item.hash):
-                    raise p.ProtocolError(
-                        "duplicate_id", f"msg_id {msg.msg_id!r} was already used for a different message", msg.msg_id
-                    )
-                duplicates += 1
-                replies.append((sender, kind, None, [core.ack(sender, msg.msg_id, kind, msg.interval, True)]))
-                continue
-            out = [core.ack(sender, msg.msg_id, kind, msg.interval)]
-            if kind == "telemetry":
-                state, done, p_trade = contexts[(msg.interval, sender)]
-                settlement = core.telemetry_settlement(msg, (state, done or (msg.interval, sender) in settled, p_trade))
-                settled.add((msg.interval, sender))
-                settlements.append(settlement)
-                out.append(core.settlement_out(msg.interval, settlement))
-            else:
-                core.check_open(msg.interval, msg.msg_id)
-                if kind == "offer" and msg.p_min_kw > msg.p_max_kw:
-                    raise p.ProtocolError("invalid", "p_min_kw exceeds p_max_kw", msg.msg_id)
-                book.append((msg.interval, 0 if kind == "order" else 1, msg))
-            earlier[key] = (kind, item.hash)
-            accepted.append(StoredMessage(sender, msg.msg_id, kind, msg.interval, item.hash, {}, text=item.text))
-            replies.append((sender, kind, None, out))
+            duplicate, settlement = core.check(sender, kind, item, earlier.get(key) or stored.get(key), context)
         except p.ProtocolError as exc:
             replies.append((sender, kind, exc, []))
+            continue
+        if duplicate:
+            duplicates += 1
+            replies.append((sender, kind, None, [core.ack(sender, msg.msg_id, kind, msg.interval, True)]))
+            continue
+        out = [core.ack(sender, msg.msg_id, kind, msg.interval)]
+        if settlement is not None:
+            settled.add(where)
+            settlements.append(settlement)
+            out.append(core.settlement_out(msg.interval, settlement))
+        else:
+            book.append((msg.interval, 0 if kind == "order" else 1, msg))
+        earlier[key] = (kind, item.hash)
+        accepted.append(StoredMessage(sender, msg.msg_id, kind, msg.interval, item.hash, {}, text=item.text))
+        replies.append((sender, kind, None, out))
 
     if accepted:  # durable (at the batch's commit) before anything is answered
         core.ledger.record_messages(accepted, settlements)
