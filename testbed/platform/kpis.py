@@ -133,13 +133,18 @@ class _Reading(msgspec.Struct):
     e_import_kwh: float
 
 
-_READING = msgspec.json.Decoder(_Reading)
+class _Status(msgspec.Struct):
+    status: str
+
+
+_READING = msgspec.json.Decoder(_Reading)  # the fields the KPIs need, out of a stored payload or result
+_STATUS = msgspec.json.Decoder(_Status)
 
 
 def kpis_from_ledger(ledger: Ledger, tariff: Tariff | None) -> dict[str, Any]:
     """:func:`market_kpis` of a ledger, its rows streamed (a year-long run's ledger holds millions)."""
     telemetry = (
-        (sender, k, float(r.e_export_kwh), float(r.e_import_kwh))
+        (sender, k, r.e_export_kwh, r.e_import_kwh)
         for sender, k, payload in ledger.stream("telemetry")
         for r in [_READING.decode(payload)]
     )
@@ -147,10 +152,3 @@ def kpis_from_ledger(ledger: Ledger, tariff: Tariff | None) -> dict[str, Any]:
     return market_kpis(
         ledger.stream("trades"), ledger.stream("settlements"), ledger.stream("provenance"), telemetry, intervals, tariff
     )
-
-
-class _Status(msgspec.Struct):
-    status: str
-
-
-_STATUS = msgspec.json.Decoder(_Status)
