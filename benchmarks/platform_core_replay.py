@@ -48,7 +48,7 @@ def batches_of(path: Path) -> tuple[list[list[tuple[str, bytes]]], list[tuple], 
     finally:
         src.close()
     batches = []
-    for k in range(max([*by_k, *gates]) + 1):
+    for k in range(max([*by_k, *gates], default=-1) + 1):
         if by_k.get(k):
             batches.append(by_k[k])
         if k in gates:
@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--ledger", type=Path, help="a run's ledger.db (default: run the demo day in process first)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    if args.ledger is not None and not args.ledger.is_file():
+        ap.error(f"--ledger {args.ledger}: no such file (a run's ledger.db)")
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="fpp-replay-run-") as tmp:
         path = args.ledger
@@ -85,6 +87,9 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
             path = out / "ledger.db"
         batches, registry, n = batches_of(path)
+    if not n:
+        print(f"{path}: no closed interval in this ledger (a run with a market: section makes one)", file=sys.stderr)
+        sys.exit(2)
     ways = {(t, s): [] for t in (True, False) for s in (False, True)}
     replies = {}
     for _ in range(args.repeat):
